@@ -1,0 +1,462 @@
+//! The command line: clap definitions, dispatch, exit codes.
+//!
+//! The only module that knows about terminals, output formats and exit codes. Errors
+//! are returned up to [`run`] and printed once, with their whole chain.
+
+mod render;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::apply::journal::{DEFAULT_STATE_DIR, StateDir, Status};
+use crate::apply::{self, SystemExecutor};
+use crate::facts::{self, FactRequest, Facts};
+use crate::plan::{self, Plan};
+use crate::playbook::{self, Diagnostics, LoadedPlaybook, Vars};
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    /// Success; for `plan --detailed-exitcode`: no changes pending.
+    pub const OK: i32 = 0;
+    /// An error; nothing was changed.
+    pub const ERROR: i32 = 1;
+    /// `plan --detailed-exitcode`: changes are pending.
+    pub const CHANGES: i32 = 2;
+    /// Apply failed; every completed step was rolled back.
+    pub const ROLLED_BACK: i32 = 3;
+    /// Apply or rollback failed and some step could not be undone: look at the system.
+    pub const NEEDS_ATTENTION: i32 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tune",
+    version,
+    about = "Declarative remediation and tuning for Linux: detect, plan, apply, roll back."
+)]
+struct Cli {
+    /// Where transaction journals and the apply lock live.
+    #[arg(long, env = "TUNE_STATE_DIR", default_value = DEFAULT_STATE_DIR, global = true)]
+    state_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what would change, with evidence. Read-only; works as any user.
+    Plan(PlanArgs),
+    /// Apply a saved plan, or plan and apply (asks first unless --yes). Needs root.
+    Apply(ApplyArgs),
+    /// Undo the last applied transaction, or the one given.
+    Rollback {
+        /// Transaction id (see `tune history`).
+        id: Option<u64>,
+        /// Restore the before-values even where they changed since the apply.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List applied transactions.
+    History {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Check playbooks: schema, meaning, and sysctl keys on this host.
+    Validate {
+        /// Playbook files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print a JSON Schema (draft-07).
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaKind::Playbook)]
+        kind: SchemaKind,
+    },
+    /// Print the facts the loaded playbooks need, as the engine sees them.
+    Facts {
+        #[command(flatten)]
+        sources: Sources,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemaKind {
+    Playbook,
+    Plan,
+}
+
+#[derive(Debug, Args)]
+struct Sources {
+    /// Playbook file or directory (repeatable). Default: the bundled playbooks.
+    #[arg(short = 'p', long = "playbooks", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Override a playbook variable.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    vars: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    sources: Sources,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Also write the plan as JSON to this file, for `tune apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "PLAN_FILE")]
+    out: Option<PathBuf>,
+    /// Plan against a facts snapshot (from `tune facts --format json`) instead of this host.
+    #[arg(long, value_name = "FILE")]
+    facts: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// A plan written by `tune plan -o`; applied exactly, or refused if the system drifted.
+    plan_file: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[command(flatten)]
+    sources: Sources,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return exit::OK;
+            }
+            let _ = writeln!(anstream::stderr(), "tune: error: {e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Plan(args) => cmd_plan(args),
+        Command::Apply(args) => cmd_apply(&cli.state_dir, args),
+        Command::Rollback { id, force } => cmd_rollback(&cli.state_dir, id, force),
+        Command::History { format } => cmd_history(&cli.state_dir, format),
+        Command::Validate { paths } => cmd_validate(&paths),
+        Command::Schema { kind } => {
+            let text = match kind {
+                SchemaKind::Playbook => crate::schema::playbook_schema(),
+                SchemaKind::Plan => crate::schema::plan_schema(),
+            };
+            print_out(&text)?;
+            Ok(exit::OK)
+        }
+        Command::Facts { sources, format } => {
+            let set = load(&sources)?;
+            let facts = facts::gather(&FactRequest::for_playbooks(&set.pairs()));
+            let text = match format {
+                Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
+                Format::Text => render::facts(&facts),
+            };
+            print_out(&text)?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// Loaded, checked playbooks with their resolved variables.
+struct PlaybookSet {
+    playbooks: Vec<LoadedPlaybook>,
+    vars: BTreeMap<String, Vars>,
+}
+
+impl PlaybookSet {
+    fn pairs(&self) -> Vec<(&LoadedPlaybook, &Vars)> {
+        self.playbooks
+            .iter()
+            .filter_map(|pb| self.vars.get(&pb.playbook.name).map(|v| (pb, v)))
+            .collect()
+    }
+}
+
+fn load(sources: &Sources) -> Result<PlaybookSet> {
+    let playbooks = if sources.paths.is_empty() {
+        playbook::load_bundled()?
+    } else {
+        playbook::load_paths(&sources.paths)?
+    };
+    let overrides: BTreeMap<String, String> = sources.vars.iter().cloned().collect();
+    for name in overrides.keys() {
+        let declared = playbooks
+            .iter()
+            .any(|pb| pb.playbook.variables.contains_key(name));
+        if !declared {
+            bail!("--var {name}: no loaded playbook declares a variable named {name:?}");
+        }
+    }
+    let vars: BTreeMap<String, Vars> = playbooks
+        .iter()
+        .map(|pb| {
+            (
+                pb.playbook.name.clone(),
+                Vars::with_overrides(&pb.playbook, &overrides),
+            )
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for pb in &playbooks {
+        problems.extend(playbook::check(pb));
+    }
+    problems.extend(playbook::check_all(&playbooks, &vars));
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems).into());
+    }
+    Ok(PlaybookSet { playbooks, vars })
+}
+
+fn print_out(text: &str) -> Result<()> {
+    let mut out = anstream::stdout();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn read_facts_file(path: &Path) -> Result<Facts> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read facts file {}", path.display()))?;
+    let facts: Facts = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a tune facts file", path.display()))?;
+    if facts.format != facts::FACTS_FORMAT {
+        bail!(
+            "{}: facts format {} is not supported (expected {})",
+            path.display(),
+            facts.format,
+            facts::FACTS_FORMAT
+        );
+    }
+    Ok(facts)
+}
+
+fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+    let facts = match facts_file {
+        Some(path) => read_facts_file(path)?,
+        None => facts::gather(&FactRequest::for_playbooks(&set.pairs())),
+    };
+    Ok(plan::plan_from_facts(&set.pairs(), &facts))
+}
+
+fn cmd_plan(args: PlanArgs) -> Result<i32> {
+    let set = load(&args.sources)?;
+    let plan = make_plan(&set, args.facts.as_deref())?;
+    if let Some(path) = &args.out {
+        write_plan_file(path, &plan)?;
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        Format::Text => render::plan(&plan, set.playbooks.len()),
+    };
+    print_out(&text)?;
+    Ok(if !plan.errors.is_empty() {
+        exit::ERROR
+    } else if args.detailed_exitcode && !plan.changes.is_empty() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+fn write_plan_file(path: &Path, plan: &Plan) -> Result<()> {
+    let text = serde_json::to_string_pretty(plan)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("cannot write plan to {}", path.display()))
+}
+
+fn read_plan_file(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read plan file {}", path.display()))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a tune plan file", path.display()))?;
+    if plan.format != plan::PLAN_FORMAT {
+        bail!(
+            "{}: plan format {} is not supported (expected {})",
+            path.display(),
+            plan.format,
+            plan::PLAN_FORMAT
+        );
+    }
+    Ok(plan)
+}
+
+fn require_root(what: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        bail!(
+            "tune {what} needs root (it writes /proc/sys and {DEFAULT_STATE_DIR}); you are uid {euid}. Nothing was changed."
+        );
+    }
+    Ok(())
+}
+
+fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
+    require_root("apply")?;
+    let plan = match &args.plan_file {
+        Some(path) => {
+            if !args.sources.paths.is_empty() || !args.sources.vars.is_empty() {
+                bail!(
+                    "a saved plan is applied exactly as reviewed; -p and --var cannot be combined with PLAN_FILE"
+                );
+            }
+            let plan = read_plan_file(path)?;
+            let host = facts::hostname();
+            if plan.hostname != host {
+                bail!(
+                    "{} was made on host {:?}, this is {host:?}; nothing was changed",
+                    path.display(),
+                    plan.hostname
+                );
+            }
+            plan
+        }
+        None => {
+            let set = load(&args.sources)?;
+            let plan = make_plan(&set, None)?;
+            print_out(&render::plan(&plan, set.playbooks.len()))?;
+            plan
+        }
+    };
+    if !plan.errors.is_empty() {
+        bail!(
+            "the plan has errors and cannot be applied:\n  {}",
+            plan.errors.join("\n  ")
+        );
+    }
+    if plan.changes.is_empty() {
+        print_out("Nothing to apply.\n")?;
+        return Ok(exit::OK);
+    }
+    if args.plan_file.is_none() && !args.yes && !confirm(plan.changes.len())? {
+        print_out("Not applied.\n")?;
+        return Ok(exit::OK);
+    }
+    let state = StateDir::open(state_dir)?;
+    let report = apply::apply(&state, &mut SystemExecutor, &plan.hostname, &plan.changes)?;
+    print_out(&render::report("apply", &report))?;
+    Ok(match report.status {
+        Status::Applied => exit::OK,
+        Status::FailedRolledBack => exit::ROLLED_BACK,
+        _ => exit::NEEDS_ATTENTION,
+    })
+}
+
+fn confirm(n: usize) -> Result<bool> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "standard input is not a terminal, so tune cannot ask before applying {n} change(s); pass --yes to apply without asking, or save a plan with `tune plan -o FILE` and `tune apply FILE`. Nothing was changed."
+        );
+    }
+    let mut err = anstream::stderr();
+    write!(err, "Apply {n} change(s)? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    stdin.read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool) -> Result<i32> {
+    require_root("rollback")?;
+    let state = StateDir::existing(state_dir).ok_or_else(|| {
+        anyhow!(
+            "no transactions in {}: nothing to roll back",
+            state_dir.display()
+        )
+    })?;
+    let report = apply::rollback(&state, &mut SystemExecutor, id, force)?;
+    print_out(&render::report("rollback", &report))?;
+    Ok(match report.status {
+        Status::RolledBack => exit::OK,
+        _ => exit::NEEDS_ATTENTION,
+    })
+}
+
+fn cmd_history(state_dir: &Path, format: Format) -> Result<i32> {
+    let transactions = match StateDir::existing(state_dir) {
+        Some(state) => state.transactions()?,
+        None => Vec::new(),
+    };
+    let text = match format {
+        Format::Json => render::history_json(&transactions)? + "\n",
+        Format::Text => render::history(&transactions),
+    };
+    print_out(&text)?;
+    Ok(exit::OK)
+}
+
+fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {
+    let playbooks = match playbook::load_paths(paths) {
+        Ok(p) => p,
+        Err(d) => {
+            print_out(&format!("{d}\n"))?;
+            return Ok(exit::ERROR);
+        }
+    };
+    let vars: BTreeMap<String, Vars> = playbooks
+        .iter()
+        .map(|pb| (pb.playbook.name.clone(), Vars::defaults(&pb.playbook)))
+        .collect();
+    let mut problems = Vec::new();
+    for pb in &playbooks {
+        problems.extend(playbook::check(pb));
+        problems.extend(playbook::check_host(pb));
+    }
+    problems.extend(playbook::check_all(&playbooks, &vars));
+    if problems.is_empty() {
+        let rules: usize = playbooks.iter().map(|p| p.playbook.rules.len()).sum();
+        print_out(&format!(
+            "ok: {} playbook(s), {rules} rule(s)\n",
+            playbooks.len()
+        ))?;
+        Ok(exit::OK)
+    } else {
+        print_out(&format!("{}\n", Diagnostics(problems)))?;
+        Ok(exit::ERROR)
+    }
+}

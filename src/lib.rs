@@ -1,0 +1,13 @@
+//! `tune`: a declarative remediation and tuning engine for Linux.
+//!
+//! Data flows one way: playbooks + facts → findings → plan → apply (journal) → verify.
+//! See ARCHITECTURE.md for the code map and the invariants of each module.
+
+pub mod apply;
+pub mod cli;
+pub mod detect;
+pub mod facts;
+pub mod plan;
+pub mod playbook;
+pub mod schema;
+pub mod sysctl;

@@ -1,0 +1,677 @@
+//! Playbooks: the model ([`model`]), loading with line/column errors, variables, and
+//! semantic validation.
+//!
+//! Loading parses in two stages, as ripgrep does with its flags: serde reads the text
+//! into the typed model (syntax, unknown keys and wrong types fail here, with the
+//! location serde_yaml reports), then [`check`] looks at meaning (duplicate ids,
+//! undefined variables, bad sysctl keys, regexes, durations). Nothing here touches the
+//! system except reading the playbook files, and `check_host` (used by
+//! `tune validate` only) which looks whether sysctl keys exist on this host.
+
+pub mod model;
+pub mod vars;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+
+use crate::sysctl::SysctlKey;
+pub use vars::{Vars, expand, scalar_text};
+
+/// Largest playbook file read, in bytes; anything larger is refused before parsing.
+pub const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
+
+/// The playbooks shipped inside the binary.
+pub const BUNDLED: &[(&str, &str)] = &[
+    (
+        "conntrack.yml",
+        include_str!("../../playbooks/conntrack.yml"),
+    ),
+    (
+        "ephemeral-ports.yml",
+        include_str!("../../playbooks/ephemeral-ports.yml"),
+    ),
+    (
+        "time-wait.yml",
+        include_str!("../../playbooks/time-wait.yml"),
+    ),
+    (
+        "listen-backlog.yml",
+        include_str!("../../playbooks/listen-backlog.yml"),
+    ),
+];
+
+/// A playbook with where it came from and its text (for locating errors).
+#[derive(Debug, Clone)]
+pub struct LoadedPlaybook {
+    /// A path, or `bundled:NAME` for the embedded ones.
+    pub source: String,
+    pub text: String,
+    pub playbook: Playbook,
+}
+
+/// A problem in a playbook, at a place in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub source: String,
+    /// 1-based; 0 when the problem is the file as a whole.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.source, self.line, self.column, self.message
+            )
+        }
+    }
+}
+
+/// Errors of a load or a check, printed one per line.
+#[derive(Debug, Clone)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Parses one playbook's text.
+pub fn parse(source: &str, text: &str) -> Result<LoadedPlaybook, Diagnostic> {
+    let whole = |message: String| Diagnostic {
+        source: source.to_owned(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    if text.len() as u64 > MAX_PLAYBOOK_BYTES {
+        return Err(whole(format!(
+            "playbook is {} bytes; the limit is {MAX_PLAYBOOK_BYTES}",
+            text.len()
+        )));
+    }
+    let has_content = text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
+    if !has_content {
+        return Err(whole(
+            "empty playbook: expected a mapping with `name`, `description` and `rules`".into(),
+        ));
+    }
+    match serde_yaml::from_str::<Playbook>(text) {
+        Ok(playbook) => Ok(LoadedPlaybook {
+            source: source.to_owned(),
+            text: text.to_owned(),
+            playbook,
+        }),
+        Err(e) => {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            // serde_yaml appends " at line N column M" to some messages; the location
+            // is printed in front already.
+            let mut message = e.to_string();
+            if let Some(idx) = message.find(" at line ") {
+                message.truncate(idx);
+            }
+            Err(Diagnostic {
+                source: source.to_owned(),
+                line,
+                column,
+                message,
+            })
+        }
+    }
+}
+
+/// The bundled playbooks (they are tested to parse and check cleanly).
+pub fn load_bundled() -> Result<Vec<LoadedPlaybook>, Diagnostics> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (name, text) in BUNDLED {
+        match parse(&format!("bundled:{name}"), text) {
+            Ok(pb) => out.push(pb),
+            Err(d) => errors.push(d),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+/// Loads files and directories (their `*.yml` / `*.yaml` files, sorted, not recursive).
+/// Every file is read and parsed so that all errors are reported at once.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<LoadedPlaybook>, Diagnostics> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match expand_path(path) {
+            Ok(files) => {
+                for file in files {
+                    match read_one(&file) {
+                        Ok(pb) => out.push(pb),
+                        Err(d) => errors.push(d),
+                    }
+                }
+            }
+            Err(d) => errors.push(d),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Diagnostics(errors))
+    }
+}
+
+fn expand_path(path: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
+    let err = |message: String| Diagnostic {
+        source: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| err(io_message(&e)))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(err("directory holds no *.yml or *.yaml playbooks".into()));
+    }
+    Ok(files)
+}
+
+fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
+    let source = path.display().to_string();
+    let err = |message: String| Diagnostic {
+        source: source.clone(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
+    if meta.len() > MAX_PLAYBOOK_BYTES {
+        return Err(err(format!(
+            "playbook is {} bytes; the limit is {MAX_PLAYBOOK_BYTES}",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(io_message(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        err(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse(&source, &text)
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Finds where things are in a playbook's text, for semantic errors (serde does not
+/// keep spans once the model is built). Positions are those of the rule's `id:` line,
+/// or of the first line after it that mentions the offending text.
+struct Locator<'a> {
+    source: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: Option<usize>, message: String) -> Diagnostic {
+        let (line, column) = match offset {
+            Some(off) => {
+                let before = &self.text[..off];
+                let line = before.matches('\n').count() + 1;
+                let column = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, column)
+            }
+            None => (0, 0),
+        };
+        Diagnostic {
+            source: self.source.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Offset of the `id:` of a rule.
+    fn rule(&self, id: &str) -> Option<usize> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+            if let Some(rest) = trimmed.strip_prefix("id:") {
+                let value = rest.trim().trim_matches(|c| c == '"' || c == '\'');
+                if value == id {
+                    return Some(offset + line.len() - line.trim_start().len());
+                }
+            }
+            offset += line.len();
+        }
+        None
+    }
+
+    /// Offset of `needle` at or after `from` (or anywhere, if not found after it).
+    fn find(&self, from: Option<usize>, needle: &str) -> Option<usize> {
+        let start = from.unwrap_or(0);
+        self.text[start..]
+            .find(needle)
+            .map(|i| i + start)
+            .or_else(|| self.text.find(needle))
+            .or(from)
+    }
+
+    /// Offset of a top-level key such as `variables:`.
+    fn top_key(&self, key: &str) -> Option<usize> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            if line.starts_with(&format!("{key}:")) {
+                return Some(offset);
+            }
+            offset += line.len();
+        }
+        None
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Semantic checks of one playbook, with its default variables. Returns every problem.
+pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
+    let loc = Locator {
+        source: &pb.source,
+        text: &pb.text,
+    };
+    let mut out = Vec::new();
+    let p = &pb.playbook;
+    if !valid_name(&p.name) {
+        out.push(loc.at(
+            loc.top_key("name"),
+            format!(
+                "playbook name {:?} must be 1-64 letters, digits, `-` or `_`",
+                p.name
+            ),
+        ));
+    }
+    for name in p.variables.keys() {
+        if !valid_name(name) {
+            out.push(loc.at(
+                loc.find(loc.top_key("variables"), name),
+                format!("variable name {name:?} must be 1-64 letters, digits, `-` or `_`"),
+            ));
+        }
+    }
+    if p.rules.is_empty() {
+        out.push(loc.at(loc.top_key("rules"), "playbook has no rules".into()));
+    }
+    let defaults = Vars::defaults(p);
+    let mut seen = BTreeSet::new();
+    for rule in &p.rules {
+        let at = loc.rule(&rule.id);
+        if !valid_name(&rule.id) {
+            out.push(loc.at(
+                at.or(loc.top_key("rules")),
+                format!(
+                    "rule id {:?} must be 1-64 letters, digits, `-` or `_`",
+                    rule.id
+                ),
+            ));
+        }
+        if !seen.insert(rule.id.as_str()) {
+            out.push(loc.at(at, format!("duplicate rule id {:?}", rule.id)));
+        }
+        let mut problems = Vec::new();
+        check_condition(&rule.detect, &defaults, &mut problems);
+        for action in &rule.fix {
+            check_action(action, &defaults, &mut problems);
+        }
+        for (needle, message) in problems {
+            let pos = if needle.is_empty() {
+                at
+            } else {
+                loc.find(at, &needle)
+            };
+            out.push(loc.at(pos, format!("rule {}: {message}", rule.id)));
+        }
+    }
+    out
+}
+
+/// (text to locate, message)
+type Problem = (String, String);
+
+fn check_key(key: &str, out: &mut Vec<Problem>) {
+    if let Err(e) = SysctlKey::parse(key) {
+        out.push((key.to_owned(), e));
+    }
+}
+
+fn check_scalar(s: &Scalar, vars: &Vars, out: &mut Vec<Problem>) -> Option<String> {
+    match scalar_text(s, vars) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            out.push((s.to_string(), e));
+            None
+        }
+    }
+}
+
+fn check_compare(cmp: &Compare, what: &str, vars: &Vars, out: &mut Vec<Problem>) {
+    let ops = cmp.operators();
+    if ops.is_empty() {
+        out.push((
+            String::new(),
+            format!(
+                "{what} condition needs a comparison: equals, not_equals, below, above, at_least or at_most"
+            ),
+        ));
+    }
+    for (op, value) in ops {
+        if let Some(text) = check_scalar(value, vars, out)
+            && !matches!(op, CompareOp::Equals | CompareOp::NotEquals)
+            && text.trim().parse::<f64>().is_err()
+        {
+            out.push((
+                value.to_string(),
+                format!(
+                    "{what} comparison `{}` needs a number, got {text:?}",
+                    op.symbol()
+                ),
+            ));
+        }
+    }
+}
+
+fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
+    match c {
+        Condition::All(list) | Condition::Any(list) => {
+            if list.is_empty() {
+                out.push((
+                    String::new(),
+                    "`all` / `any` needs at least one condition".into(),
+                ));
+            }
+            for c in list {
+                check_condition(c, vars, out);
+            }
+        }
+        Condition::Not(inner) => check_condition(inner, vars, out),
+        Condition::Sysctl(s) => {
+            check_key(&s.key, out);
+            if let Some(other) = &s.ratio_of {
+                check_key(other, out);
+                if s.measure == Measure::RangeWidth {
+                    out.push((
+                        other.clone(),
+                        "`ratio_of` cannot be combined with `measure: range_width`".into(),
+                    ));
+                }
+            }
+            check_compare(&s.compare(), "sysctl", vars, out);
+        }
+        Condition::Counter(cnt) => {
+            let ok = cnt
+                .name
+                .split_once('.')
+                .is_some_and(|(a, b)| valid_name(a) && valid_name(b));
+            if !ok {
+                out.push((
+                    cnt.name.clone(),
+                    format!(
+                        "counter {:?} must be `Section.Name`, e.g. `TcpExt.ListenOverflows`",
+                        cnt.name
+                    ),
+                ));
+            }
+            check_compare(&cnt.compare(), "counter", vars, out);
+        }
+        Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
+        Condition::KernelLog(k) => {
+            if let Err(e) = regex::RegexBuilder::new(&k.pattern)
+                .size_limit(1 << 20)
+                .build()
+            {
+                out.push((k.pattern.clone(), format!("invalid pattern: {e}")));
+            }
+            match vars::expand(&k.within, vars).map(|w| (humantime::parse_duration(&w), w)) {
+                Err(e) => out.push((k.within.clone(), e)),
+                Ok((Ok(d), _)) if d.as_secs() > 0 => {}
+                Ok((Ok(_), _)) => {
+                    out.push((k.within.clone(), "`within` must be at least 1s".into()));
+                }
+                Ok((Err(e), w)) => out.push((
+                    k.within.clone(),
+                    format!("`within: {w}` is not a duration ({e}); write e.g. 1h, 30m"),
+                )),
+            }
+        }
+    }
+}
+
+fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
+    match a {
+        Action::SetSysctl(s) => {
+            check_key(&s.key, out);
+            match s.mode() {
+                Err(e) => out.push((s.key.clone(), e)),
+                Ok((mode, value)) => {
+                    if let Some(text) = check_scalar(value, vars, out) {
+                        let ok = match mode {
+                            SetMode::Value => true,
+                            SetMode::AtLeast | SetMode::AtMost => {
+                                text.trim().parse::<i64>().is_ok()
+                            }
+                            SetMode::WidenTo => {
+                                crate::sysctl::parse_range(&text).is_some_and(|(lo, hi)| lo <= hi)
+                            }
+                        };
+                        if !ok {
+                            let need = if mode == SetMode::WidenTo {
+                                "a `low high` range"
+                            } else {
+                                "an integer"
+                            };
+                            out.push((value.to_string(), format!("needs {need}, got {text:?}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks across all loaded playbooks: duplicate playbook names and two rules that set
+/// the same sysctl to conflicting exact values.
+pub fn check_all(playbooks: &[LoadedPlaybook], vars: &BTreeMap<String, Vars>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    // key → (playbook/rule, exact value, source, rule id)
+    let mut exact: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for pb in playbooks {
+        let loc = Locator {
+            source: &pb.source,
+            text: &pb.text,
+        };
+        if let Some(first) = names.insert(&pb.playbook.name, &pb.source) {
+            out.push(loc.at(
+                loc.top_key("name"),
+                format!(
+                    "playbook name {:?} is also used by {first}",
+                    pb.playbook.name
+                ),
+            ));
+        }
+        let Some(vars) = vars.get(&pb.playbook.name) else {
+            continue;
+        };
+        for rule in &pb.playbook.rules {
+            for action in &rule.fix {
+                let Action::SetSysctl(s) = action;
+                let Ok((SetMode::Value, v)) = s.mode() else {
+                    continue;
+                };
+                let Ok(value) = scalar_text(v, vars) else {
+                    continue;
+                };
+                let value = crate::sysctl::normalize(&value);
+                let who = format!("{}/{}", pb.playbook.name, rule.id);
+                match exact.get(&s.key) {
+                    Some((other, other_value)) if *other_value != value => {
+                        out.push(loc.at(
+                            loc.find(loc.rule(&rule.id), &s.key),
+                            format!(
+                                "rule {who} sets {} to {value:?} but rule {other} sets it to {other_value:?}",
+                                s.key
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        exact.insert(s.key.clone(), (who, value));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sysctl prefixes provided by modules that may simply not be loaded on the machine
+/// that validates (a CI runner): keys below them are not flagged as unknown.
+const MODULE_PREFIXES: &[&str] = &["net/netfilter/", "net/bridge/", "net/nf_conntrack_max"];
+
+/// Host checks for `tune validate`: sysctl keys that do not exist on this host (with a
+/// suggestion when one is close).
+pub fn check_host(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
+    let loc = Locator {
+        source: &pb.source,
+        text: &pb.text,
+    };
+    let mut out = Vec::new();
+    for rule in &pb.playbook.rules {
+        let mut keys = Vec::new();
+        rule.detect.walk(&mut |c| {
+            if let Condition::Sysctl(s) = c {
+                keys.push(s.key.clone());
+                keys.extend(s.ratio_of.clone());
+            }
+        });
+        for Action::SetSysctl(s) in &rule.fix {
+            keys.push(s.key.clone());
+        }
+        for key in keys {
+            let Ok(parsed) = SysctlKey::parse(&key) else {
+                continue;
+            };
+            let rel = parsed
+                .path()
+                .strip_prefix(crate::sysctl::PROC_SYS)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if crate::sysctl::exists(&parsed) || MODULE_PREFIXES.iter().any(|p| rel.starts_with(p))
+            {
+                continue;
+            }
+            let hint = suggest(&parsed)
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            out.push(loc.at(
+                loc.find(loc.rule(&rule.id), &key),
+                format!(
+                    "rule {}: unknown sysctl key {key}: no {} on this host{hint}",
+                    rule.id,
+                    parsed.path().display()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// The closest existing sibling of a missing key, by edit distance.
+fn suggest(key: &SysctlKey) -> Option<String> {
+    let path = key.path();
+    let dir = path.parent()?;
+    let name = path.file_name()?.to_str()?;
+    let mut best: Option<(usize, String)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let candidate = entry.file_name().to_string_lossy().into_owned();
+        let d = edit_distance(name, &candidate);
+        if d <= 3 && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+            best = Some((d, candidate));
+        }
+    }
+    let (_, candidate) = best?;
+    let sep = if key.as_str().contains('/') { '/' } else { '.' };
+    let text = key.as_str();
+    let stem = &text[..text.rfind(sep)?];
+    Some(format!("{stem}{sep}{candidate}"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_playbooks_parse_and_check_cleanly() {
+        let pbs = load_bundled().expect("bundled playbooks parse");
+        for pb in &pbs {
+            assert_eq!(check(pb), vec![], "{}", pb.source);
+        }
+        assert_eq!(pbs.len(), BUNDLED.len());
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("tcp_tw_resue", "tcp_tw_reuse"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+}

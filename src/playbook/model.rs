@@ -1,0 +1,430 @@
+//! The playbook model: plain serde types, `deny_unknown_fields` everywhere.
+//!
+//! A *playbook* is a named file of *rules*; a rule pairs a `detect` condition with a
+//! `fix` list of actions. Conditions and actions are written as single-key maps
+//! (`sysctl: {...}`, `all: [...]`, `set_sysctl: {...}`). serde_yaml 0.9 only reads
+//! externally tagged enums as YAML tags (`!sysctl`), so each enum is read through a
+//! "raw" struct with one optional field per variant and converted with `TryFrom`; the
+//! JSON Schema is derived from the enums themselves, which gives the `oneOf` of
+//! single-key objects that the YAML actually uses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// One playbook file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "tune playbook")]
+pub struct Playbook {
+    /// Short, unique name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Which symptom this playbook answers, and why its fix is safe.
+    pub description: String,
+    /// Variables with defaults; reference them as `${name}` in values, override them
+    /// with `tune plan --var name=value`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Variable>,
+    /// The detect/fix pairs.
+    pub rules: Vec<Rule>,
+}
+
+/// A playbook variable.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    /// The value used unless `--var` overrides it.
+    pub default: Scalar,
+    /// What the variable means.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One detect/fix pair.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Identifier, unique within the playbook.
+    pub id: String,
+    /// What the rule looks for.
+    pub description: String,
+    /// When the rule fires.
+    pub detect: Condition,
+    /// What to change when it fires. An empty list makes a report-only rule.
+    #[serde(default)]
+    pub fix: Vec<Action>,
+}
+
+/// A number or a string; strings may reference variables as `${name}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Integer(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Comparisons shared by every measured condition. All that are given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Compare {
+    pub equals: Option<Scalar>,
+    pub not_equals: Option<Scalar>,
+    pub below: Option<Scalar>,
+    pub above: Option<Scalar>,
+    pub at_least: Option<Scalar>,
+    pub at_most: Option<Scalar>,
+}
+
+impl Compare {
+    /// The comparisons that are set, with their operator names.
+    pub fn operators(&self) -> Vec<(CompareOp, &Scalar)> {
+        let mut out = Vec::new();
+        let all = [
+            (CompareOp::Equals, &self.equals),
+            (CompareOp::NotEquals, &self.not_equals),
+            (CompareOp::Below, &self.below),
+            (CompareOp::Above, &self.above),
+            (CompareOp::AtLeast, &self.at_least),
+            (CompareOp::AtMost, &self.at_most),
+        ];
+        for (op, value) in all {
+            if let Some(value) = value {
+                out.push((op, value));
+            }
+        }
+        out
+    }
+}
+
+/// A comparison operator of [`Compare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Equals,
+    NotEquals,
+    Below,
+    Above,
+    AtLeast,
+    AtMost,
+}
+
+impl CompareOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CompareOp::Equals => "==",
+            CompareOp::NotEquals => "!=",
+            CompareOp::Below => "<",
+            CompareOp::Above => ">",
+            CompareOp::AtLeast => ">=",
+            CompareOp::AtMost => "<=",
+        }
+    }
+}
+
+/// Declares a condition struct whose fields are the given ones plus the six
+/// comparison fields of [`Compare`] (serde's `flatten` cannot be combined with
+/// `deny_unknown_fields`, so the fields are spelled out by this macro instead).
+macro_rules! measured_condition {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// Fires when the measured value equals this.
+            #[serde(default)]
+            pub equals: Option<Scalar>,
+            /// Fires when the measured value differs from this.
+            #[serde(default)]
+            pub not_equals: Option<Scalar>,
+            /// Fires when the measured value is strictly below this.
+            #[serde(default)]
+            pub below: Option<Scalar>,
+            /// Fires when the measured value is strictly above this.
+            #[serde(default)]
+            pub above: Option<Scalar>,
+            /// Fires when the measured value is this or more.
+            #[serde(default)]
+            pub at_least: Option<Scalar>,
+            /// Fires when the measured value is this or less.
+            #[serde(default)]
+            pub at_most: Option<Scalar>,
+        }
+
+        impl $name {
+            pub fn compare(&self) -> Compare {
+                Compare {
+                    equals: self.equals.clone(),
+                    not_equals: self.not_equals.clone(),
+                    below: self.below.clone(),
+                    above: self.above.clone(),
+                    at_least: self.at_least.clone(),
+                    at_most: self.at_most.clone(),
+                }
+            }
+        }
+    };
+}
+
+measured_condition! {
+    /// Compares a sysctl's value (or its range width, or its ratio to another sysctl).
+    SysctlCondition {
+        /// The sysctl, dotted (`net.core.somaxconn`) or as a path below /proc/sys
+        /// (`net/ipv4/conf/eth0.100/rp_filter`).
+        key: String,
+        /// What to measure: the value itself, or the width of a two-number range.
+        #[serde(default)]
+        measure: Measure,
+        /// Divide the value by this other sysctl's value before comparing.
+        #[serde(default)]
+        ratio_of: Option<String>,
+    }
+}
+
+measured_condition! {
+    /// Compares a counter of /proc/net/netstat or /proc/net/snmp, e.g. `TcpExt.ListenOverflows`.
+    CounterCondition {
+        /// `Section.Name` as the files spell them: `TcpExt.ListenOverflows`, `Tcp.AttemptFails`.
+        name: String,
+    }
+}
+
+measured_condition! {
+    /// Counts TCP sockets (IPv4 and IPv6) in one state, read through sock_diag.
+    SocketsCondition {
+        /// The TCP state to count.
+        state: TcpState,
+    }
+}
+
+/// What a sysctl condition measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// The value as a number (or a string for `equals`/`not_equals`).
+    #[default]
+    Value,
+    /// For two-number values such as `ip_local_port_range`: high - low + 1.
+    RangeWidth,
+}
+
+/// TCP states, as the kernel numbers them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+}
+
+impl TcpState {
+    /// The kernel's number for this state (include/net/tcp_states.h).
+    pub fn kernel_number(self) -> u32 {
+        match self {
+            TcpState::Established => 1,
+            TcpState::SynSent => 2,
+            TcpState::SynRecv => 3,
+            TcpState::FinWait1 => 4,
+            TcpState::FinWait2 => 5,
+            TcpState::TimeWait => 6,
+            TcpState::Close => 7,
+            TcpState::CloseWait => 8,
+            TcpState::LastAck => 9,
+            TcpState::Listen => 10,
+            TcpState::Closing => 11,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT1",
+            TcpState::FinWait2 => "FIN_WAIT2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+}
+
+/// Lines of the kernel log (/dev/kmsg) that match a pattern within a time window.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KernelLogCondition {
+    /// A regular expression (Rust `regex` syntax) matched against each message.
+    pub pattern: String,
+    /// How far back to look, e.g. `1h`, `30m`, `2h 30m`.
+    pub within: String,
+    /// How many matching lines make the condition fire.
+    #[serde(default = "one")]
+    pub at_least: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A detection condition: exactly one key per map.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Every listed condition holds.
+    All(Vec<Condition>),
+    /// At least one listed condition holds.
+    Any(Vec<Condition>),
+    /// The condition does not hold.
+    Not(Box<Condition>),
+    Sysctl(SysctlCondition),
+    Counter(CounterCondition),
+    Sockets(SocketsCondition),
+    KernelLog(KernelLogCondition),
+}
+
+/// A fix action: exactly one key per map.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    SetSysctl(SetSysctl),
+}
+
+/// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSysctl {
+    /// The sysctl, dotted or as a path below /proc/sys.
+    pub key: String,
+    /// Set exactly this value.
+    #[serde(default)]
+    pub value: Option<Scalar>,
+    /// Raise to this value; never lowers a value that is already higher.
+    #[serde(default)]
+    pub at_least: Option<Scalar>,
+    /// Lower to this value; never raises a value that is already lower.
+    #[serde(default)]
+    pub at_most: Option<Scalar>,
+    /// Widen a `low high` range so it covers this one; never narrows it.
+    #[serde(default)]
+    pub widen_to: Option<Scalar>,
+}
+
+/// How a [`SetSysctl`] computes its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetMode {
+    Value,
+    AtLeast,
+    AtMost,
+    WidenTo,
+}
+
+impl SetSysctl {
+    /// The single mode and operand; `Err` names what is wrong.
+    pub fn mode(&self) -> Result<(SetMode, &Scalar), String> {
+        let set: Vec<(SetMode, &Scalar)> = [
+            (SetMode::Value, &self.value),
+            (SetMode::AtLeast, &self.at_least),
+            (SetMode::AtMost, &self.at_most),
+            (SetMode::WidenTo, &self.widen_to),
+        ]
+        .into_iter()
+        .filter_map(|(mode, v)| v.as_ref().map(|v| (mode, v)))
+        .collect();
+        match set.as_slice() {
+            [one] => Ok(*one),
+            [] => Err("set_sysctl needs one of `value`, `at_least`, `at_most`, `widen_to`".into()),
+            _ => Err(
+                "set_sysctl takes only one of `value`, `at_least`, `at_most`, `widen_to`".into(),
+            ),
+        }
+    }
+}
+
+/// Implements `Deserialize` for a single-key enum through a raw struct with one
+/// optional field per variant, so that unknown keys, missing keys and two keys in one
+/// map are all errors that serde_yaml reports with a location.
+macro_rules! single_key_enum {
+    ($enum:ident, $raw:ident, $what:literal, { $($key:ident => $variant:ident($ty:ty),)* }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $raw {
+            $(#[serde(default)] $key: Option<$ty>,)*
+        }
+
+        impl<'de> Deserialize<'de> for $enum {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let raw = $raw::deserialize(deserializer)?;
+                let mut found = Vec::new();
+                $(if let Some(v) = raw.$key { found.push((stringify!($key), $enum::$variant(v))); })*
+                let keys = [$(stringify!($key)),*].join(", ");
+                match found.len() {
+                    1 => Ok(found.pop().map(|(_, v)| v).expect("one element")),
+                    0 => Err(serde::de::Error::custom(format!(
+                        concat!("a ", $what, " needs exactly one of: {}"), keys
+                    ))),
+                    _ => {
+                        let names: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+                        Err(serde::de::Error::custom(format!(
+                            concat!("a ", $what, " takes exactly one key, found {}; write each as its own list item"),
+                            names.join(", ")
+                        )))
+                    }
+                }
+            }
+        }
+    };
+}
+
+single_key_enum!(Condition, RawCondition, "condition", {
+    all => All(Vec<Condition>),
+    any => Any(Vec<Condition>),
+    not => Not(Box<Condition>),
+    sysctl => Sysctl(SysctlCondition),
+    counter => Counter(CounterCondition),
+    sockets => Sockets(SocketsCondition),
+    kernel_log => KernelLog(KernelLogCondition),
+});
+
+single_key_enum!(Action, RawAction, "fix action", {
+    set_sysctl => SetSysctl(SetSysctl),
+});
+
+impl Condition {
+    /// Calls `visit` on this condition and every nested one, depth first.
+    pub fn walk<'a>(&'a self, visit: &mut dyn FnMut(&'a Condition)) {
+        visit(self);
+        match self {
+            Condition::All(list) | Condition::Any(list) => {
+                for c in list {
+                    c.walk(visit);
+                }
+            }
+            Condition::Not(inner) => inner.walk(visit),
+            _ => {}
+        }
+    }
+}

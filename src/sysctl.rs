@@ -1,0 +1,196 @@
+//! Sysctl keys and their files under /proc/sys.
+//!
+//! A key is written either dotted (`net.core.somaxconn`, as sysctl(8) prints it) or as
+//! a path below /proc/sys (`net/ipv4/conf/eth0.100/rp_filter`), which is the only way
+//! to name an interface whose name has a dot. Keys are validated here, once, before
+//! anything touches the filesystem: only `[A-Za-z0-9_.-/]`, no empty or `.`/`..`
+//! components, and the resolved file must stay below /proc/sys. Reads and writes go
+//! straight to procfs (no `sysctl` subprocess, no crate that rewrites dots), so they
+//! work unchanged on a thread that has entered another network namespace.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub const PROC_SYS: &str = "/proc/sys";
+
+/// A validated sysctl key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SysctlKey {
+    /// The key as written in the playbook.
+    text: String,
+    /// Components below /proc/sys.
+    components: Vec<String>,
+}
+
+impl SysctlKey {
+    pub fn parse(text: &str) -> Result<SysctlKey, String> {
+        if text.is_empty() {
+            return Err("empty sysctl key".into());
+        }
+        if text.len() > 256 {
+            return Err(format!("sysctl key is too long ({} bytes)", text.len()));
+        }
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+        {
+            return Err(format!(
+                "sysctl key {text:?} contains {bad:?}; only letters, digits, `_`, `.`, `-` and `/` are allowed"
+            ));
+        }
+        let components: Vec<String> = if text.contains('/') {
+            text.split('/').map(str::to_owned).collect()
+        } else {
+            text.split('.').map(str::to_owned).collect()
+        };
+        for c in &components {
+            if c.is_empty() || c == "." || c == ".." {
+                return Err(format!(
+                    "sysctl key {text:?} has an empty, `.` or `..` component; keys must name a file below {PROC_SYS}"
+                ));
+            }
+        }
+        Ok(SysctlKey {
+            text: text.to_owned(),
+            components,
+        })
+    }
+
+    /// The file below /proc/sys.
+    pub fn path(&self) -> PathBuf {
+        self.path_under(Path::new(PROC_SYS))
+    }
+
+    /// The file below another root (tests use a temp dir laid out like /proc/sys).
+    pub fn path_under(&self, root: &Path) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for c in &self.components {
+            p.push(c);
+        }
+        p
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for SysctlKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl TryFrom<String> for SysctlKey {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SysctlKey::parse(&s)
+    }
+}
+
+impl From<SysctlKey> for String {
+    fn from(k: SysctlKey) -> String {
+        k.text
+    }
+}
+
+/// Collapses the whitespace of a sysctl value: procfs separates fields with tabs,
+/// playbooks and plans with single spaces.
+pub fn normalize(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads a sysctl's current value, normalized.
+pub fn read(key: &SysctlKey) -> std::io::Result<String> {
+    let path = key.path();
+    check_below_proc_sys(&path)?;
+    let raw = std::fs::read_to_string(&path)?;
+    Ok(normalize(&raw))
+}
+
+/// Writes a value in one `write(2)`, as the kernel expects, and returns the kernel's
+/// refusal (EINVAL, EPERM, ...) as the error.
+pub fn write(key: &SysctlKey, value: &str) -> std::io::Result<()> {
+    let path = key.path();
+    check_below_proc_sys(&path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    file.write_all(format!("{value}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Resolves symlinks and refuses a key whose file is not below /proc/sys. The
+/// syntax check already forbids `..`; this guards against anything procfs itself
+/// might link elsewhere.
+fn check_below_proc_sys(path: &Path) -> std::io::Result<()> {
+    let real = std::fs::canonicalize(path)?;
+    if real.starts_with(PROC_SYS) {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} resolves outside {PROC_SYS}", path.display()),
+        ))
+    }
+}
+
+/// Whether the key names an existing file on this host.
+pub fn exists(key: &SysctlKey) -> bool {
+    key.path().is_file()
+}
+
+/// Parses a two-number range value such as `32768 60999`.
+pub fn parse_range(value: &str) -> Option<(i64, i64)> {
+    let mut it = value.split_whitespace();
+    let low = it.next()?.parse().ok()?;
+    let high = it.next()?.parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some((low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_and_path_keys_resolve_below_proc_sys() {
+        let k = SysctlKey::parse("net.core.somaxconn").unwrap();
+        assert_eq!(k.path(), PathBuf::from("/proc/sys/net/core/somaxconn"));
+        let k = SysctlKey::parse("net/ipv4/conf/eth0.100/rp_filter").unwrap();
+        assert_eq!(
+            k.path(),
+            PathBuf::from("/proc/sys/net/ipv4/conf/eth0.100/rp_filter")
+        );
+    }
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "net/../../../etc/shadow",
+            "net..core",
+            "/etc/passwd",
+            "net.core.somaxconn\n",
+            "net core",
+            "net/./core",
+            "net.core.*",
+            "kernel/",
+        ] {
+            assert!(SysctlKey::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn values_are_normalized_and_ranges_parsed() {
+        assert_eq!(normalize("32768\t60999\n"), "32768 60999");
+        assert_eq!(parse_range("32768\t60999"), Some((32768, 60999)));
+        assert_eq!(parse_range("1"), None);
+        assert_eq!(parse_range("1 2 3"), None);
+    }
+}
