@@ -551,7 +551,7 @@ pub fn check_all(playbooks: &[LoadedPlaybook], vars: &BTreeMap<String, Vars>) ->
                 match exact.get(&s.key) {
                     Some((other, other_value)) if *other_value != value => {
                         out.push(loc.at(
-                            loc.find(loc.rule(&rule.id), &s.key),
+                            loc.find(loc.find(loc.rule(&rule.id), "fix:"), &s.key),
                             format!(
                                 "rule {who} sets {} to {value:?} but rule {other} sets it to {other_value:?}",
                                 s.key

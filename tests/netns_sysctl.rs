@@ -1,0 +1,382 @@
+//! Real-kernel tests of the per-namespace sysctl fixes. Each test makes a throwaway
+//! network namespace, creates the fault for real in it (a narrow port range that makes
+//! connect() fail, 1,000+ real TIME_WAIT sockets, a real listen-queue overflow), and
+//! runs the built binary inside it: plan detects (exit 2), apply fixes, plan is clean
+//! (exit 0), rollback restores the exact earlier value. Also: a failure in the middle
+//! of an apply, a crash in the middle of an apply, drift, the lock, and a
+//! non-interactive apply without --yes. Needs root and iproute2 (skips elsewhere,
+//! fails in CI).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Output;
+use std::time::Duration;
+
+use support::{Netns, require_netns, text};
+
+/// Runs `f` on a new thread that has entered the namespace: sockets it creates live
+/// there.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: a valid namespace fd; setns affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn assert_code(out: &Output, want: i32, what: &str) {
+    assert_eq!(code(out), want, "{what}: {}", text(out));
+}
+
+/// Opens `n` concurrent connections to a local listener; returns (ok, EADDRNOTAVAIL).
+fn concurrent_connects(n: usize) -> (usize, usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut streams = Vec::new();
+    let mut addr_not_avail = 0;
+    for _ in 0..n {
+        match TcpStream::connect(addr) {
+            Ok(s) => streams.push(s),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => addr_not_avail += 1,
+            Err(e) => panic!("unexpected connect error: {e}"),
+        }
+    }
+    (streams.len(), addr_not_avail)
+}
+
+#[test]
+fn narrow_port_range_detected_fixed_and_rolled_back() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("ports");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+
+    let (ok, failed) = in_netns(&ns, || concurrent_connects(120));
+    eprintln!("symptom before: {ok} connections succeeded, {failed} failed with EADDRNOTAVAIL");
+    assert!(
+        failed > 0 && ok <= 51,
+        "the narrow range must make connect() fail"
+    );
+
+    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
+    assert_code(&plan, 2, "plan on a narrow range");
+    assert!(text(&plan).contains("width 51 < 10000"), "{}", text(&plan));
+
+    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
+    let (ok, failed) = in_netns(&ns, || concurrent_connects(120));
+    eprintln!("symptom after: {ok} connections succeeded, {failed} failed");
+    assert_eq!((ok, failed), (120, 0));
+
+    assert_code(
+        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
+        0,
+        "plan after apply",
+    );
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
+    let history = ns.tune(state.path(), &["history"]);
+    assert!(text(&history).contains("rolled back"), "{}", text(&history));
+}
+
+/// Makes `n` real TIME_WAIT sockets: the client closes first, so its side waits.
+fn make_time_wait(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    for _ in 0..n {
+        let client = TcpStream::connect(addr).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        drop(client);
+        let mut buf = [0u8; 1];
+        let _ = server.read(&mut buf); // EOF once the client's FIN arrives
+    }
+}
+
+#[test]
+fn time_wait_pileup_detected_fixed_and_rolled_back() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("tw");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.ipv4.tcp_tw_reuse", "0");
+    in_netns(&ns, || make_time_wait(1100));
+    let ss = ns.sh("ss -Htan state time-wait | wc -l");
+    eprintln!("TIME_WAIT sockets per ss: {}", ss.trim());
+
+    let facts = ns.tune(state.path(), &["facts", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&facts.stdout).expect("facts json");
+    let counted = json["sockets"]["TIME_WAIT"]["value"]
+        .as_u64()
+        .expect("count");
+    assert!(counted >= 1100, "sock_diag counted {counted}");
+    assert_eq!(counted.to_string(), ss.trim(), "tune and ss agree");
+
+    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
+    assert_code(&plan, 2, "plan with TIME_WAIT pile-up");
+    assert!(
+        text(&plan).contains("TCP sockets in TIME_WAIT"),
+        "{}",
+        text(&plan)
+    );
+    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    assert_eq!(ns.sysctl("net.ipv4.tcp_tw_reuse"), "1");
+    assert_code(
+        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
+        0,
+        "plan after",
+    );
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_eq!(ns.sysctl("net.ipv4.tcp_tw_reuse"), "0");
+}
+
+/// Connects `n` times to a listener that never accepts; returns how many timed out.
+fn burst_against(listener: &TcpListener, n: usize) -> usize {
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let mut kept = Vec::new();
+    let mut timeouts = 0;
+    for _ in 0..n {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(150)) {
+            Ok(s) => kept.push(s),
+            Err(_) => timeouts += 1,
+        }
+    }
+    timeouts
+}
+
+fn listen_overflows(ns: &Netns) -> u64 {
+    let out = ns.sh("cat /proc/net/netstat");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    let names: Vec<&str> = lines[0].split_whitespace().collect();
+    let values: Vec<&str> = lines[1].split_whitespace().collect();
+    let i = names
+        .iter()
+        .position(|n| *n == "ListenOverflows")
+        .expect("ListenOverflows column");
+    values[i].parse().expect("number")
+}
+
+fn listener_with_backlog(backlog: i32) -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // std listens with 128; ask for more so that somaxconn is the cap.
+    // SAFETY: a valid listening socket fd.
+    let rc = unsafe { libc::listen(listener.as_raw_fd(), backlog) };
+    assert_eq!(rc, 0);
+    listener
+}
+
+#[test]
+fn listen_overflow_detected_fixed_and_rolled_back() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("backlog");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.core.somaxconn", "8");
+    let before = listen_overflows(&ns);
+    let timeouts = in_netns(&ns, || burst_against(&listener_with_backlog(1024), 30));
+    let overflows = listen_overflows(&ns) - before;
+    eprintln!("symptom before: burst of 30 → {timeouts} timed out, ListenOverflows +{overflows}");
+    assert!(overflows > 0 && timeouts > 0);
+
+    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
+    assert_code(&plan, 2, "plan after overflow");
+    assert!(
+        text(&plan).contains("net.core.somaxconn  8 → 4096"),
+        "{}",
+        text(&plan)
+    );
+    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "4096");
+
+    let before = listen_overflows(&ns);
+    let timeouts = in_netns(&ns, || burst_against(&listener_with_backlog(1024), 30));
+    let overflows = listen_overflows(&ns) - before;
+    eprintln!("symptom after: burst of 30 → {timeouts} timed out, ListenOverflows +{overflows}");
+    assert_eq!((timeouts, overflows), (0, 0));
+
+    assert_code(
+        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
+        0,
+        "plan after",
+    );
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "8");
+}
+
+/// A plan file with two changes whose second one the kernel refuses
+/// (ip_local_port_range may not start below ip_unprivileged_port_start = 1024).
+fn two_step_plan(ns: &Netns, second_after: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let somaxconn = ns.sysctl("net.core.somaxconn");
+    let range = ns.sysctl("net.ipv4.ip_local_port_range");
+    serde_json::json!({
+        "format": 1,
+        "created_at": 0.0,
+        "hostname": host.trim(),
+        "findings": [],
+        "errors": [],
+        "changes": [
+            {"rules": ["test/first"], "evidence": [],
+             "mutation": {"kind": "sysctl", "key": "net.core.somaxconn", "before": somaxconn, "after": "5000"}},
+            {"rules": ["test/second"], "evidence": [],
+             "mutation": {"kind": "sysctl", "key": "net.ipv4.ip_local_port_range", "before": range, "after": second_after}}
+        ]
+    })
+    .to_string()
+}
+
+#[test]
+fn kernel_refusal_mid_apply_rolls_back_earlier_steps() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("refuse");
+    let state = tempfile::tempdir().expect("tempdir");
+    let before = (
+        ns.sysctl("net.core.somaxconn"),
+        ns.sysctl("net.ipv4.ip_local_port_range"),
+    );
+    let plan_file = state.path().join("plan.json");
+    std::fs::write(&plan_file, two_step_plan(&ns, "1000 2000")).expect("write plan");
+    let out = ns.tune(state.path(), &["apply", plan_file.to_str().expect("utf8")]);
+    assert_code(&out, 3, "apply with a refused value");
+    let t = text(&out);
+    assert!(t.contains("the kernel refused \"1000 2000\""), "{t}");
+    assert!(t.contains("restored sysctl:net.core.somaxconn"), "{t}");
+    let after = (
+        ns.sysctl("net.core.somaxconn"),
+        ns.sysctl("net.ipv4.ip_local_port_range"),
+    );
+    assert_eq!(before, after, "every value as it was");
+    let history = text(&ns.tune(state.path(), &["history"]));
+    assert!(history.contains("failed, rolled back"), "{history}");
+}
+
+#[test]
+fn crash_mid_apply_is_recovered_by_rollback() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("crash");
+    let state = tempfile::tempdir().expect("tempdir");
+    let before = (
+        ns.sysctl("net.core.somaxconn"),
+        ns.sysctl("net.ipv4.ip_local_port_range"),
+    );
+    let plan_file = state.path().join("plan.json");
+    std::fs::write(&plan_file, two_step_plan(&ns, "10000 65535")).expect("write plan");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(support::tune_bin())
+        .args(["apply", plan_file.to_str().expect("utf8")])
+        .env("TUNE_STATE_DIR", state.path())
+        .env("TUNE_FAULT_CRASH_AFTER_STEP", "0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "the process must have aborted");
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "5000", "step 0 happened");
+    let history = text(&ns.tune(state.path(), &["history"]));
+    assert!(history.contains("interrupted"), "{history}");
+    // A new apply is refused until the interrupted one is dealt with.
+    let again = ns.tune(state.path(), &["apply", plan_file.to_str().expect("utf8")]);
+    assert_code(&again, 1, "apply after a crash");
+    assert!(text(&again).contains("is interrupted"), "{}", text(&again));
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    let after = (
+        ns.sysctl("net.core.somaxconn"),
+        ns.sysctl("net.ipv4.ip_local_port_range"),
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn drift_refuses_apply_and_rollback_unless_forced() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("drift");
+    let state = tempfile::tempdir().expect("tempdir");
+    let plan_file = state.path().join("plan.json");
+    let plan_arg = plan_file.to_str().expect("utf8");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+    assert_code(
+        &ns.tune(state.path(), &["plan", "-o", plan_arg]),
+        0,
+        "plan -o",
+    );
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20100");
+    let out = ns.tune(state.path(), &["apply", plan_arg]);
+    assert_code(&out, 1, "apply of a stale plan");
+    assert!(
+        text(&out).contains(
+            "sysctl:net.ipv4.ip_local_port_range: expected \"20000 20050\", found \"20000 20100\""
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20100");
+
+    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "30000 60000");
+    let out = ns.tune(state.path(), &["rollback"]);
+    assert_code(&out, 1, "rollback after drift");
+    assert!(text(&out).contains("use --force"), "{}", text(&out));
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "30000 60000");
+    assert_code(
+        &ns.tune(state.path(), &["rollback", "--force"]),
+        0,
+        "forced rollback",
+    );
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20100");
+}
+
+#[test]
+fn lock_and_confirmation_guard_apply() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("lock");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+
+    // No terminal and no --yes: refused, nothing changed.
+    let out = ns.tune(state.path(), &["apply"]);
+    assert_code(&out, 1, "apply without --yes on a non-terminal");
+    assert!(text(&out).contains("pass --yes"), "{}", text(&out));
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
+
+    // Another apply holds the lock.
+    std::fs::create_dir_all(state.path().join("transactions")).expect("mkdir");
+    let mut lock = std::fs::File::create(state.path().join("lock")).expect("lock file");
+    lock.lock().expect("take lock");
+    let out = ns.tune(state.path(), &["apply", "--yes"]);
+    assert_code(&out, 1, "apply while locked");
+    assert!(
+        text(&out).contains("another tune apply or rollback is running"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
+    lock.unlock().expect("unlock");
+    let _ = lock.flush();
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes"]),
+        0,
+        "apply once unlocked",
+    );
+}

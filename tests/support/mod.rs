@@ -1,0 +1,131 @@
+//! Shared helpers for the integration tests: running the built binary, prerequisites
+//! that skip on a laptop but fail in CI, and throwaway network namespaces.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `tune` binary cargo built for this test run.
+pub fn tune_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tune"))
+}
+
+/// A `tune` command with colour off and a private state dir.
+pub fn tune(state_dir: &Path) -> Command {
+    let mut cmd = Command::new(tune_bin());
+    cmd.env("NO_COLOR", "1")
+        .env("TUNE_STATE_DIR", state_dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// True when the prerequisite holds. Otherwise: a failure when `CI=true`, a printed
+/// skip elsewhere (the caller returns early).
+pub fn require(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("prerequisite missing in CI: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    false
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Root and `ip`: what the namespace tests need.
+pub fn require_netns() -> bool {
+    require(is_root(), "network namespace tests need root")
+        && require(have("ip"), "network namespace tests need iproute2 (`ip`)")
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "tune-t-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let st = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(st.is_ok_and(|s| s.success()), "ip netns add {name}");
+        let ns = Netns { name };
+        ns.sh("ip link set lo up");
+        ns
+    }
+
+    /// Runs a shell command inside the namespace; panics if it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.sh_output(script);
+        assert!(out.status.success(), "`{script}` failed: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn sh_output(&self, script: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", script])
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// `tune` run inside the namespace.
+    pub fn tune(&self, state_dir: &Path, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(tune_bin())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("TUNE_STATE_DIR", state_dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tune in namespace")
+    }
+
+    pub fn sysctl(&self, key: &str) -> String {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.sh(&format!("cat {path}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn set_sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.sh(&format!("echo '{value}' > {path}"));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
