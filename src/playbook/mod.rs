@@ -11,7 +11,7 @@
 pub mod model;
 pub mod vars;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -265,13 +265,23 @@ impl Locator<'_> {
 
     /// Offset of the `id:` of a rule.
     fn rule(&self, id: &str) -> Option<usize> {
+        self.rule_occurrence(id, 0)
+    }
+
+    /// Offset of the `nth` (0-based) rule with this id (duplicates are reported at the
+    /// second one).
+    fn rule_occurrence(&self, id: &str, nth: usize) -> Option<usize> {
+        let mut seen = 0;
         let mut offset = 0;
         for line in self.text.split_inclusive('\n') {
             let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
             if let Some(rest) = trimmed.strip_prefix("id:") {
                 let value = rest.trim().trim_matches(|c| c == '"' || c == '\'');
                 if value == id {
-                    return Some(offset + line.len() - line.trim_start().len());
+                    if seen == nth {
+                        return line.find("id:").map(|i| offset + i);
+                    }
+                    seen += 1;
                 }
             }
             offset += line.len();
@@ -338,9 +348,11 @@ pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
         out.push(loc.at(loc.top_key("rules"), "playbook has no rules".into()));
     }
     let defaults = Vars::defaults(p);
-    let mut seen = BTreeSet::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for rule in &p.rules {
-        let at = loc.rule(&rule.id);
+        let occurrence = seen.entry(rule.id.as_str()).or_insert(0);
+        let at = loc.rule_occurrence(&rule.id, *occurrence);
+        *occurrence += 1;
         if !valid_name(&rule.id) {
             out.push(loc.at(
                 at.or(loc.top_key("rules")),
@@ -350,7 +362,7 @@ pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
                 ),
             ));
         }
-        if !seen.insert(rule.id.as_str()) {
+        if seen[rule.id.as_str()] > 1 {
             out.push(loc.at(at, format!("duplicate rule id {:?}", rule.id)));
         }
         let mut problems = Vec::new();
@@ -585,14 +597,14 @@ pub fn check_host(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
         let mut keys = Vec::new();
         rule.detect.walk(&mut |c| {
             if let Condition::Sysctl(s) = c {
-                keys.push(s.key.clone());
-                keys.extend(s.ratio_of.clone());
+                keys.push((s.key.clone(), false));
+                keys.extend(s.ratio_of.clone().map(|k| (k, false)));
             }
         });
         for Action::SetSysctl(s) in &rule.fix {
-            keys.push(s.key.clone());
+            keys.push((s.key.clone(), true));
         }
-        for key in keys {
+        for (key, in_fix) in keys {
             let Ok(parsed) = SysctlKey::parse(&key) else {
                 continue;
             };
@@ -608,8 +620,13 @@ pub fn check_host(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
             let hint = suggest(&parsed)
                 .map(|s| format!(" (did you mean {s}?)"))
                 .unwrap_or_default();
+            let section = if in_fix {
+                loc.find(loc.rule(&rule.id), "fix:")
+            } else {
+                loc.rule(&rule.id)
+            };
             out.push(loc.at(
-                loc.find(loc.rule(&rule.id), &key),
+                loc.find(section, &key),
                 format!(
                     "rule {}: unknown sysctl key {key}: no {} on this host{hint}",
                     rule.id,

@@ -1,0 +1,127 @@
+//! The CLI as users run it: schemas are current, bundled playbooks validate, validate
+//! flags unknown keys with a suggestion, facts replay gives the same plan, exit codes.
+
+mod support;
+
+use std::path::Path;
+
+use support::{text, tune};
+
+fn check_schema(kind: &str, file: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tune(dir.path())
+        .args(["schema", kind])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    if std::env::var("TUNE_BLESS").is_ok() {
+        std::fs::write(&path, &out.stdout).expect("bless");
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "{file} is stale: run `TUNE_BLESS=1 cargo test --test cli` (or `tune schema {kind} > {file}`)"
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+}
+
+#[test]
+fn committed_schemas_are_current() {
+    check_schema("playbook", "schemas/playbook.schema.json");
+    check_schema("plan", "schemas/plan.schema.json");
+}
+
+#[test]
+fn bundled_playbooks_validate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let playbooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let out = tune(dir.path())
+        .arg("validate")
+        .arg(&playbooks)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("ok: "), "{}", text(&out));
+}
+
+#[test]
+fn validate_flags_unknown_sysctl_keys_with_a_suggestion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("typo.yml");
+    std::fs::write(
+        &path,
+        "name: typo\ndescription: d\nrules:\n  - id: r\n    description: d\n    detect:\n      sysctl: {key: net.ipv4.tcp_tw_resue, equals: 0}\n    fix:\n      - set_sysctl: {key: net.ipv4.tcp_tw_resue, value: 1}\n",
+    )
+    .expect("write");
+    let out = tune(dir.path())
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("run");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("typo.yml:7:21: rule r: unknown sysctl key net.ipv4.tcp_tw_resue")
+            && t.contains("typo.yml:9:27: rule r: unknown sysctl key net.ipv4.tcp_tw_resue")
+            && t.contains("did you mean net.ipv4.tcp_tw_reuse?"),
+        "{t}"
+    );
+}
+
+#[test]
+fn facts_snapshot_replays_to_the_same_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = tune(dir.path())
+        .args(["facts", "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(facts.status.success(), "{}", text(&facts));
+    let path = dir.path().join("facts.json");
+    std::fs::write(&path, &facts.stdout).expect("write");
+    let replay = tune(dir.path())
+        .args(["plan", "--format", "json", "--facts"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(replay.status.success(), "{}", text(&replay));
+    let plan: serde_json::Value = serde_json::from_slice(&replay.stdout).expect("plan json");
+    let facts: serde_json::Value = serde_json::from_slice(&facts.stdout).expect("facts json");
+    assert_eq!(plan["created_at"], facts["collected_at"]);
+    assert_eq!(plan["format"], 1);
+}
+
+#[test]
+fn history_without_state_and_help_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tune(&dir.path().join("none"))
+        .arg("history")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert_eq!(text(&out), "No transactions.\n");
+    let out = tune(dir.path()).arg("--help").output().expect("run");
+    assert!(out.status.success());
+    for cmd in [
+        "plan", "apply", "rollback", "history", "validate", "schema", "facts",
+    ] {
+        assert!(text(&out).contains(cmd), "--help lists {cmd}");
+    }
+}
+
+#[test]
+fn plan_output_file_is_the_json_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plan.json");
+    let out = tune(dir.path())
+        .args(["plan", "-o"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("plan file")).expect("json");
+    assert!(plan["changes"].is_array() && plan["findings"].is_array());
+}
