@@ -276,11 +276,37 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
 }
 
 fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+    let pairs = set.pairs();
     let facts = match facts_file {
         Some(path) => read_facts_file(path)?,
-        None => facts::gather(&FactRequest::for_playbooks(&set.pairs())),
+        None => gather_lazily(&pairs),
     };
-    Ok(plan::plan_from_facts(&set.pairs(), &facts))
+    Ok(plan::plan_from_facts(&pairs, &facts))
+}
+
+/// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
+/// (sock_diag dumps, the kernel log) only for the rules still undecided. Three-valued
+/// logic makes this exact: a rule decided while a fact is unknown is decided whatever
+/// that fact's value. Facts skipped this way stay absent from the snapshot.
+fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
+    let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
+    let mut facts = facts::gather(&cheap);
+    if costly.is_empty() {
+        return facts;
+    }
+    let undecided: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
+        .into_iter()
+        .filter(|f| f.status == crate::detect::FindingStatus::Unknown)
+        .map(|f| (f.playbook, f.rule))
+        .collect();
+    let needed = FactRequest::for_rules(pairs, |pb, rule| {
+        undecided.iter().any(|(p, r)| p == pb && r == rule)
+    })
+    .intersect(&costly);
+    if !needed.is_empty() {
+        facts.merge(facts::gather(&needed));
+    }
+    facts
 }
 
 fn cmd_plan(args: PlanArgs) -> Result<i32> {

@@ -123,9 +123,20 @@ impl FactRequest {
     /// Walks every rule of every playbook. Keys that do not parse are left out here;
     /// validation has already reported them.
     pub fn for_playbooks(playbooks: &[(&LoadedPlaybook, &Vars)]) -> FactRequest {
+        FactRequest::for_rules(playbooks, |_, _| true)
+    }
+
+    /// The facts of the rules `wanted(playbook name, rule id)` selects.
+    pub fn for_rules(
+        playbooks: &[(&LoadedPlaybook, &Vars)],
+        wanted: impl Fn(&str, &str) -> bool,
+    ) -> FactRequest {
         let mut req = FactRequest::default();
         for (pb, vars) in playbooks {
             for rule in &pb.playbook.rules {
+                if !wanted(&pb.playbook.name, &rule.id) {
+                    continue;
+                }
                 rule.detect.walk(&mut |c| req.add_condition(c, vars));
                 for action in &rule.fix {
                     match action {
@@ -137,6 +148,44 @@ impl FactRequest {
             }
         }
         req
+    }
+
+    /// Splits off the facts that cost a kernel-wide walk (sock_diag dumps, the whole
+    /// kernel log), so that `tune plan` can first decide what it can without them.
+    pub fn split_costly(mut self) -> (FactRequest, FactRequest) {
+        let costly = FactRequest {
+            socket_states: std::mem::take(&mut self.socket_states),
+            kernel_log: std::mem::take(&mut self.kernel_log),
+            ..FactRequest::default()
+        };
+        (self, costly)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == FactRequest::default()
+    }
+
+    /// The part of `self` that `other` also asks for.
+    pub fn intersect(&self, other: &FactRequest) -> FactRequest {
+        FactRequest {
+            sysctls: self.sysctls.intersection(&other.sysctls).cloned().collect(),
+            counters: self
+                .counters
+                .intersection(&other.counters)
+                .cloned()
+                .collect(),
+            socket_states: self
+                .socket_states
+                .intersection(&other.socket_states)
+                .copied()
+                .collect(),
+            kernel_log: self
+                .kernel_log
+                .iter()
+                .filter(|(k, _)| other.kernel_log.contains_key(*k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        }
     }
 
     fn add_condition(&mut self, c: &Condition, vars: &Vars) {
@@ -193,6 +242,16 @@ pub fn gather(request: &FactRequest) -> Facts {
         facts.kernel_log = kmsg::gather(&request.kernel_log, collected_at);
     }
     facts
+}
+
+impl Facts {
+    /// Adds the facts of another snapshot (taken moments later by the same probes).
+    pub fn merge(&mut self, other: Facts) {
+        self.sysctls.extend(other.sysctls);
+        self.counters.extend(other.counters);
+        self.sockets.extend(other.sockets);
+        self.kernel_log.extend(other.kernel_log);
+    }
 }
 
 pub fn now_unix() -> f64 {
