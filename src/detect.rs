@@ -199,42 +199,20 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 out,
             )
         }
-        Condition::Counter(cnt) => {
-            let fact_name = format!("counter {}", cnt.name);
-            match facts.counter(&cnt.name) {
-                Fact::Value(v) => {
-                    let text = v.to_string();
-                    compare(
-                        &fact_name,
-                        &text,
-                        &Measured::Number(*v as f64),
-                        &text,
-                        &cnt.compare(),
-                        vars,
-                        out,
-                    )
-                }
-                Fact::Unknown(why) => unknown(out, &fact_name, &why),
-            }
-        }
-        Condition::Sockets(s) => {
-            let fact_name = format!("TCP sockets in {}", s.state.name());
-            match facts.sockets_in(s.state) {
-                Fact::Value(v) => {
-                    let text = v.to_string();
-                    compare(
-                        &fact_name,
-                        &text,
-                        &Measured::Number(*v as f64),
-                        &text,
-                        &s.compare(),
-                        vars,
-                        out,
-                    )
-                }
-                Fact::Unknown(why) => unknown(out, &fact_name, &why),
-            }
-        }
+        Condition::Counter(cnt) => count(
+            &format!("counter {}", cnt.name),
+            facts.counter(&cnt.name),
+            &cnt.compare(),
+            vars,
+            out,
+        ),
+        Condition::Sockets(s) => count(
+            &format!("TCP sockets in {}", s.state.name()),
+            facts.sockets_in(s.state),
+            &s.compare(),
+            vars,
+            out,
+        ),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -269,6 +247,25 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 Truth::False
             }
         }
+    }
+}
+
+/// Compares a counted fact (a counter, a number of sockets).
+fn count(fact: &str, value: Fact<&u64>, cmp: &Compare, vars: &Vars, out: &mut Outcome) -> Truth {
+    match value {
+        Fact::Value(v) => {
+            let text = v.to_string();
+            compare(
+                fact,
+                &text,
+                &Measured::Number(*v as f64),
+                &text,
+                cmp,
+                vars,
+                out,
+            )
+        }
+        Fact::Unknown(why) => unknown(out, fact, &why),
     }
 }
 

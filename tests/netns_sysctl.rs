@@ -76,8 +76,16 @@ fn narrow_port_range_detected_fixed_and_rolled_back() {
     assert_code(&plan, 2, "plan on a narrow range");
     assert!(text(&plan).contains("width 51 < 10000"), "{}", text(&plan));
 
-    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    let state_dir = state.path().join("state");
+    let apply = ns.tune(&state_dir, &["apply", "--yes"]);
+    assert_code(&apply, 0, "apply");
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_dir)
+            .expect("state dir")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "state dir mode");
     let (ok, failed) = in_netns(&ns, || concurrent_connects(120));
     eprintln!("symptom after: {ok} connections succeeded, {failed} failed");
     assert_eq!((ok, failed), (120, 0));
@@ -218,6 +226,14 @@ fn listen_overflow_detected_fixed_and_rolled_back() {
     assert_eq!(ns.sysctl("net.core.somaxconn"), "8");
 }
 
+/// The two values the two-step plans touch.
+fn two_values(ns: &Netns) -> (String, String) {
+    (
+        ns.sysctl("net.core.somaxconn"),
+        ns.sysctl("net.ipv4.ip_local_port_range"),
+    )
+}
+
 /// A plan file with two changes whose second one the kernel refuses
 /// (ip_local_port_range may not start below ip_unprivileged_port_start = 1024).
 fn two_step_plan(ns: &Netns, second_after: &str) -> String {
@@ -247,10 +263,7 @@ fn kernel_refusal_mid_apply_rolls_back_earlier_steps() {
     }
     let ns = Netns::new("refuse");
     let state = tempfile::tempdir().expect("tempdir");
-    let before = (
-        ns.sysctl("net.core.somaxconn"),
-        ns.sysctl("net.ipv4.ip_local_port_range"),
-    );
+    let before = two_values(&ns);
     let plan_file = state.path().join("plan.json");
     std::fs::write(&plan_file, two_step_plan(&ns, "1000 2000")).expect("write plan");
     let out = ns.tune(state.path(), &["apply", plan_file.to_str().expect("utf8")]);
@@ -258,10 +271,7 @@ fn kernel_refusal_mid_apply_rolls_back_earlier_steps() {
     let t = text(&out);
     assert!(t.contains("the kernel refused \"1000 2000\""), "{t}");
     assert!(t.contains("restored sysctl:net.core.somaxconn"), "{t}");
-    let after = (
-        ns.sysctl("net.core.somaxconn"),
-        ns.sysctl("net.ipv4.ip_local_port_range"),
-    );
+    let after = two_values(&ns);
     assert_eq!(before, after, "every value as it was");
     let history = text(&ns.tune(state.path(), &["history"]));
     assert!(history.contains("failed, rolled back"), "{history}");
@@ -274,10 +284,7 @@ fn crash_mid_apply_is_recovered_by_rollback() {
     }
     let ns = Netns::new("crash");
     let state = tempfile::tempdir().expect("tempdir");
-    let before = (
-        ns.sysctl("net.core.somaxconn"),
-        ns.sysctl("net.ipv4.ip_local_port_range"),
-    );
+    let before = two_values(&ns);
     let plan_file = state.path().join("plan.json");
     std::fs::write(&plan_file, two_step_plan(&ns, "10000 65535")).expect("write plan");
     let out = std::process::Command::new("ip")
@@ -297,10 +304,7 @@ fn crash_mid_apply_is_recovered_by_rollback() {
     assert_code(&again, 1, "apply after a crash");
     assert!(text(&again).contains("is interrupted"), "{}", text(&again));
     assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
-    let after = (
-        ns.sysctl("net.core.somaxconn"),
-        ns.sysctl("net.ipv4.ip_local_port_range"),
-    );
+    let after = two_values(&ns);
     assert_eq!(before, after);
 }
 
