@@ -91,13 +91,13 @@ fn narrow_port_range_detected_fixed_and_rolled_back() {
     assert_eq!((ok, failed), (120, 0));
 
     assert_code(
-        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
+        &ns.tune(&state_dir, &["plan", "--detailed-exitcode"]),
         0,
         "plan after apply",
     );
-    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_code(&ns.tune(&state_dir, &["rollback"]), 0, "rollback");
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
-    let history = ns.tune(state.path(), &["history"]);
+    let history = ns.tune(&state_dir, &["history"]);
     assert!(text(&history).contains("rolled back"), "{}", text(&history));
 }
 
