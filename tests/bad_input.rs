@@ -265,3 +265,24 @@ fn apply_as_non_root_refuses_before_touching_anything() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn a_plan_made_on_another_host_is_refused() {
+    if !support::require(support::is_root(), "apply needs root") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = serde_json::json!({
+        "format": 1, "created_at": 0.0, "hostname": "some-other-host",
+        "findings": [], "errors": [],
+        "changes": [{"rules": ["t/r"], "evidence": [],
+            "mutation": {"kind": "sysctl", "key": "net.core.somaxconn", "before": "1", "after": "2"}}]
+    });
+    let path = write_case(dir.path(), "plan.json", &plan.to_string());
+    let out = tune(&dir.path().join("state"))
+        .args(["apply", &path])
+        .output()
+        .expect("run");
+    check_output(&out, "was made on host \"some-other-host\"", "foreign plan");
+    assert!(!dir.path().join("state").exists(), "nothing written");
+}

@@ -329,3 +329,81 @@ fn read_journal(path: &Path) -> Result<Transaction> {
         path: path.to_path_buf(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Mutation;
+
+    fn change() -> Change {
+        Change {
+            rules: vec!["p/r".into()],
+            mutation: Mutation::Sysctl {
+                key: "net.core.somaxconn".into(),
+                before: "128".into(),
+                after: "4096".into(),
+            },
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let mut j = state.begin("h", &[change()]).unwrap();
+        let read = |state: &StateDir| state.transaction(1).unwrap().status();
+        assert_eq!(read(&state), Status::Interrupted);
+        j.append(&Event::Intent {
+            step: 0,
+            direction: Direction::Forward,
+        })
+        .unwrap();
+        assert_eq!(state.transaction(1).unwrap().attempted_steps(), vec![0]);
+        j.append(&Event::Done {
+            step: 0,
+            direction: Direction::Forward,
+        })
+        .unwrap();
+        j.append(&Event::Applied { at: 1.0 }).unwrap();
+        assert_eq!(read(&state), Status::Applied);
+        j.append(&Event::RollbackBegin {
+            at: 2.0,
+            forced: false,
+        })
+        .unwrap();
+        assert_eq!(read(&state), Status::Interrupted);
+        j.append(&Event::RollbackEnd { ok: true, at: 3.0 }).unwrap();
+        assert_eq!(read(&state), Status::RolledBack);
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_but_damage_elsewhere_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let j = state.begin("h", &[change()]).unwrap();
+        let mut text = std::fs::read_to_string(&j.path).unwrap();
+        text.push_str("{\"event\":\"intent\",\"st");
+        std::fs::write(&j.path, &text).unwrap();
+        assert_eq!(state.transaction(1).unwrap().events.len(), 1);
+        std::fs::write(&j.path, format!("garbage\n{text}\n")).unwrap();
+        let err = state.transaction(1).unwrap_err().to_string();
+        assert!(err.contains("corrupt journal line"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let held = state.lock().unwrap();
+        let err = state.lock().err().unwrap().to_string();
+        assert!(
+            err.contains("another tune apply or rollback is running"),
+            "{err}"
+        );
+        drop(held);
+        assert!(state.lock().is_ok());
+    }
+}
