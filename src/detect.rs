@@ -235,6 +235,8 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 Fact::Unknown(why) => unknown(out, &fact_name, &why),
             }
         }
+        Condition::JvmHeap(j) => verdict(crate::jvm::heap_verdict(j, vars, facts), out),
+        Condition::OomKill(k) => verdict(crate::jvm::oom_verdict(k, vars, facts), out),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -269,6 +271,17 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 Truth::False
             }
         }
+    }
+}
+
+/// Takes over a verdict computed elsewhere (the JVM conditions live in `jvm`).
+fn verdict(v: crate::jvm::Verdict, out: &mut Outcome) -> Truth {
+    out.unknown.extend(v.unknown);
+    out.evidence.extend(v.evidence);
+    match v.holds {
+        Some(true) => Truth::True,
+        Some(false) => Truth::False,
+        None => Truth::Unknown,
     }
 }
 
