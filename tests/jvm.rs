@@ -328,6 +328,9 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
     assert!(!env_file.exists());
 }
 
+/// Command-line flags, environment, expected heap (0: only compare with the JVM).
+type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], u64);
+
 #[test]
 fn ergonomic_heap_and_option_precedence_match_the_jvm() {
     if !require_java_cgroups() {
@@ -336,7 +339,7 @@ fn ergonomic_heap_and_option_precedence_match_the_jvm() {
     let _guard = lock();
     let tmp = tempfile::tempdir().unwrap();
     let src = sleeper(tmp.path());
-    let cases: [(&[&str], &[(&str, &str)], u64); 3] = [
+    let cases: [Case; 3] = [
         (
             &[],
             &[("JAVA_TOOL_OPTIONS", "-XX:MaxRAMPercentage=90")],
