@@ -196,8 +196,13 @@ pub fn is_heap_flag(option: &str) -> bool {
         .any(|p| option.starts_with(p))
 }
 
-fn fraction_to_percentage(text: &str) -> Option<f64> {
-    let n: f64 = text.parse().ok()?;
+/// `-XX:{name}Percentage=P` as P, or the older `-XX:{name}Fraction=N` as 100 / N.
+fn percentage(option: &str, name: &str) -> Option<f64> {
+    let rest = option.strip_prefix("-XX:")?.strip_prefix(name)?;
+    if let Some(p) = rest.strip_prefix("Percentage=") {
+        return p.parse().ok();
+    }
+    let n: f64 = rest.strip_prefix("Fraction=")?.parse().ok()?;
     (n > 0.0).then(|| 100.0 / n)
 }
 
@@ -206,50 +211,30 @@ impl HeapFlags {
     pub fn read<'a>(options: impl IntoIterator<Item = (&'a str, &'static str)>) -> HeapFlags {
         let mut flags = HeapFlags::default();
         for (option, source) in options {
-            let set = |value| {
-                Some(Setting {
-                    value,
-                    flag: option.to_owned(),
-                    source,
-                })
+            let size = |prefixes: &[&str]| {
+                prefixes
+                    .iter()
+                    .find_map(|p| option.strip_prefix(p))
+                    .and_then(parse_jvm_size)
             };
-            if let Some(v) = option
-                .strip_prefix("-Xmx")
-                .or_else(|| option.strip_prefix("-XX:MaxHeapSize="))
-                .and_then(parse_jvm_size)
-            {
-                flags.max_heap = set(v);
-            } else if let Some(v) = option
-                .strip_prefix("-Xms")
-                .or_else(|| option.strip_prefix("-XX:InitialHeapSize="))
-                .and_then(parse_jvm_size)
-            {
-                flags.initial_heap = set(v);
-            } else if let Some(v) = option.strip_prefix("-XX:MaxRAM=").and_then(parse_jvm_size) {
-                flags.max_ram = set(v);
-            } else if let Some(v) = option
-                .strip_prefix("-XX:MaxRAMPercentage=")
-                .and_then(|v| v.parse::<f64>().ok())
-                .or_else(|| {
-                    option
-                        .strip_prefix("-XX:MaxRAMFraction=")
-                        .and_then(fraction_to_percentage)
-                })
-            {
+            let set = |value| Setting {
+                value,
+                flag: option.to_owned(),
+                source,
+            };
+            if let Some(v) = size(&["-Xmx", "-XX:MaxHeapSize="]) {
+                flags.max_heap = Some(set(v));
+            } else if let Some(v) = size(&["-Xms", "-XX:InitialHeapSize="]) {
+                flags.initial_heap = Some(set(v));
+            } else if let Some(v) = size(&["-XX:MaxRAM="]) {
+                flags.max_ram = Some(set(v));
+            } else if let Some(v) = percentage(option, "MaxRAM") {
                 flags.max_ram_percentage = Some(Setting {
                     value: v,
                     flag: option.to_owned(),
                     source,
                 });
-            } else if let Some(v) = option
-                .strip_prefix("-XX:MinRAMPercentage=")
-                .and_then(|v| v.parse::<f64>().ok())
-                .or_else(|| {
-                    option
-                        .strip_prefix("-XX:MinRAMFraction=")
-                        .and_then(fraction_to_percentage)
-                })
-            {
+            } else if let Some(v) = percentage(option, "MinRAM") {
                 flags.min_ram_percentage = Some(Setting {
                     value: v,
                     flag: option.to_owned(),

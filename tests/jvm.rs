@@ -172,6 +172,21 @@ fn wait_ready(child: &mut Child) -> Option<u64> {
     panic!("java exited before it was ready: {:?}", child.wait());
 }
 
+/// The lock, a temporary directory and the sleeper's source, when java tests can run.
+fn java_setup() -> Option<(
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    String,
+)> {
+    if !require_java_cgroups() {
+        return None;
+    }
+    let guard = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = sleeper(tmp.path());
+    Some((guard, tmp, src))
+}
+
 fn tune(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tune"))
         .args(args)
@@ -243,12 +258,9 @@ fn bundled_plan_works_with_nothing_firing_as_root_and_as_nobody() {
 
 #[test]
 fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
-    if !require_java_cgroups() {
+    let Some((_guard, tmp, src)) = java_setup() else {
         return;
-    }
-    let _guard = lock();
-    let tmp = tempfile::tempdir().unwrap();
-    let src = sleeper(tmp.path());
+    };
     let cg = Cgroup::new(384 * MIB);
     let mut child = cg.spawn("java", &["-Xmx1g", "-XX:+PrintFlagsFinal", &src], &[]);
     let real_max_heap = wait_ready(&mut child);
@@ -329,16 +341,17 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
 }
 
 /// Command-line flags, environment, expected heap (0: only compare with the JVM).
-type Case = (&'static [&'static str], &'static [(&'static str, &'static str)], u64);
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    u64,
+);
 
 #[test]
 fn ergonomic_heap_and_option_precedence_match_the_jvm() {
-    if !require_java_cgroups() {
+    let Some((_guard, _tmp, src)) = java_setup() else {
         return;
-    }
-    let _guard = lock();
-    let tmp = tempfile::tempdir().unwrap();
-    let src = sleeper(tmp.path());
+    };
     let cases: [Case; 3] = [
         (
             &[],
@@ -523,6 +536,15 @@ fn facts_with_kill(tmp: &Path, env_file: &Path) -> PathBuf {
     path
 }
 
+/// `tune plan` of the playbook for this env file against a facts snapshot.
+fn plan_from(state: &Path, env_file: &Path, facts: &Path, extra: &[&str]) -> Output {
+    let var = format!("env_file={}", env_file.display());
+    let mut args = vec!["plan", "-p", PLAYBOOK, "--var", &var, "--facts"];
+    args.push(facts.to_str().unwrap());
+    args.extend(extra);
+    tune(state, &args)
+}
+
 /// Plans from the facts, applies, checks the file, rolls back, checks it again.
 fn apply_and_roll_back(env_file: &Path, expected_after: &str) {
     let dir = env_file.parent().unwrap();
@@ -532,20 +554,11 @@ fn apply_and_roll_back(env_file: &Path, expected_after: &str) {
     let before_meta = std::fs::metadata(env_file).ok();
     let facts = facts_with_kill(tmp.path(), env_file);
     let plan_file = tmp.path().join("plan.json");
-    let out = tune(
+    let out = plan_from(
         &state,
-        &[
-            "plan",
-            "-p",
-            PLAYBOOK,
-            "--var",
-            &format!("env_file={}", env_file.display()),
-            "--facts",
-            facts.to_str().unwrap(),
-            "--detailed-exitcode",
-            "-o",
-            plan_file.to_str().unwrap(),
-        ],
+        env_file,
+        &facts,
+        &["--detailed-exitcode", "-o", plan_file.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -569,19 +582,7 @@ fn apply_and_roll_back(env_file: &Path, expected_after: &str) {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     // Planned again from fresh facts: the rule still fires, its fix is in effect.
     let facts = facts_with_kill(tmp.path(), env_file);
-    let out = tune(
-        &state,
-        &[
-            "plan",
-            "-p",
-            PLAYBOOK,
-            "--var",
-            &format!("env_file={}", env_file.display()),
-            "--facts",
-            facts.to_str().unwrap(),
-            "--detailed-exitcode",
-        ],
-    );
+    let out = plan_from(&state, env_file, &facts, &["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         text(&out).contains("fix already in effect"),
@@ -675,19 +676,7 @@ fn env_file_symlink_out_of_the_directory_unreadable_file_and_drift_are_refused()
     std::os::unix::fs::symlink(&secret, &link).unwrap();
     let facts = facts_with_kill(tmp.path(), &link);
     let state = tmp.path().join("state");
-    let link_var = format!("env_file={}", link.display());
-    let out = tune(
-        &state,
-        &[
-            "plan",
-            "-p",
-            PLAYBOOK,
-            "--var",
-            &link_var,
-            "--facts",
-            facts.to_str().unwrap(),
-        ],
-    );
+    let out = plan_from(&state, &link, &facts, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("refusing to follow it"),
@@ -724,20 +713,11 @@ fn env_file_symlink_out_of_the_directory_unreadable_file_and_drift_are_refused()
     // Drift: the file changes between plan and apply; apply refuses and changes nothing.
     let facts = facts_with_kill(tmp.path(), &private);
     let plan_file = tmp.path().join("plan.json");
-    let private_var = format!("env_file={}", private.display());
-    let out = tune(
+    let out = plan_from(
         &state,
-        &[
-            "plan",
-            "-p",
-            PLAYBOOK,
-            "--var",
-            &private_var,
-            "--facts",
-            facts.to_str().unwrap(),
-            "-o",
-            plan_file.to_str().unwrap(),
-        ],
+        &private,
+        &facts,
+        &["-o", plan_file.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::write(&private, "JAVA_TOOL_OPTIONS=-Xmx3g\n").unwrap();
