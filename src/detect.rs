@@ -213,6 +213,8 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
             vars,
             out,
         ),
+        Condition::JvmHeap(j) => verdict(crate::jvm::heap_verdict(j, vars, facts), out),
+        Condition::OomKill(k) => verdict(crate::jvm::oom_verdict(k, vars, facts), out),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -266,6 +268,17 @@ fn count(fact: &str, value: Fact<&u64>, cmp: &Compare, vars: &Vars, out: &mut Ou
             )
         }
         Fact::Unknown(why) => unknown(out, fact, &why),
+    }
+}
+
+/// Takes over a verdict computed elsewhere (the JVM conditions live in `jvm`).
+fn verdict(v: crate::jvm::Verdict, out: &mut Outcome) -> Truth {
+    out.unknown.extend(v.unknown);
+    out.evidence.extend(v.evidence);
+    match v.holds {
+        Some(true) => Truth::True,
+        Some(false) => Truth::False,
+        None => Truth::Unknown,
     }
 }
 

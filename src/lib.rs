@@ -6,8 +6,11 @@
 pub mod apply;
 pub mod cli;
 pub mod detect;
+pub mod envfile;
 pub mod facts;
+pub mod jvm;
 pub mod plan;
+pub mod plan_env;
 pub mod playbook;
 pub mod schema;
 pub mod sysctl;

@@ -80,6 +80,24 @@ pub enum Mutation {
         before: String,
         after: String,
     },
+    /// A `KEY=VALUE` environment file: its exact content before and after (`null`:
+    /// the file does not exist). Takes effect when the program reading it restarts.
+    EnvFile {
+        /// The file as the playbook names it (symlinks resolved at apply time).
+        path: String,
+        /// The variables this change sets.
+        keys: Vec<String>,
+        before: Option<String>,
+        after: Option<String>,
+    },
+}
+
+/// The canonical form of "the file does not exist" in [`Mutation::before`] /
+/// [`Mutation::after`]. Files holding NUL bytes are refused, so no content equals it.
+pub const ABSENT: &str = "\u{0}(absent)";
+
+fn file_state(content: &Option<String>) -> String {
+    content.clone().unwrap_or_else(|| ABSENT.to_owned())
 }
 
 impl Mutation {
@@ -87,6 +105,7 @@ impl Mutation {
     pub fn resource(&self) -> String {
         match self {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
+            Mutation::EnvFile { path, .. } => format!("envfile:{path}"),
         }
     }
 
@@ -94,12 +113,30 @@ impl Mutation {
     pub fn before(&self) -> String {
         match self {
             Mutation::Sysctl { before, .. } => before.clone(),
+            Mutation::EnvFile { before, .. } => file_state(before),
         }
     }
 
     pub fn after(&self) -> String {
         match self {
             Mutation::Sysctl { after, .. } => after.clone(),
+            Mutation::EnvFile { after, .. } => file_state(after),
+        }
+    }
+
+    /// [`Mutation::before`] as one short line for logs and history.
+    pub fn before_label(&self) -> String {
+        match self {
+            Mutation::EnvFile { before, .. } => crate::plan_env::label(before.as_deref()),
+            _ => self.before(),
+        }
+    }
+
+    /// [`Mutation::after`] as one short line for logs and history.
+    pub fn after_label(&self) -> String {
+        match self {
+            Mutation::EnvFile { after, .. } => crate::plan_env::label(after.as_deref()),
+            _ => self.after(),
         }
     }
 
@@ -108,6 +145,17 @@ impl Mutation {
         match self {
             Mutation::Sysctl { key, before, after } => Mutation::Sysctl {
                 key: key.clone(),
+                before: after.clone(),
+                after: before.clone(),
+            },
+            Mutation::EnvFile {
+                path,
+                keys,
+                before,
+                after,
+            } => Mutation::EnvFile {
+                path: path.clone(),
+                keys: keys.clone(),
                 before: after.clone(),
                 after: before.clone(),
             },
@@ -143,6 +191,14 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                 for action in &rule.fix {
                     let outcome = match action {
                         Action::SetSysctl(s) => plan_sysctl(s, vars, facts, &changes, &projected),
+                        Action::SetEnv(e) => crate::plan_env::plan_set_env(
+                            e,
+                            &rule.detect,
+                            vars,
+                            facts,
+                            &changes,
+                            &projected,
+                        ),
                     };
                     match outcome {
                         Ok(None) => {}
@@ -199,6 +255,29 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
                 after,
             }
         }
+        (
+            Mutation::EnvFile {
+                path, keys, before, ..
+            },
+            Mutation::EnvFile {
+                keys: more, after, ..
+            },
+        ) => {
+            let mut keys = keys.clone();
+            keys.extend(
+                more.into_iter()
+                    .filter(|k| !keys.contains(k))
+                    .collect::<Vec<_>>(),
+            );
+            Mutation::EnvFile {
+                path: path.clone(),
+                keys,
+                before: before.clone(),
+                after,
+            }
+        }
+        // Different kinds never share a resource name.
+        (_, newer) => newer,
     }
 }
 

@@ -10,6 +10,7 @@
 //! tests and other kinds (netlink, files) plug in. Rollback is the same machinery run
 //! with each change's inverse.
 
+pub mod envfile;
 pub mod journal;
 pub mod sysctl;
 
@@ -34,12 +35,14 @@ impl Executor for SystemExecutor {
     fn read(&mut self, mutation: &Mutation) -> Result<String> {
         match mutation {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
+            Mutation::EnvFile { path, .. } => envfile::read(path),
         }
     }
 
     fn write(&mut self, mutation: &Mutation) -> Result<()> {
         match mutation {
             Mutation::Sysctl { key, after, .. } => sysctl::write(key, after),
+            Mutation::EnvFile { path, after, .. } => envfile::write(path, after.as_deref()),
         }
     }
 }
@@ -132,8 +135,8 @@ pub fn apply(
             Ok(()) => report.steps.push(format!(
                 "applied {}: {} → {}",
                 m.resource(),
-                m.before(),
-                m.after()
+                m.before_label(),
+                m.after_label()
             )),
             Err(e) => {
                 let error = format!("{}: {e:#}", m.resource());
@@ -222,7 +225,7 @@ fn undo_steps(
             }
         }
         match run_step(journal, exec, step, &inverse, Direction::Backward, None) {
-            Ok(()) => log.push(format!("restored {}: {}", m.resource(), m.before())),
+            Ok(()) => log.push(format!("restored {}: {}", m.resource(), m.before_label())),
             Err(e) => {
                 let msg = format!("{}: {e:#}", m.resource());
                 log.push(format!("RESTORE FAILED {msg}"));

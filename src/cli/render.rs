@@ -12,7 +12,7 @@ use crate::apply::Report;
 use crate::apply::journal::{Status, Transaction};
 use crate::detect::{Evidence, FindingStatus};
 use crate::facts::{Fact, Facts};
-use crate::plan::{FixStatus, Plan};
+use crate::plan::{FixStatus, Mutation, Plan};
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -72,6 +72,17 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         let _ = writeln!(out, "\n{}", paint(BOLD, "Changes, in order:"));
         for (i, c) in plan.changes.iter().enumerate() {
             let m = &c.mutation;
+            if let Mutation::EnvFile {
+                path,
+                keys,
+                before,
+                after,
+            } = m
+            {
+                env_file_change(&mut out, i + 1, path, keys, before, after);
+                let _ = writeln!(out, "     {} {}", paint(DIM, "by"), c.rules.join(", "));
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  {}. {} {}  {} → {}",
@@ -106,6 +117,40 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
     out
 }
 
+/// An environment-file change: its unified diff, coloured by line.
+fn env_file_change(
+    out: &mut String,
+    n: usize,
+    path: &str,
+    keys: &[String],
+    before: &Option<String>,
+    after: &Option<String>,
+) {
+    let what = if before.is_none() { "create" } else { "edit" };
+    let _ = writeln!(
+        out,
+        "  {n}. {} {}  {what}, set {}",
+        paint(CYAN, "~"),
+        paint(BOLD, &format!("envfile:{path}")),
+        keys.join(", ")
+    );
+    let diff = crate::envfile::unified_diff(path, before.as_deref(), after.as_deref());
+    for line in diff.lines() {
+        let style = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => GREEN,
+            Some(b'-') if !line.starts_with("---") => RED,
+            Some(b'@') => CYAN,
+            _ => DIM,
+        };
+        let _ = writeln!(out, "       {}", paint(style, line));
+    }
+    let _ = writeln!(
+        out,
+        "     {} takes effect when the JVM (the service reading this file) restarts",
+        paint(YELLOW, "note:")
+    );
+}
+
 pub fn facts(facts: &Facts) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "host {}", facts.hostname);
@@ -137,7 +182,72 @@ pub fn facts(facts: &Facts) -> String {
         };
         let _ = writeln!(out, "kmsg     /{k}/ = {}", show(v));
     }
+    jvm_facts(&mut out, facts);
     out
+}
+
+/// Processes, host memory, OOM kills and environment files.
+fn jvm_facts(out: &mut String, facts: &Facts) {
+    let unknown = |why: &str| paint(YELLOW, &format!("unknown ({why})"));
+    if let Some(Fact::Value(total)) = &facts.mem_total {
+        let _ = writeln!(out, "memory   MemTotal = {}", crate::jvm::human(*total));
+    } else if let Some(Fact::Unknown(why)) = &facts.mem_total {
+        let _ = writeln!(out, "memory   MemTotal = {}", unknown(why));
+    }
+    match &facts.processes {
+        Some(Fact::Value(list)) => {
+            let _ = writeln!(out, "process  {} matching", list.len());
+            for p in list {
+                let cgroup = match &p.memory_cgroup {
+                    Fact::Value(c) => format!(
+                        "cgroup v{} {} limit {}",
+                        c.version,
+                        c.path,
+                        c.limit.map_or("none".to_owned(), crate::jvm::human)
+                    ),
+                    Fact::Unknown(why) => format!("cgroup {}", unknown(why)),
+                };
+                let env = match &p.env {
+                    Fact::Value(env) => format!("{env:?}"),
+                    Fact::Unknown(why) => unknown(why),
+                };
+                let _ = writeln!(
+                    out,
+                    "process  {} {} {cgroup}; env {env}; {}",
+                    p.pid,
+                    p.comm,
+                    p.cmdline.join(" ")
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "process  {}", unknown(why));
+        }
+        None => {}
+    }
+    match &facts.oom_kills {
+        Some(Fact::Value(kills)) => {
+            let _ = writeln!(
+                out,
+                "oomkill  {} memcg OOM kill(s) in the kernel log",
+                kills.len()
+            );
+            for k in kills {
+                let _ = writeln!(out, "oomkill  {}", k.describe());
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "oomkill  {}", unknown(why));
+        }
+        None => {}
+    }
+    for (path, v) in &facts.env_files {
+        let state = match v {
+            Fact::Value(c) => crate::plan_env::label(c.as_deref()),
+            Fact::Unknown(why) => unknown(why),
+        };
+        let _ = writeln!(out, "envfile  {path} = {state}");
+    }
 }
 
 pub fn report(what: &str, report: &Report) -> String {
@@ -202,8 +312,8 @@ pub fn history(transactions: &[Transaction]) -> String {
                 .map(|c| format!(
                     "{} {} → {}",
                     c.mutation.resource(),
-                    c.mutation.before(),
-                    c.mutation.after()
+                    c.mutation.before_label(),
+                    c.mutation.after_label()
                 ))
                 .collect::<Vec<_>>()
                 .join("; ")

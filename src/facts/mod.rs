@@ -8,9 +8,15 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod envfile;
 pub mod kmsg;
+pub mod oom;
 pub mod procfs;
+pub mod procs;
 pub mod sockdiag;
+
+pub use oom::OomKill;
+pub use procs::{MemoryCgroup, ProcessInfo};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -85,6 +91,19 @@ pub struct Facts {
     /// Kernel log lines matching each requested pattern, within the longest window asked.
     #[serde(default)]
     pub kernel_log: BTreeMap<String, Fact<Vec<LogLine>>>,
+    /// Processes picked by command name (for `jvm_heap`: `java`), with their JVM
+    /// option variables and memory cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Fact<Vec<ProcessInfo>>>,
+    /// MemTotal of /proc/meminfo, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_total: Option<Fact<u64>>,
+    /// Memory-cgroup OOM kills in the kernel log (all the ring buffer holds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<Fact<Vec<OomKill>>>,
+    /// Environment files named by fixes: their exact content, `null` when absent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_files: BTreeMap<String, Fact<Option<String>>>,
 }
 
 impl Facts {
@@ -99,6 +118,28 @@ impl Facts {
     }
     pub fn kernel_log_matches(&self, pattern: &str) -> Fact<&Vec<LogLine>> {
         lookup(&self.kernel_log, pattern)
+    }
+}
+
+impl Facts {
+    pub fn processes(&self) -> Fact<&Vec<ProcessInfo>> {
+        gathered(&self.processes)
+    }
+    pub fn mem_total(&self) -> Fact<&u64> {
+        gathered(&self.mem_total)
+    }
+    pub fn oom_kills(&self) -> Fact<&Vec<OomKill>> {
+        gathered(&self.oom_kills)
+    }
+    pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
+        lookup(&self.env_files, path)
+    }
+}
+
+fn gathered<T>(fact: &Option<Fact<T>>) -> Fact<&T> {
+    match fact {
+        Some(f) => f.as_ref(),
+        None => Fact::Unknown("not gathered".to_owned()),
     }
 }
 
@@ -117,6 +158,12 @@ pub struct FactRequest {
     pub socket_states: BTreeSet<TcpState>,
     /// Pattern → longest window in seconds.
     pub kernel_log: BTreeMap<String, u64>,
+    /// Command names of processes to read.
+    pub process_comms: BTreeSet<String>,
+    pub mem_total: bool,
+    pub oom_kills: bool,
+    /// Environment files named by `set_env` fixes (variables expanded).
+    pub env_files: BTreeSet<String>,
 }
 
 impl FactRequest {
@@ -143,6 +190,13 @@ impl FactRequest {
                         Action::SetSysctl(s) => {
                             req.sysctls.insert(s.key.clone());
                         }
+                        Action::SetEnv(e) => {
+                            if let Ok(file) = expand(&e.file, vars)
+                                && !file.is_empty()
+                            {
+                                req.env_files.insert(file);
+                            }
+                        }
                     }
                 }
             }
@@ -156,6 +210,8 @@ impl FactRequest {
         let costly = FactRequest {
             socket_states: std::mem::take(&mut self.socket_states),
             kernel_log: std::mem::take(&mut self.kernel_log),
+            process_comms: std::mem::take(&mut self.process_comms),
+            oom_kills: std::mem::take(&mut self.oom_kills),
             ..FactRequest::default()
         };
         (self, costly)
@@ -185,6 +241,18 @@ impl FactRequest {
                 .filter(|(k, _)| other.kernel_log.contains_key(*k))
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
+            process_comms: self
+                .process_comms
+                .intersection(&other.process_comms)
+                .cloned()
+                .collect(),
+            mem_total: self.mem_total && other.mem_total,
+            oom_kills: self.oom_kills && other.oom_kills,
+            env_files: self
+                .env_files
+                .intersection(&other.env_files)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -210,6 +278,11 @@ impl FactRequest {
                 let entry = self.kernel_log.entry(k.pattern.clone()).or_insert(0);
                 *entry = (*entry).max(secs);
             }
+            Condition::JvmHeap(_) => {
+                self.process_comms.insert("java".to_owned());
+                self.mem_total = true;
+            }
+            Condition::OomKill(_) => self.oom_kills = true,
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -241,6 +314,7 @@ pub fn gather(request: &FactRequest) -> Facts {
     if !request.kernel_log.is_empty() {
         facts.kernel_log = kmsg::gather(&request.kernel_log, collected_at);
     }
+    gather_jvm(request, &mut facts);
     facts
 }
 
@@ -251,6 +325,49 @@ impl Facts {
         self.counters.extend(other.counters);
         self.sockets.extend(other.sockets);
         self.kernel_log.extend(other.kernel_log);
+        if other.processes.is_some() {
+            self.processes = other.processes;
+        }
+        if other.mem_total.is_some() {
+            self.mem_total = other.mem_total;
+        }
+        if other.oom_kills.is_some() {
+            self.oom_kills = other.oom_kills;
+        }
+        self.env_files.extend(other.env_files);
+    }
+}
+
+/// Processes, host memory, OOM kills and environment files, when asked for.
+fn gather_jvm(request: &FactRequest, facts: &mut Facts) {
+    if !request.process_comms.is_empty() {
+        facts.processes = Some(procs::gather(&request.process_comms));
+    }
+    if request.mem_total {
+        facts.mem_total = Some(procs::mem_total());
+    }
+    if request.oom_kills {
+        facts.oom_kills = Some(match kmsg::read_all() {
+            Ok(records) => {
+                let boot = kmsg::boot_time();
+                let lines: Vec<LogLine> = records
+                    .into_iter()
+                    .map(|r| LogLine {
+                        time: boot + r.usec as f64 / 1e6,
+                        message: r.message,
+                    })
+                    .collect();
+                Fact::Value(oom::parse(&lines))
+            }
+            Err(e) => Fact::Unknown(format!("/dev/kmsg: {}", describe_io_error(&e))),
+        });
+    }
+    for path in &request.env_files {
+        let fact = match envfile::read(path) {
+            Ok(content) => Fact::Value(content),
+            Err(e) => Fact::Unknown(e),
+        };
+        facts.env_files.insert(path.clone(), fact);
     }
 }
 

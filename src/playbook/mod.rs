@@ -8,6 +8,7 @@
 //! system except reading the playbook files, and `check_host` (used by
 //! `tune validate` only) which looks whether sysctl keys exist on this host.
 
+mod check_jvm;
 pub mod model;
 pub mod vars;
 
@@ -41,6 +42,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "listen-backlog.yml",
         include_str!("../../playbooks/listen-backlog.yml"),
     ),
+    ("jvm-heap.yml", include_str!("../../playbooks/jvm-heap.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -478,23 +480,31 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             {
                 out.push((k.pattern.clone(), format!("invalid pattern: {e}")));
             }
-            match vars::expand(&k.within, vars).map(|w| (humantime::parse_duration(&w), w)) {
-                Err(e) => out.push((k.within.clone(), e)),
-                Ok((Ok(d), _)) if d.as_secs() > 0 => {}
-                Ok((Ok(_), _)) => {
-                    out.push((k.within.clone(), "`within` must be at least 1s".into()));
-                }
-                Ok((Err(e), w)) => out.push((
-                    k.within.clone(),
-                    format!("`within: {w}` is not a duration ({e}); write e.g. 1h, 30m"),
-                )),
-            }
+            check_window(&k.within, vars, out);
         }
+        Condition::JvmHeap(j) => check_jvm::jvm_heap(j, vars, out),
+        Condition::OomKill(k) => check_jvm::oom_kill(k, vars, out),
+    }
+}
+
+/// A `within` window: a duration of at least one second.
+fn check_window(within: &str, vars: &Vars, out: &mut Vec<Problem>) {
+    match vars::expand(within, vars).map(|w| (humantime::parse_duration(&w), w)) {
+        Err(e) => out.push((within.to_owned(), e)),
+        Ok((Ok(d), _)) if d.as_secs() > 0 => {}
+        Ok((Ok(_), _)) => {
+            out.push((within.to_owned(), "`within` must be at least 1s".into()));
+        }
+        Ok((Err(e), w)) => out.push((
+            within.to_owned(),
+            format!("`within: {w}` is not a duration ({e}); write e.g. 1h, 30m"),
+        )),
     }
 }
 
 fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
     match a {
+        Action::SetEnv(e) => check_jvm::set_env(e, vars, out),
         Action::SetSysctl(s) => {
             check_key(&s.key, out);
             match s.mode() {
@@ -551,7 +561,9 @@ pub fn check_all(playbooks: &[LoadedPlaybook], vars: &BTreeMap<String, Vars>) ->
         };
         for rule in &pb.playbook.rules {
             for action in &rule.fix {
-                let Action::SetSysctl(s) = action;
+                let Action::SetSysctl(s) = action else {
+                    continue;
+                };
                 let Ok((SetMode::Value, v)) = s.mode() else {
                     continue;
                 };
@@ -601,8 +613,10 @@ pub fn check_host(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
                 keys.extend(s.ratio_of.clone().map(|k| (k, false)));
             }
         });
-        for Action::SetSysctl(s) in &rule.fix {
-            keys.push((s.key.clone(), true));
+        for action in &rule.fix {
+            if let Action::SetSysctl(s) = action {
+                keys.push((s.key.clone(), true));
+            }
         }
         for (key, in_fix) in keys {
             let Ok(parsed) = SysctlKey::parse(&key) else {

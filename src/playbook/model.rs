@@ -290,6 +290,94 @@ fn one() -> u64 {
     1
 }
 
+/// A running `java` process whose maximum heap plus `headroom` exceeds the memory
+/// limit of its cgroup (the smallest limit from its cgroup up to the root). The
+/// maximum heap is worked out as HotSpot does: `-Xmx` / `-XX:MaxHeapSize`, else
+/// `MaxRAMPercentage` (default 25) of the cgroup limit (`-XX:MaxRAM` when given; host
+/// memory with `-XX:-UseContainerSupport`), reading `JAVA_TOOL_OPTIONS`,
+/// `JDK_JAVA_OPTIONS`, the command line and `_JAVA_OPTIONS` in that order.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JvmHeapCondition {
+    /// Memory the JVM uses besides the heap (metaspace, code cache, thread stacks,
+    /// direct buffers, GC structures): a size such as `128MiB`, `1G` or bytes.
+    pub headroom: Scalar,
+}
+
+/// A process killed by the kernel because its memory cgroup hit its limit (a memcg
+/// OOM kill in the kernel log), within a time window.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OomKillCondition {
+    /// The command name of the killed process.
+    #[serde(default = "java_comm")]
+    pub comm: String,
+    /// How far back to look, e.g. `24h`, `30m`.
+    pub within: String,
+}
+
+fn java_comm() -> String {
+    "java".to_owned()
+}
+
+/// Sets a variable in a `KEY=VALUE` environment file (systemd `EnvironmentFile=`,
+/// `docker --env-file`, /etc/default). Comments, order, quoting, line endings and
+/// every other key are kept. Exactly one of `value`, `jvm_heap_flags`,
+/// `heap_percent_of_limit`. The change takes effect when the program reading the
+/// file restarts.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetEnv {
+    /// Absolute path of the file; usually `${env_file}`. Created if missing. A symlink
+    /// is followed only to a file in the same directory.
+    pub file: String,
+    /// The variable, e.g. `JAVA_TOOL_OPTIONS`.
+    pub key: String,
+    /// Set the variable to exactly this value.
+    #[serde(default)]
+    pub value: Option<Scalar>,
+    /// Treat the variable as JVM options: drop its heap-size flags (`-Xmx`,
+    /// `-XX:MaxHeapSize`, `-XX:MaxRAMPercentage`, `-XX:MaxRAM`, `-XX:MaxRAMFraction`,
+    /// `-XX:MinRAMPercentage`, `-XX:MinRAMFraction`), put these in their place, keep
+    /// every other option. E.g. `-XX:MaxRAMPercentage=75.0`.
+    #[serde(default)]
+    pub jvm_heap_flags: Option<Scalar>,
+    /// Like `jvm_heap_flags` with `-Xmx<N>m`, N being this percentage of the smallest
+    /// cgroup memory limit the rule's detection saw (running processes and OOM kill
+    /// records), and never more than that limit minus the `jvm_heap` headroom.
+    #[serde(default)]
+    pub heap_percent_of_limit: Option<Scalar>,
+}
+
+/// How a [`SetEnv`] computes the new value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvMode {
+    Value,
+    JvmHeapFlags,
+    HeapPercentOfLimit,
+}
+
+impl SetEnv {
+    /// The single mode and operand; `Err` names what is wrong.
+    pub fn mode(&self) -> Result<(EnvMode, &Scalar), String> {
+        let set: Vec<(EnvMode, &Scalar)> = [
+            (EnvMode::Value, &self.value),
+            (EnvMode::JvmHeapFlags, &self.jvm_heap_flags),
+            (EnvMode::HeapPercentOfLimit, &self.heap_percent_of_limit),
+        ]
+        .into_iter()
+        .filter_map(|(mode, v)| v.as_ref().map(|v| (mode, v)))
+        .collect();
+        match set.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(
+                "set_env takes exactly one of `value`, `jvm_heap_flags`, `heap_percent_of_limit`"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// A detection condition: exactly one key per map.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +392,8 @@ pub enum Condition {
     Counter(CounterCondition),
     Sockets(SocketsCondition),
     KernelLog(KernelLogCondition),
+    JvmHeap(JvmHeapCondition),
+    OomKill(OomKillCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -311,6 +401,7 @@ pub enum Condition {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     SetSysctl(SetSysctl),
+    SetEnv(SetEnv),
 }
 
 /// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
@@ -407,10 +498,13 @@ single_key_enum!(Condition, RawCondition, "condition", {
     counter => Counter(CounterCondition),
     sockets => Sockets(SocketsCondition),
     kernel_log => KernelLog(KernelLogCondition),
+    jvm_heap => JvmHeap(JvmHeapCondition),
+    oom_kill => OomKill(OomKillCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {
     set_sysctl => SetSysctl(SetSysctl),
+    set_env => SetEnv(SetEnv),
 });
 
 impl Condition {

@@ -1,0 +1,273 @@
+//! Memory-cgroup OOM kills, parsed out of kernel log lines into [`OomKill`] records.
+//!
+//! The kernel reports one kill over several records, and the wording changed in
+//! 4.19/5.x. Older kernels:
+//!
+//! ```text
+//! Task in /docker/0f2b… killed as a result of limit of /docker/0f2b…
+//! memory: usage 524288kB, limit 524288kB, failcnt 77
+//! Memory cgroup out of memory: Kill process 27281 (java) score 1027 or sacrifice child
+//! Killed process 27281 (java) total-vm:4613208kB, anon-rss:517316kB, file-rss:20168kB, shmem-rss:0kB
+//! ```
+//!
+//! Newer kernels:
+//!
+//! ```text
+//! memory: usage 262144kB, limit 262144kB, failcnt 40
+//! oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/x,task_memcg=/x,task=java,pid=4242,uid=0
+//! Memory cgroup out of memory: Killed process 4242 (java) total-vm:…kB, anon-rss:…kB, file-rss:…kB, shmem-rss:…kB, UID:0 …
+//! ```
+//!
+//! Both become the same record. Kills by the global OOM killer (`Out of memory: …`,
+//! `constraint=CONSTRAINT_NONE`) are not memcg kills and are left out. The parse is a
+//! single pass that carries the `memory:` limit and the cgroup forward to the kill
+//! they belong to, and forgets them when a new OOM event (`invoked oom-killer`) starts.
+//!
+//! Pure: no I/O.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::LogLine;
+
+/// One process killed because its memory cgroup hit its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OomKill {
+    /// When, seconds since the Unix epoch (the time of the first line naming the kill).
+    pub time: f64,
+    pub pid: u32,
+    /// The killed task's command name, e.g. `java`.
+    pub comm: String,
+    /// The killed task's memory cgroup, as the kernel names it.
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    /// The limit that was hit, in bytes.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Resident memory of the task when killed (anon + file + shmem), in bytes.
+    #[serde(default)]
+    pub rss: Option<u64>,
+}
+
+static MEMORY_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^memory: usage (\d+)kB, limit (\d+)kB").expect("static regex"));
+static TASK_IN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Task in (\S+) killed as a result of limit of").expect("static regex")
+});
+static OLD_KILL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Memory cgroup out of memory: Kill process (\d+) \((.*)\) score")
+        .expect("static regex")
+});
+static NEW_KILL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^oom-kill:(.*)$").expect("static regex"));
+static KILLED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(Memory cgroup out of memory: )?Killed process (\d+) \((.*?)\) (.*)$")
+        .expect("static regex")
+});
+
+/// Sum of the `anon-rss`, `file-rss` and `shmem-rss` fields, in bytes.
+fn rss(fields: &str) -> Option<u64> {
+    let mut total = None;
+    for part in fields.split(',') {
+        let part = part.trim();
+        for name in ["anon-rss:", "file-rss:", "shmem-rss:"] {
+            if let Some(kb) = part
+                .strip_prefix(name)
+                .and_then(|v| v.strip_suffix("kB"))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                total = Some(total.unwrap_or(0) + kb * 1024);
+            }
+        }
+    }
+    total
+}
+
+/// The memcg OOM kills in these lines (oldest first, as the log holds them).
+pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
+    let mut out = Vec::new();
+    let mut limit: Option<u64> = None;
+    let mut cgroup: Option<String> = None;
+    // A kill announced and not yet completed by its `Killed process` line.
+    let mut current: Option<OomKill> = None;
+    for line in lines {
+        let msg = line.message.trim_end();
+        if msg.contains(" invoked oom-killer:") {
+            out.extend(current.take());
+            limit = None;
+            cgroup = None;
+        } else if let Some(c) = MEMORY_LINE.captures(msg) {
+            limit = c[2].parse::<u64>().ok().map(|kb| kb * 1024);
+        } else if let Some(c) = TASK_IN.captures(msg) {
+            cgroup = Some(c[1].to_owned());
+        } else if let Some(c) = OLD_KILL.captures(msg) {
+            out.extend(current.take());
+            current = c[1].parse().ok().map(|pid| OomKill {
+                time: line.time,
+                pid,
+                comm: c[2].to_owned(),
+                cgroup: cgroup.clone(),
+                limit,
+                rss: None,
+            });
+        } else if let Some(c) = NEW_KILL.captures(msg) {
+            let fields: Vec<(&str, &str)> =
+                c[1].split(',').filter_map(|f| f.split_once('=')).collect();
+            let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+            out.extend(current.take());
+            if get("constraint") == Some("CONSTRAINT_MEMCG") {
+                current = get("pid").and_then(|p| p.parse().ok()).map(|pid| OomKill {
+                    time: line.time,
+                    pid,
+                    comm: get("task").unwrap_or_default().to_owned(),
+                    cgroup: get("task_memcg").map(str::to_owned).or(cgroup.clone()),
+                    limit,
+                    rss: None,
+                });
+            }
+        } else if let Some(c) = KILLED.captures(msg) {
+            let memcg = c.get(1).is_some();
+            let Ok(pid) = c[2].parse::<u32>() else {
+                continue;
+            };
+            match current.take() {
+                Some(mut kill) if kill.pid == pid => {
+                    kill.rss = rss(&c[4]);
+                    out.push(kill);
+                }
+                other => {
+                    out.extend(other);
+                    // A kernel that prints only this line for a memcg kill.
+                    if memcg {
+                        out.push(OomKill {
+                            time: line.time,
+                            pid,
+                            comm: c[3].to_owned(),
+                            cgroup: cgroup.clone(),
+                            limit,
+                            rss: rss(&c[4]),
+                        });
+                    }
+                }
+            }
+            limit = None;
+            cgroup = None;
+        }
+    }
+    out.extend(current);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `dmesg` output (`[seconds] message`) as log lines, boot at t=0.
+    fn dmesg(text: &str) -> Vec<LogLine> {
+        text.lines()
+            .filter_map(|l| {
+                let (stamp, msg) = l.trim_start().strip_prefix('[')?.split_once("] ")?;
+                Some(LogLine {
+                    time: stamp.trim().parse().ok()?,
+                    message: msg.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// The field case (kernel 4.15), lines as `dmesg` printed them.
+    const OLD: &str = "\
+[193038.106393] java invoked oom-killer: gfp_mask=0x14000c0(GFP_KERNEL), nodemask=(null), order=0, oom_score_adj=0
+[193038.106396] java cpuset=0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53 mems_allowed=0
+[193038.106429]  mem_cgroup_out_of_memory+0x4b/0x80
+[193038.106468] Task in /docker/0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53 killed as a result of limit of /docker/0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53
+[193038.106478] memory: usage 524288kB, limit 524288kB, failcnt 77
+[193038.106480] memory+swap: usage 0kB, limit 9007199254740988kB, failcnt 0
+[193038.106481] kmem: usage 3708kB, limit 9007199254740988kB, failcnt 0
+[193038.106571] [27281]     0 27281  1153302   134371  1466368        0             0 java
+[193038.106574] Memory cgroup out of memory: Kill process 27281 (java) score 1027 or sacrifice child
+[193038.148334] Killed process 27281 (java) total-vm:4613208kB, anon-rss:517316kB, file-rss:20168kB, shmem-rss:0kB
+[193039.607503] oom_reaper: reaped process 27281 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
+";
+
+    /// The same kill as a 5.x/6.x kernel reports it.
+    const NEW: &str = "\
+[193038.106393] java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+[193038.106478] memory: usage 524288kB, limit 524288kB, failcnt 77
+[193038.106481] swap: usage 0kB, limit 9007199254740988kB, failcnt 0
+[193038.106574] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/docker/0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53,task_memcg=/docker/0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53,task=java,pid=27281,uid=0
+[193038.148334] Memory cgroup out of memory: Killed process 27281 (java) total-vm:4613208kB, anon-rss:517316kB, file-rss:20168kB, shmem-rss:0kB, UID:0 pgtables:1432kB oom_score_adj:0
+[193039.607503] oom_reaper: reaped process 27281 (java), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
+";
+
+    fn field_case() -> OomKill {
+        OomKill {
+            time: 193038.106574,
+            pid: 27281,
+            comm: "java".into(),
+            cgroup: Some(
+                "/docker/0f2b3fcdd2578165ea77266cdc7b1ad43e75877b0ac1889ecda30a78cb78bd53".into(),
+            ),
+            limit: Some(524288 * 1024),
+            rss: Some((517316 + 20168) * 1024),
+        }
+    }
+
+    #[test]
+    fn both_formats_give_the_same_record() {
+        assert_eq!(parse(&dmesg(OLD)), vec![field_case()]);
+        assert_eq!(parse(&dmesg(NEW)), vec![field_case()]);
+    }
+
+    #[test]
+    fn global_oom_kills_are_not_memcg_kills() {
+        let global = "\
+[10.0] stress invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0
+[10.1] Out of memory: Kill process 99 (stress) score 900 or sacrifice child
+[10.2] Killed process 99 (stress) total-vm:100kB, anon-rss:50kB, file-rss:0kB, shmem-rss:0kB
+[11.0] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/,task=stress,pid=100,uid=0
+[11.1] Out of memory: Killed process 100 (stress) total-vm:100kB, anon-rss:50kB, file-rss:0kB, shmem-rss:0kB, UID:0
+";
+        assert_eq!(parse(&dmesg(global)), vec![]);
+    }
+
+    #[test]
+    fn several_kills_keep_their_own_limits() {
+        let text = "\
+[1.0] a invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0
+[1.1] memory: usage 262144kB, limit 262144kB, failcnt 1
+[1.2] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,task_memcg=/a/b,task=java,pid=1,uid=0
+[1.3] Memory cgroup out of memory: Killed process 1 (java) total-vm:10kB, anon-rss:4kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:0
+[2.0] b invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0
+[2.2] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/c,task_memcg=/c,task=python3,pid=2,uid=0
+";
+        let kills = parse(&dmesg(text));
+        assert_eq!(kills.len(), 2);
+        assert_eq!(kills[0].limit, Some(256 * 1024 * 1024));
+        assert_eq!(kills[0].cgroup.as_deref(), Some("/a/b"));
+        assert_eq!(kills[0].rss, Some(8 * 1024));
+        assert_eq!(kills[1].comm, "python3");
+        assert_eq!(
+            kills[1].limit, None,
+            "the earlier event's limit is not carried over"
+        );
+        assert_eq!(kills[1].rss, None, "no Killed line (log rotated)");
+    }
+
+    #[test]
+    fn a_lone_memcg_killed_line_is_a_record_and_garbage_is_ignored() {
+        let text = "\
+[5.0] Memory cgroup out of memory: Killed process 7 (java (x)) total-vm:1kB, anon-rss:1kB, file-rss:1kB, shmem-rss:1kB
+[6.0] Killed process notanumber (java) total-vm:1kB
+[6.1] oom-kill:garbage
+[6.2] memory: usage 1kB, limit lots
+";
+        let kills = parse(&dmesg(text));
+        assert_eq!(kills.len(), 1);
+        assert_eq!(kills[0].comm, "java (x)");
+        assert_eq!(kills[0].rss, Some(3 * 1024));
+    }
+}

@@ -1,0 +1,318 @@
+//! Planning of `set_env` fixes: the new content of an environment file, computed
+//! from the content in the facts and, for `heap_percent_of_limit`, from the memory
+//! limits the rule's detection saw.
+//!
+//! Pure: no I/O. The before-content is the file as gathered (or as an earlier change
+//! in the same plan leaves it, so two rules editing one file compose); a fix whose
+//! value is already in the file plans nothing.
+
+use std::collections::BTreeMap;
+
+use crate::facts::{Fact, Facts};
+use crate::plan::{Change, Mutation};
+use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
+
+/// The file change a `set_env` asks for, or `None` when it is already in effect.
+pub fn plan_set_env(
+    e: &SetEnv,
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+    changes: &[Change],
+    projected: &BTreeMap<String, usize>,
+) -> Result<Option<Mutation>, String> {
+    let file = expand(&e.file, vars)?;
+    if file.is_empty() {
+        return Err(
+            "set_env: no environment file given; pass --var env_file=PATH (the file the service's JVM reads its environment from, e.g. /etc/default/tomcat9)".to_owned(),
+        );
+    }
+    let key = expand(&e.key, vars)?;
+    let measured = match facts.env_file(&file) {
+        Fact::Value(content) => content.clone(),
+        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
+    };
+    let earlier = projected
+        .get(&format!("envfile:{file}"))
+        .and_then(|&i| changes.get(i));
+    let current = match earlier.map(|c| &c.mutation) {
+        Some(Mutation::EnvFile { after, .. }) => after.clone(),
+        _ => measured.clone(),
+    };
+    let content = current.clone().unwrap_or_default();
+    let old_value = crate::envfile::get(&content, &key).map_err(|err| format!("{file}: {err}"))?;
+    let (mode, operand) = e.mode()?;
+    let operand = scalar_text(operand, vars)?;
+    let old_options = old_value.as_deref().unwrap_or("");
+    let new_value = match mode {
+        EnvMode::Value => operand,
+        EnvMode::JvmHeapFlags => crate::jvm::replace_heap_flags(old_options, operand.trim()),
+        EnvMode::HeapPercentOfLimit => {
+            let percent: f64 = operand
+                .trim()
+                .parse()
+                .map_err(|_| format!("heap_percent_of_limit {operand:?} is not a number"))?;
+            let (limits, headroom) = crate::jvm::limits_seen(detect, vars, facts);
+            let xmx = crate::jvm::xmx_for(&limits, headroom, percent)?;
+            crate::jvm::replace_heap_flags(old_options, &xmx)
+        }
+    };
+    if old_value.as_deref() == Some(new_value.as_str()) {
+        return Ok(None);
+    }
+    let after =
+        crate::envfile::set(&content, &key, &new_value).map_err(|err| format!("{file}: {err}"))?;
+    Ok(Some(Mutation::EnvFile {
+        path: file,
+        keys: vec![key],
+        before: measured,
+        after: Some(after),
+    }))
+}
+
+/// A file's state in one short line: `(absent)` or its size.
+pub fn label(content: Option<&str>) -> String {
+    match content {
+        None => "(absent)".to_owned(),
+        Some(c) => format!("{} line(s), {} bytes", c.lines().count(), c.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::detect::FindingStatus;
+    use crate::facts::{MemoryCgroup, OomKill, ProcessInfo};
+    use crate::plan::{FixStatus, Plan, plan_from_facts};
+    use crate::playbook::{LoadedPlaybook, parse};
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn playbook(fix: &str) -> LoadedPlaybook {
+        let text = format!(
+            "name: t\ndescription: d\nvariables:\n  env_file: {{default: /etc/default/app}}\nrules:\n  - id: heap\n    description: d\n    detect:\n      any:\n        - jvm_heap: {{headroom: 128MiB}}\n        - oom_kill: {{within: 1h}}\n    fix:\n{fix}"
+        );
+        let pb = parse("test", &text).expect("parses");
+        assert_eq!(crate::playbook::check(&pb), vec![]);
+        pb
+    }
+
+    fn java(
+        pid: u32,
+        cmdline: &str,
+        env: Fact<BTreeMap<String, String>>,
+        limit: Option<u64>,
+    ) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            comm: "java".into(),
+            cmdline: cmdline.split_whitespace().map(str::to_owned).collect(),
+            env,
+            memory_cgroup: Fact::Value(MemoryCgroup {
+                path: "/svc".into(),
+                version: 2,
+                limit,
+                limit_from: limit.map(|_| "/svc".into()),
+                usage: Some(100 * MIB),
+            }),
+        }
+    }
+
+    fn facts(procs: Vec<ProcessInfo>, kills: Vec<OomKill>, file: Option<&str>) -> Facts {
+        Facts {
+            collected_at: 10_000.0,
+            processes: Some(Fact::Value(procs)),
+            mem_total: Some(Fact::Value(16 * 1024 * MIB)),
+            oom_kills: Some(Fact::Value(kills)),
+            env_files: BTreeMap::from([(
+                "/etc/default/app".to_owned(),
+                Fact::Value(file.map(str::to_owned)),
+            )]),
+            ..Facts::default()
+        }
+    }
+
+    fn run(fix: &str, facts: &Facts) -> Plan {
+        let pb = playbook(fix);
+        let vars = Vars::defaults(&pb.playbook);
+        plan_from_facts(&[(&pb, &vars)], facts)
+    }
+
+    const PERCENT: &str = "      - set_env: {file: \"${env_file}\", key: JAVA_TOOL_OPTIONS, heap_percent_of_limit: 75}\n";
+
+    fn after(plan: &Plan) -> Option<String> {
+        match &plan.changes.first()?.mutation {
+            Mutation::EnvFile { after, .. } => after.clone(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn sizes_the_heap_from_the_smallest_limit_seen() {
+        let env = Fact::Value(BTreeMap::new());
+        let procs = vec![
+            java(10, "java -Xmx4g -jar a.jar", env.clone(), Some(2048 * MIB)),
+            java(11, "java -jar b.jar", env.clone(), None),
+            java(12, "java -Xmx1g Main", env, Some(1024 * MIB)),
+        ];
+        let f = facts(
+            procs.clone(),
+            vec![],
+            Some("# app\nJAVA_TOOL_OPTIONS=\"-Dx=1 -Xmx4g\"\n"),
+        );
+        let plan = run(PERCENT, &f);
+        assert_eq!(plan.errors, Vec::<String>::new());
+        assert_eq!(plan.findings[0].finding.status, FindingStatus::Fired);
+        assert_eq!(plan.findings[0].finding.evidence.len(), 2, "pids 10 and 12");
+        // 75% of the 1 GiB limit.
+        assert_eq!(
+            after(&plan).as_deref(),
+            Some("# app\nJAVA_TOOL_OPTIONS=\"-Dx=1 -Xmx768m\"\n")
+        );
+        // Once the file says so, the fix is in effect.
+        let fixed = facts(
+            procs,
+            vec![],
+            Some("# app\nJAVA_TOOL_OPTIONS=\"-Dx=1 -Xmx768m\"\n"),
+        );
+        let plan = run(PERCENT, &fixed);
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.findings[0].fix, FixStatus::InEffect);
+    }
+
+    #[test]
+    fn unreadable_environment_is_undecided_and_unlimited_is_not_a_breach() {
+        let f = facts(
+            vec![
+                java(
+                    10,
+                    "java -jar a.jar",
+                    Fact::Unknown("permission denied".into()),
+                    Some(512 * MIB),
+                ),
+                java(
+                    11,
+                    "java -Xmx8g -jar b.jar",
+                    Fact::Value(BTreeMap::new()),
+                    None,
+                ),
+            ],
+            vec![],
+            None,
+        );
+        let plan = run(PERCENT, &f);
+        assert_eq!(plan.findings[0].finding.status, FindingStatus::Unknown);
+        assert!(
+            plan.findings[0].finding.unknown[0].contains("pid 10: environment: permission denied")
+        );
+        assert!(plan.changes.is_empty() && plan.errors.is_empty());
+    }
+
+    #[test]
+    fn an_oom_kill_alone_fires_and_sizes_the_heap_from_its_limit() {
+        let kill = |time: f64| OomKill {
+            time,
+            pid: 7,
+            comm: "java".into(),
+            cgroup: Some("/docker/x".into()),
+            limit: Some(512 * MIB),
+            rss: Some(530 * MIB),
+        };
+        let plan = run(PERCENT, &facts(vec![], vec![kill(9_000.0)], None));
+        assert_eq!(
+            after(&plan).as_deref(),
+            Some("JAVA_TOOL_OPTIONS=-Xmx384m\n")
+        );
+        let ev = &plan.findings[0].finding.evidence[0];
+        assert!(ev.observed.contains("pid 7 (java) killed at"), "{ev:?}");
+        // Outside the window: nothing fires.
+        let plan = run(PERCENT, &facts(vec![], vec![kill(1_000.0)], None));
+        assert!(plan.findings.is_empty());
+    }
+
+    #[test]
+    fn two_fixes_on_one_file_compose() {
+        let fix = "      - set_env: {file: \"${env_file}\", key: JAVA_TOOL_OPTIONS, jvm_heap_flags: \"-XX:MaxRAMPercentage=75.0\"}\n      - set_env: {file: \"${env_file}\", key: MALLOC_ARENA_MAX, value: 2}\n";
+        let f = facts(
+            vec![java(
+                10,
+                "java -Xmx1g M",
+                Fact::Value(BTreeMap::new()),
+                Some(512 * MIB),
+            )],
+            vec![],
+            Some("JAVA_TOOL_OPTIONS=-XX:+UseG1GC\r\n"),
+        );
+        let plan = run(fix, &f);
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(
+            after(&plan).as_deref(),
+            Some(
+                "JAVA_TOOL_OPTIONS=\"-XX:+UseG1GC -XX:MaxRAMPercentage=75.0\"\r\nMALLOC_ARENA_MAX=2\r\n"
+            )
+        );
+        let Mutation::EnvFile { keys, before, .. } = &plan.changes[0].mutation else {
+            panic!()
+        };
+        assert_eq!(keys, &["JAVA_TOOL_OPTIONS", "MALLOC_ARENA_MAX"]);
+        assert_eq!(
+            before.as_deref(),
+            Some("JAVA_TOOL_OPTIONS=-XX:+UseG1GC\r\n")
+        );
+        let inverse = plan.changes[0].mutation.inverse();
+        assert_eq!(inverse.after(), "JAVA_TOOL_OPTIONS=-XX:+UseG1GC\r\n");
+    }
+
+    #[test]
+    fn errors_name_what_is_missing() {
+        let f = facts(
+            vec![java(
+                10,
+                "java -Xmx1g M",
+                Fact::Value(BTreeMap::new()),
+                Some(512 * MIB),
+            )],
+            vec![],
+            Some("JAVA_TOOL_OPTIONS=\"-Xmx1g\n-Dx\"\n"),
+        );
+        let plan = run(PERCENT, &f);
+        assert!(
+            plan.errors[0].contains("continues on the next line"),
+            "{:?}",
+            plan.errors
+        );
+        let mut f = f;
+        f.env_files.insert(
+            "/etc/default/app".into(),
+            Fact::Unknown("permission denied".into()),
+        );
+        let plan = run(PERCENT, &f);
+        assert!(plan.errors[0].contains("cannot plan /etc/default/app: permission denied"));
+        let no_file = "      - set_env: {file: \"\", key: K, value: x}\n";
+        let plan = run(no_file, &f);
+        assert!(plan.errors[0].contains("--var env_file="));
+        assert!(crate::jvm::xmx_for(&[], 0, 75.0).is_err());
+        assert!(
+            crate::jvm::xmx_for(&[100 * MIB], 128 * MIB, 75.0)
+                .unwrap_err()
+                .contains("no room")
+        );
+        assert_eq!(
+            crate::jvm::xmx_for(&[4096 * MIB], 128 * MIB, 75.0).unwrap(),
+            "-Xmx3072m"
+        );
+        assert_eq!(label(None), "(absent)");
+        assert_eq!(
+            Mutation::EnvFile {
+                path: "/x".into(),
+                keys: vec![],
+                before: None,
+                after: None
+            }
+            .before(),
+            crate::plan::ABSENT
+        );
+    }
+}
