@@ -84,10 +84,12 @@ fn filtered_out(args: &[String]) -> bool {
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
-            "--skip" => {
-                if iter.next().is_some_and(|skip| "lab".contains(skip.as_str())) {
-                    return true;
-                }
+            "--skip"
+                if iter
+                    .next()
+                    .is_some_and(|skip| "lab".contains(skip.as_str())) =>
+            {
+                return true;
             }
             "--test-threads" | "--format" | "--color" | "-Z" | "--logfile" => {
                 iter.next();
@@ -126,10 +128,12 @@ fn lab() -> Result<()> {
     let built = started.elapsed();
     println!(
         "lab: initramfs {} KiB built in {:.1}s",
-        std::fs::metadata(&initrd).map(|m| m.len() / 1024).unwrap_or(0),
+        std::fs::metadata(&initrd)
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0),
         built.as_secs_f64()
     );
-    let console = boot(&config, &initrd)?;
+    let console = boot(&config, &initrd, &work.path().join("qemu.stderr"))?;
     let report = Report::parse(&console);
     report.print_table();
     println!(
@@ -157,7 +161,8 @@ struct Config {
 
 impl Config {
     fn find() -> Option<Config> {
-        let cache = std::env::var("TUNE_LAB_CACHE").unwrap_or_else(|_| "/var/cache/tune-lab".into());
+        let cache =
+            std::env::var("TUNE_LAB_CACHE").unwrap_or_else(|_| "/var/cache/tune-lab".into());
         let env_file = Path::new(&cache).join("lab.env");
         let mut values = BTreeMap::new();
         if let Ok(text) = std::fs::read_to_string(&env_file) {
@@ -188,15 +193,27 @@ impl Config {
             ),
         };
         let hint = format!(
-            "kernel lab not provisioned ({} has no usable lab.env): run `bash tests/lab/provision.sh` as root",
+            "kernel lab not provisioned (no usable {}): run `bash tests/lab/provision.sh` as root",
             env_file.display()
         );
         let checks = [
-            (config.kernel.is_file(), "the Debian cloud kernel (TUNE_LAB_KERNEL)"),
-            (config.modules.join("kernel").is_dir(), "its modules (TUNE_LAB_MODULES)"),
-            (config.userland.join("usr/sbin/nft").is_file(), "nft (TUNE_LAB_USERLAND)"),
+            (
+                config.kernel.is_file(),
+                "the Debian cloud kernel (TUNE_LAB_KERNEL)",
+            ),
+            (
+                config.modules.join("kernel").is_dir(),
+                "its modules (TUNE_LAB_MODULES)",
+            ),
+            (
+                config.userland.join("usr/sbin/nft").is_file(),
+                "nft (TUNE_LAB_USERLAND)",
+            ),
             (config.qemu.is_file(), "qemu-system-x86_64 (TUNE_LAB_QEMU)"),
-            (config.busybox.is_file(), "a static busybox (TUNE_LAB_BUSYBOX)"),
+            (
+                config.busybox.is_file(),
+                "a static busybox (TUNE_LAB_BUSYBOX)",
+            ),
         ];
         for (present, what) in checks {
             if !require(present, &format!("{hint}; missing {what}")) {
@@ -204,7 +221,10 @@ impl Config {
             }
         }
         for tool in ["ip", "tc", "ldd", "gzip"] {
-            if !require(which(tool).is_some(), &format!("kernel lab needs `{tool}` on the host")) {
+            if !require(
+                which(tool).is_some(),
+                &format!("kernel lab needs `{tool}` on the host"),
+            ) {
                 return None;
             }
         }
@@ -256,7 +276,8 @@ impl Image {
 
     fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
         self.add_parents(path);
-        self.entries.insert(path.to_owned(), Entry::File { data, mode });
+        self.entries
+            .insert(path.to_owned(), Entry::File { data, mode });
     }
 
     fn copy(&mut self, path: &str, source: &Path, mode: u32) -> Result<()> {
@@ -267,7 +288,8 @@ impl Image {
 
     fn symlink(&mut self, path: &str, target: &str) {
         self.add_parents(path);
-        self.entries.insert(path.to_owned(), Entry::Symlink(target.to_owned()));
+        self.entries
+            .insert(path.to_owned(), Entry::Symlink(target.to_owned()));
     }
 
     /// Copies a dynamically linked program and every library `ldd` resolves for it
@@ -351,7 +373,11 @@ fn build_initramfs(config: &Config, out: &Path) -> Result<()> {
     image.copy("bin/busybox", &config.busybox, 0o755)?;
     image.symlink("bin/sh", "busybox");
     image.copy("init", &manifest.join("tests/lab/init.sh"), 0o755)?;
-    image.copy("lab/scenarios.sh", &manifest.join("tests/lab/scenarios.sh"), 0o644)?;
+    image.copy(
+        "lab/scenarios.sh",
+        &manifest.join("tests/lab/scenarios.sh"),
+        0o644,
+    )?;
 
     let userland_libs = format!(
         "{0}/usr/lib/x86_64-linux-gnu:{0}/lib/x86_64-linux-gnu",
@@ -366,13 +392,26 @@ fn build_initramfs(config: &Config, out: &Path) -> Result<()> {
         let source = which(tool).ok_or(format!("no {tool} on the host"))?;
         image.program(&format!("usr/sbin/{tool}"), &source, "")?;
     }
-    image.program("usr/sbin/nft", &config.userland.join("usr/sbin/nft"), &userland_libs)?;
+    image.program(
+        "usr/sbin/nft",
+        &config.userland.join("usr/sbin/nft"),
+        &userland_libs,
+    )?;
 
     let playbooks = manifest.join("playbooks");
-    for entry in std::fs::read_dir(&playbooks).map_err(|e| format!("{}: {e}", playbooks.display()))? {
+    for entry in
+        std::fs::read_dir(&playbooks).map_err(|e| format!("{}: {e}", playbooks.display()))?
+    {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if let Some(name) = path.file_name().filter(|_| path.extension().is_some_and(|e| e == "yml")) {
-            image.copy(&format!("lab/playbooks/{}", name.to_string_lossy()), &path, 0o644)?;
+        if let Some(name) = path
+            .file_name()
+            .filter(|_| path.extension().is_some_and(|e| e == "yml"))
+        {
+            image.copy(
+                &format!("lab/playbooks/{}", name.to_string_lossy()),
+                &path,
+                0o644,
+            )?;
         }
     }
 
@@ -392,8 +431,14 @@ fn build_initramfs(config: &Config, out: &Path) -> Result<()> {
         .spawn()
         .map_err(|e| format!("gzip: {e}"))?;
     let mut stdin = std::io::BufWriter::new(gzip.stdin.take().ok_or("gzip stdin")?);
-    image.write_cpio(&mut stdin).map_err(|e| format!("writing cpio: {e}"))?;
-    drop(stdin.into_inner().map_err(|e| format!("writing cpio: {e}"))?);
+    image
+        .write_cpio(&mut stdin)
+        .map_err(|e| format!("writing cpio: {e}"))?;
+    drop(
+        stdin
+            .into_inner()
+            .map_err(|e| format!("writing cpio: {e}"))?,
+    );
     let status = gzip.wait().map_err(|e| format!("gzip: {e}"))?;
     if !status.success() {
         return Err(format!("gzip failed: {status}"));
@@ -408,12 +453,17 @@ fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>
     let mut index = BTreeMap::new();
     let mut stack = vec![dir.join("kernel")];
     while let Some(current) = stack.pop() {
-        let entries = std::fs::read_dir(&current).map_err(|e| format!("{}: {e}", current.display()))?;
+        let entries =
+            std::fs::read_dir(&current).map_err(|e| format!("{}: {e}", current.display()))?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if let Some((stem, _)) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.split_once(".ko")) {
+            } else if let Some((stem, _)) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split_once(".ko"))
+            {
                 index.insert(stem.replace('-', "_"), path);
             }
         }
@@ -421,7 +471,13 @@ fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>
     let builtin: BTreeSet<String> = std::fs::read_to_string(dir.join("modules.builtin"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|line| Path::new(line).file_name()?.to_str()?.split_once(".ko").map(|(s, _)| s.replace('-', "_")))
+        .filter_map(|line| {
+            Path::new(line)
+                .file_name()?
+                .to_str()?
+                .split_once(".ko")
+                .map(|(s, _)| s.replace('-', "_"))
+        })
         .collect();
     let mut ordered = Vec::new();
     let mut seen = BTreeSet::new();
@@ -435,7 +491,9 @@ fn resolve_modules(dir: &Path, wanted: &[&str]) -> Result<Vec<(String, Vec<u8>)>
         if builtin.contains(name) || !seen.insert(name.to_owned()) {
             return Ok(());
         }
-        let path = index.get(name).ok_or(format!("kernel module {name} not found"))?;
+        let path = index
+            .get(name)
+            .ok_or(format!("kernel module {name} not found"))?;
         let data = read_module(path)?;
         for dep in modinfo_depends(&data) {
             visit(&dep, index, builtin, seen, ordered)?;
@@ -490,24 +548,44 @@ fn modinfo_depends(module: &[u8]) -> Vec<String> {
 // The VM.
 
 /// Boots the VM and returns its console output, echoing it as it arrives.
-fn boot(config: &Config, initrd: &Path) -> Result<Vec<String>> {
+fn boot(config: &Config, initrd: &Path, stderr_file: &Path) -> Result<Vec<String>> {
+    // A file, not a pipe nobody reads while the VM runs: qemu must never block on it.
+    let stderr = std::fs::File::create(stderr_file)
+        .map_err(|e| format!("{}: {e}", stderr_file.display()))?;
     let mut child = Command::new(&config.qemu)
-        .args(["-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
         .args(["-nic", "none", "-kernel"])
         .arg(&config.kernel)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=1 mitigations=off"])
+        .args([
+            "-append",
+            "console=ttyS0 panic=-1 loglevel=1 mitigations=off",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("{}: {e}", config.qemu.display()))?;
     let (sender, receiver) = mpsc::channel();
     let stdout = child.stdout.take().ok_or("qemu stdout")?;
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).split(b'\n').map_while(|line| line.ok()) {
-            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_owned();
+        for line in BufReader::new(stdout)
+            .split(b'\n')
+            .map_while(|line| line.ok())
+        {
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_owned();
             if sender.send(line).is_err() {
                 break;
             }
@@ -537,14 +615,16 @@ fn boot(config: &Config, initrd: &Path) -> Result<Vec<String>> {
     let status = child.wait().map_err(|e| format!("qemu: {e}"))?;
     let _ = reader.join();
     if timed_out {
-        return Err(format!("the VM did not finish within {}s", config.timeout.as_secs()));
+        return Err(format!(
+            "the VM did not finish within {}s",
+            config.timeout.as_secs()
+        ));
     }
     if !console.iter().any(|line| line.starts_with("LAB-DONE")) {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
-        return Err(format!("the VM stopped ({status}) before LAB-DONE; qemu stderr: {stderr}"));
+        let stderr = std::fs::read_to_string(stderr_file).unwrap_or_default();
+        return Err(format!(
+            "the VM stopped ({status}) before LAB-DONE; qemu stderr: {stderr}"
+        ));
     }
     Ok(console)
 }
@@ -583,7 +663,11 @@ impl Report {
                     .insert(name.to_owned(), (status.to_owned(), reason.to_owned()));
             } else if let Some(rest) = line.strip_prefix("LAB-FX file=") {
                 let (file, text) = rest.split_once(' ').unwrap_or((rest, ""));
-                report.fixtures.entry(file.to_owned()).or_default().push(text.to_owned());
+                report
+                    .fixtures
+                    .entry(file.to_owned())
+                    .or_default()
+                    .push(text.to_owned());
             }
         }
         report
@@ -628,7 +712,11 @@ impl Report {
         let mut failed = Vec::new();
         let (mut passed, mut pending) = (Vec::new(), Vec::new());
         for scenario in SCENARIOS {
-            match self.results.get(*scenario).map(|(status, _)| status.as_str()) {
+            match self
+                .results
+                .get(*scenario)
+                .map(|(status, _)| status.as_str())
+            {
                 Some("pass") => passed.push(*scenario),
                 Some("pending") => pending.push(*scenario),
                 _ => failed.push(*scenario),
@@ -637,12 +725,19 @@ impl Report {
         println!(
             "lab: passed: {}; pending (feature not in this build, not counted as passed): {}",
             passed.join(", "),
-            if pending.is_empty() { "none".into() } else { pending.join(", ") }
+            if pending.is_empty() {
+                "none".into()
+            } else {
+                pending.join(", ")
+            }
         );
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(format!("scenarios failed or missing: {}", failed.join(", ")))
+            Err(format!(
+                "scenarios failed or missing: {}",
+                failed.join(", ")
+            ))
         }
     }
 }

@@ -20,14 +20,20 @@ pub fn run(program: &str, args: &[String]) -> i32 {
         // Named `java` so the kernel's OOM report and /proc/PID/comm say `java`.
         ("java", ["hog", mib]) => parse(mib).and_then(hog),
         (_, ["burst", port, count, backlog, timeout_ms]) => (|| {
-            burst(parse(port)?, parse(count)?, parse(backlog)?, parse(timeout_ms)?)
+            burst(
+                parse(port)?,
+                parse(count)?,
+                parse(backlog)?,
+                parse(timeout_ms)?,
+            )
         })(),
         (_, ["udp-echo", addr]) => parse(addr).and_then(udp_echo),
         (_, ["udp-probe", addr, count]) => (|| udp_probe(parse(addr)?, parse(count)?))(),
         (_, ["qdisc-hex", ifname]) => qdisc_hex(ifname),
+        (_, ["same-plan", a, b]) => same_plan(a, b),
         _ => Err(io::Error::other(format!(
             "usage: labhelper burst PORT COUNT BACKLOG TIMEOUT_MS | udp-echo ADDR | \
-             udp-probe ADDR COUNT | qdisc-hex IFNAME; java hog MIB (got {program} {args:?})"
+             udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json; java hog MIB (got {program} {args:?})"
         ))),
     };
     match result {
@@ -71,7 +77,8 @@ fn loopback(port: u16) -> libc::sockaddr_in {
     }
 }
 
-const SOCKADDR_IN_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+const SOCKADDR_IN_LEN: libc::socklen_t =
+    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
 
 /// A listener on 127.0.0.1:PORT that never accepts, so its accept queue (capped by
 /// `net.core.somaxconn` at listen time) is what the burst fills.
@@ -109,7 +116,9 @@ fn listen_overflows() -> io::Result<u64> {
             }
         }
     }
-    Err(io::Error::other("no TcpExt ListenOverflows in /proc/net/netstat"))
+    Err(io::Error::other(
+        "no TcpExt ListenOverflows in /proc/net/netstat",
+    ))
 }
 
 /// Opens COUNT concurrent connections to a fresh never-accepting listener on PORT and
@@ -153,7 +162,9 @@ fn burst(port: u16, count: usize, backlog: i32, timeout_ms: u64) -> io::Result<(
                 revents: 0,
             })
             .collect();
-        let left = deadline.saturating_duration_since(Instant::now()).as_millis();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
         // SAFETY: polls is a live array of the stated length.
         let ready = unsafe {
             libc::poll(
@@ -317,7 +328,11 @@ fn print_qdisc(body: &[u8], ifindex: i32) {
         }
         let payload = &body[at + 4..at + attr_len];
         match attr_type {
-            1 => kind = String::from_utf8_lossy(payload).trim_end_matches('\0').to_owned(),
+            1 => {
+                kind = String::from_utf8_lossy(payload)
+                    .trim_end_matches('\0')
+                    .to_owned()
+            }
             2 => options = payload.iter().map(|b| format!("{b:02x}")).collect(),
             _ => {}
         }
@@ -340,5 +355,35 @@ fn hog(mib: usize) -> io::Result<()> {
     }
     std::thread::sleep(Duration::from_secs(30));
     println!("hog survived holding {} MiB", chunks.len());
+    Ok(())
+}
+
+/// Compares two `tune plan --format json` outputs on what they plan (findings, changes,
+/// errors), ignoring when and where they were made and which namespace they name.
+fn same_plan(a: &str, b: &str) -> io::Result<()> {
+    fn load(path: &str) -> io::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(path)?;
+        let mut value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| io::Error::other(format!("{path}: not JSON: {e}")))?;
+        strip_namespace(&mut value);
+        let planned = ["findings", "changes", "errors"].map(|key| value.get(key).cloned());
+        Ok(serde_json::json!(planned))
+    }
+    fn strip_namespace(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.retain(|key, _| !key.contains("netns") && !key.contains("namespace"));
+                map.values_mut().for_each(strip_namespace);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip_namespace),
+            _ => {}
+        }
+    }
+    let (a, b) = (load(a)?, load(b)?);
+    let changes = a[1].as_array().map_or(0, Vec::len);
+    println!(
+        "same={} changes={changes}",
+        if a == b { "yes" } else { "no" }
+    );
     Ok(())
 }
