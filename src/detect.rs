@@ -235,6 +235,8 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 Fact::Unknown(why) => unknown(out, &fact_name, &why),
             }
         }
+        Condition::Link(l) => decided(out, "links", crate::netplan::eval_link(l, facts, vars)),
+        Condition::Qdisc(q) => decided(out, "qdiscs", crate::netplan::eval_qdisc(q, facts, vars)),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -269,6 +271,16 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 Truth::False
             }
         }
+    }
+}
+
+fn decided(out: &mut Outcome, fact: &str, result: crate::netplan::Decided) -> Truth {
+    match result {
+        Ok((holds, evidence)) => {
+            out.evidence.extend(evidence);
+            if holds { Truth::True } else { Truth::False }
+        }
+        Err(why) => unknown(out, fact, &why),
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{Evidence, Finding, FindingStatus};
 use crate::facts::{Fact, Facts};
+use crate::tc::QdiscSpec;
 use crate::playbook::{Action, LoadedPlaybook, SetMode, SetSysctl, Vars, scalar_text};
 
 /// Version of the plan file format.
@@ -36,6 +37,10 @@ pub struct Plan {
     /// Fixes that could not be planned; a plan with errors cannot be applied.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// The network namespace the facts were read in and the changes apply to
+    /// (absent: the namespace `tune` runs in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<crate::netns::NetnsRecord>,
 }
 
 /// A finding and what its fix amounts to.
@@ -80,6 +85,28 @@ pub enum Mutation {
         before: String,
         after: String,
     },
+    /// A link's MTU. The link is identified by index and name; a link that vanished
+    /// or was renamed since the plan is an error, not a change to some other link.
+    LinkMtu {
+        link: String,
+        ifindex: u32,
+        before: u32,
+        after: u32,
+    },
+    /// A link's root qdisc: `None` is the kernel's default root qdisc. Deleting
+    /// keeps the whole qdisc (kind, handle, parent, raw options) as `before`, so the
+    /// inverse re-creates it exactly.
+    RootQdisc {
+        link: String,
+        ifindex: u32,
+        before: Option<QdiscSpec>,
+        after: Option<QdiscSpec>,
+    },
+}
+
+fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
+    spec.as_ref()
+        .map_or_else(|| crate::tc::NONE.to_owned(), QdiscSpec::canonical)
 }
 
 impl Mutation {
@@ -87,6 +114,8 @@ impl Mutation {
     pub fn resource(&self) -> String {
         match self {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
+            Mutation::LinkMtu { link, .. } => format!("link:{link}"),
+            Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
         }
     }
 
@@ -94,12 +123,16 @@ impl Mutation {
     pub fn before(&self) -> String {
         match self {
             Mutation::Sysctl { before, .. } => before.clone(),
+            Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
+            Mutation::RootQdisc { before, .. } => qdisc_text(before),
         }
     }
 
     pub fn after(&self) -> String {
         match self {
             Mutation::Sysctl { after, .. } => after.clone(),
+            Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
+            Mutation::RootQdisc { after, .. } => qdisc_text(after),
         }
     }
 
@@ -108,6 +141,28 @@ impl Mutation {
         match self {
             Mutation::Sysctl { key, before, after } => Mutation::Sysctl {
                 key: key.clone(),
+                before: after.clone(),
+                after: before.clone(),
+            },
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::LinkMtu {
+                link: link.clone(),
+                ifindex: *ifindex,
+                before: *after,
+                after: *before,
+            },
+            Mutation::RootQdisc {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::RootQdisc {
+                link: link.clone(),
+                ifindex: *ifindex,
                 before: after.clone(),
                 after: before.clone(),
             },
@@ -141,9 +196,18 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
             (FindingStatus::Fired, Some((rule, vars))) => {
                 let mut status = FixStatus::InEffect;
                 for action in &rule.fix {
-                    let outcome = match action {
-                        Action::SetSysctl(s) => plan_sysctl(s, vars, facts, &changes, &projected),
+                    let outcomes = match action {
+                        Action::SetSysctl(s) => {
+                            vec![plan_sysctl(s, vars, facts, &changes, &projected)]
+                        }
+                        Action::SetMtu(a) => {
+                            crate::netplan::plan_set_mtu(&rule.detect, a, vars, facts)
+                        }
+                        Action::DeleteRootQdisc(a) => {
+                            crate::netplan::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
+                        }
                     };
+                    for outcome in outcomes {
                     match outcome {
                         Ok(None) => {}
                         Ok(Some(mutation)) => {
@@ -160,10 +224,12 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                                 }
                                 None => {
                                     projected.insert(resource, changes.len());
+                                    let evidence =
+                                        crate::netplan::evidence_for(&mutation, &finding.evidence);
                                     changes.push(Change {
                                         rules: vec![who.clone()],
                                         mutation,
-                                        evidence: finding.evidence.clone(),
+                                        evidence,
                                     });
                                 }
                             }
@@ -172,6 +238,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                             status = FixStatus::Blocked;
                             errors.push(format!("{who}: {e}"));
                         }
+                    }
                     }
                 }
                 status
@@ -186,6 +253,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         findings: planned,
         changes,
         errors,
+        netns: None,
     }
 }
 
@@ -199,6 +267,22 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
                 after,
             }
         }
+        (
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                before,
+                ..
+            },
+            Mutation::LinkMtu { after, .. },
+        ) => Mutation::LinkMtu {
+            link: link.clone(),
+            ifindex: *ifindex,
+            before: *before,
+            after,
+        },
+        // Deleting the same qdisc twice is deleting it once.
+        (existing, _) => existing.clone(),
     }
 }
 

@@ -137,7 +137,47 @@ pub fn facts(facts: &Facts) -> String {
         };
         let _ = writeln!(out, "kmsg     /{k}/ = {}", show(v));
     }
+    net_facts(&mut out, facts);
     out
+}
+
+fn gathered<T>(f: &Fact<T>) -> bool {
+    !matches!(f, Fact::Unknown(w) if w == "not gathered")
+}
+
+fn net_facts(out: &mut String, facts: &Facts) {
+    if gathered(&facts.links) {
+        match &facts.links {
+            Fact::Value(links) => {
+                for l in links {
+                    let range = match (l.min_mtu, l.max_mtu) {
+                        (Some(lo), Some(hi)) => format!(" (min {lo}, max {hi})"),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "link     {} #{} {} mtu {}{range} {}",
+                        l.name, l.index, l.kind, l.mtu, l.state
+                    );
+                }
+            }
+            Fact::Unknown(why) => {
+                let _ = writeln!(out, "link     {}", paint(YELLOW, &format!("unknown ({why})")));
+            }
+        }
+    }
+    if gathered(&facts.qdiscs) {
+        match &facts.qdiscs {
+            Fact::Value(qdiscs) => {
+                for q in qdiscs {
+                    let _ = writeln!(out, "qdisc    {} {}", q.link, q.spec.canonical());
+                }
+            }
+            Fact::Unknown(why) => {
+                let _ = writeln!(out, "qdisc    {}", paint(YELLOW, &format!("unknown ({why})")));
+            }
+        }
+    }
 }
 
 pub fn report(what: &str, report: &Report) -> String {
@@ -220,6 +260,7 @@ pub fn history_json(transactions: &[Transaction]) -> serde_json::Result<String> 
                 "id": t.id,
                 "at": t.at,
                 "hostname": t.hostname,
+                "netns": t.netns,
                 "status": t.status(),
                 "changes": t.changes,
             })

@@ -9,6 +9,7 @@
 //! This module is one of the two that touch the system (the other is `apply`).
 
 pub mod kmsg;
+pub mod netlink;
 pub mod procfs;
 pub mod sockdiag;
 
@@ -44,6 +45,13 @@ impl<T> Fact<T> {
             Ok(v) => Fact::Value(v),
             Err(e) => Fact::Unknown(describe_io_error(&e)),
         }
+    }
+}
+
+/// A fact nobody asked for.
+impl<T> Default for Fact<T> {
+    fn default() -> Self {
+        Fact::Unknown("not gathered".to_owned())
     }
 }
 
@@ -85,6 +93,12 @@ pub struct Facts {
     /// Kernel log lines matching each requested pattern, within the longest window asked.
     #[serde(default)]
     pub kernel_log: BTreeMap<String, Fact<Vec<LogLine>>>,
+    /// Network interfaces (one rtnetlink dump), when a rule looks at links.
+    #[serde(default)]
+    pub links: Fact<Vec<netlink::Link>>,
+    /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
+    #[serde(default)]
+    pub qdiscs: Fact<Vec<netlink::Qdisc>>,
 }
 
 impl Facts {
@@ -117,6 +131,10 @@ pub struct FactRequest {
     pub socket_states: BTreeSet<TcpState>,
     /// Pattern → longest window in seconds.
     pub kernel_log: BTreeMap<String, u64>,
+    /// Links are needed (link conditions, `set_mtu`, and qdiscs, which name links).
+    pub links: bool,
+    /// Root qdiscs are needed.
+    pub qdiscs: bool,
 }
 
 impl FactRequest {
@@ -131,6 +149,11 @@ impl FactRequest {
                     match action {
                         Action::SetSysctl(s) => {
                             req.sysctls.insert(s.key.clone());
+                        }
+                        Action::SetMtu(_) => req.links = true,
+                        Action::DeleteRootQdisc(_) => {
+                            req.links = true;
+                            req.qdiscs = true;
                         }
                     }
                 }
@@ -160,6 +183,11 @@ impl FactRequest {
                     .map_or(0, |d| d.as_secs());
                 let entry = self.kernel_log.entry(k.pattern.clone()).or_insert(0);
                 *entry = (*entry).max(secs);
+            }
+            Condition::Link(_) => self.links = true,
+            Condition::Qdisc(_) => {
+                self.links = true;
+                self.qdiscs = true;
             }
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
@@ -191,6 +219,9 @@ pub fn gather(request: &FactRequest) -> Facts {
     }
     if !request.kernel_log.is_empty() {
         facts.kernel_log = kmsg::gather(&request.kernel_log, collected_at);
+    }
+    if request.links || request.qdiscs {
+        (facts.links, facts.qdiscs) = netlink::gather(request.qdiscs);
     }
     facts
 }
