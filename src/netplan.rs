@@ -200,7 +200,10 @@ pub fn eval_qdisc(c: &QdiscCondition, facts: &Facts, vars: &Vars) -> Decided {
             vec![Evidence {
                 fact: format!(
                     "root qdiscs{} on links {:?}",
-                    c.kind.as_ref().map(|k| format!(" of kind {k}")).unwrap_or_default(),
+                    c.kind
+                        .as_ref()
+                        .map(|k| format!(" of kind {k}"))
+                        .unwrap_or_default(),
                     c.link
                 ),
                 observed: format!("{added} non-default root qdisc(s)"),
@@ -401,10 +404,11 @@ mod tests {
             ],
             vec![],
         );
-        let detect = cond(
-            "link: {name: '*', kind: [veth, ethernet], below: 1500, max_mtu_at_least: 1500}",
-        );
-        let Condition::Link(l) = &detect else { panic!() };
+        let detect =
+            cond("link: {name: '*', kind: [veth, ethernet], below: 1500, max_mtu_at_least: 1500}");
+        let Condition::Link(l) = &detect else {
+            panic!()
+        };
         let (holds, ev) = eval_link(l, &f, &Vars::default()).unwrap();
         assert!(holds);
         assert_eq!(ev.len(), 1);
@@ -437,10 +441,21 @@ mod tests {
             value: Scalar::Integer(v),
         };
         let err = plan_set_mtu(&detect, &set(1500), &Vars::default(), &f);
-        assert!(matches!(&err[0], Err(e) if e.contains("maximum MTU is 1000")), "{err:?}");
+        assert!(
+            matches!(&err[0], Err(e) if e.contains("maximum MTU is 1000")),
+            "{err:?}"
+        );
         let err = plan_set_mtu(&detect, &set(60), &Vars::default(), &f);
-        assert!(matches!(&err[0], Err(e) if e.contains("minimum MTU is 68")), "{err:?}");
-        let err = plan_set_mtu(&cond("not: {link: {below: 1}}"), &set(1500), &Vars::default(), &f);
+        assert!(
+            matches!(&err[0], Err(e) if e.contains("minimum MTU is 68")),
+            "{err:?}"
+        );
+        let err = plan_set_mtu(
+            &cond("not: {link: {below: 1}}"),
+            &set(1500),
+            &Vars::default(),
+            &f,
+        );
         assert!(matches!(&err[0], Err(e) if e.contains("needs a `link` condition")));
     }
 
@@ -476,11 +491,19 @@ mod tests {
         default.netem = None;
         let f = facts(
             vec![],
-            vec![netem_qdisc("eth0", 2, 30.0), netem_qdisc("eth2", 4, 0.0), default],
+            vec![
+                netem_qdisc("eth0", 2, 30.0),
+                netem_qdisc("eth2", 4, 0.0),
+                default,
+            ],
         );
         let detect = cond("any: [{qdisc: {kind: netem, loss_above: 0}}, {qdisc: {kind: noqueue}}]");
-        let Condition::Any(list) = &detect else { panic!() };
-        let Condition::Qdisc(q) = &list[0] else { panic!() };
+        let Condition::Any(list) = &detect else {
+            panic!()
+        };
+        let Condition::Qdisc(q) = &list[0] else {
+            panic!()
+        };
         let (holds, ev) = eval_qdisc(q, &f, &Vars::default()).unwrap();
         assert!(holds);
         assert_eq!(ev[0].observed, "netem limit 1000 loss 30%");
@@ -503,8 +526,14 @@ mod tests {
     #[test]
     fn unknown_links_leave_the_condition_undecided() {
         let f = Facts::default();
-        let Condition::Link(l) = cond("link: {below: 1500}") else { panic!() };
-        assert!(eval_link(&l, &f, &Vars::default()).unwrap_err().contains("not gathered"));
+        let Condition::Link(l) = cond("link: {below: 1500}") else {
+            panic!()
+        };
+        assert!(
+            eval_link(&l, &f, &Vars::default())
+                .unwrap_err()
+                .contains("not gathered")
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{Evidence, Finding, FindingStatus};
 use crate::facts::{Fact, Facts};
-use crate::tc::QdiscSpec;
 use crate::playbook::{Action, LoadedPlaybook, SetMode, SetSysctl, Vars, scalar_text};
+use crate::tc::QdiscSpec;
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -208,37 +208,39 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                         }
                     };
                     for outcome in outcomes {
-                    match outcome {
-                        Ok(None) => {}
-                        Ok(Some(mutation)) => {
-                            status = FixStatus::Planned;
-                            let resource = mutation.resource();
-                            match projected.get(&resource) {
-                                Some(&i) => {
-                                    let existing = &mut changes[i];
-                                    existing.mutation = merge(&existing.mutation, mutation);
-                                    if !existing.rules.contains(&who) {
-                                        existing.rules.push(who.clone());
-                                        existing.evidence.extend(finding.evidence.clone());
+                        match outcome {
+                            Ok(None) => {}
+                            Ok(Some(mutation)) => {
+                                status = FixStatus::Planned;
+                                let resource = mutation.resource();
+                                match projected.get(&resource) {
+                                    Some(&i) => {
+                                        let existing = &mut changes[i];
+                                        existing.mutation = merge(&existing.mutation, mutation);
+                                        if !existing.rules.contains(&who) {
+                                            existing.rules.push(who.clone());
+                                            existing.evidence.extend(finding.evidence.clone());
+                                        }
+                                    }
+                                    None => {
+                                        projected.insert(resource, changes.len());
+                                        let evidence = crate::netplan::evidence_for(
+                                            &mutation,
+                                            &finding.evidence,
+                                        );
+                                        changes.push(Change {
+                                            rules: vec![who.clone()],
+                                            mutation,
+                                            evidence,
+                                        });
                                     }
                                 }
-                                None => {
-                                    projected.insert(resource, changes.len());
-                                    let evidence =
-                                        crate::netplan::evidence_for(&mutation, &finding.evidence);
-                                    changes.push(Change {
-                                        rules: vec![who.clone()],
-                                        mutation,
-                                        evidence,
-                                    });
-                                }
+                            }
+                            Err(e) => {
+                                status = FixStatus::Blocked;
+                                errors.push(format!("{who}: {e}"));
                             }
                         }
-                        Err(e) => {
-                            status = FixStatus::Blocked;
-                            errors.push(format!("{who}: {e}"));
-                        }
-                    }
                     }
                 }
                 status

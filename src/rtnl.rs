@@ -14,14 +14,13 @@ use std::cell::RefCell;
 use std::fmt;
 
 use futures::StreamExt;
+use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
 use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
-use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::sys::AsyncSocket;
 
 use crate::tc::{QdiscSpec, TC_H_ROOT};
@@ -235,7 +234,9 @@ impl Session {
         let mut message = TcMessage::with_index(index_i32(index)?);
         message.header.parent = TC_H_ROOT.into();
         message.header.handle = spec.handle.into();
-        message.attributes.push(TcAttribute::Kind(spec.kind.clone()));
+        message
+            .attributes
+            .push(TcAttribute::Kind(spec.kind.clone()));
         self.request(RouteNetlinkMessage::DelQueueDiscipline(message), NLM_F_ACK)
             .map(drop)
     }
@@ -246,7 +247,9 @@ impl Session {
         let mut message = TcMessage::with_index(index_i32(index)?);
         message.header.parent = spec.parent.into();
         message.header.handle = spec.handle.into();
-        message.attributes.push(TcAttribute::Kind(spec.kind.clone()));
+        message
+            .attributes
+            .push(TcAttribute::Kind(spec.kind.clone()));
         let dumped = crate::tc::from_hex(&spec.options).ok_or_else(|| {
             NlError::local(format!("recorded options of {} are not hex", spec.kind))
         })?;
@@ -268,7 +271,8 @@ impl Session {
 }
 
 fn index_i32(index: u32) -> NlResult<i32> {
-    i32::try_from(index).map_err(|_| NlError::local(format!("interface index {index} is out of range")))
+    i32::try_from(index)
+        .map_err(|_| NlError::local(format!("interface index {index} is out of range")))
 }
 
 /// The raw TCA_OPTIONS bytes of a dumped qdisc. Kinds that netlink-packet-route does

@@ -103,7 +103,9 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 /// A short description of the options, for the kinds tune understands.
 pub fn summary(kind: &str, options: &[u8]) -> String {
     match kind {
-        "netem" => parse_netem(options).map_or_else(|e| format!("(unparsed: {e})"), |n| n.describe()),
+        "netem" => {
+            parse_netem(options).map_or_else(|e| format!("(unparsed: {e})"), |n| n.describe())
+        }
         _ => String::new(),
     }
 }
@@ -444,15 +446,26 @@ mod tests {
         assert_eq!(spec(0).canonical(), spec(12345).canonical());
         assert_ne!(spec(0).options, spec(12345).options);
         let sent = creation_options("htb", &glob(7));
-        assert_eq!(u32_at(&sent, 4), Some(3), "htb init wants the major version");
+        assert_eq!(
+            u32_at(&sent, 4),
+            Some(3),
+            "htb init wants the major version"
+        );
         assert_eq!(sent[8..], glob(7)[8..]);
         assert_eq!(creation_options("tbf", &glob(7)), glob(7));
-        assert!(spec(0).canonical().starts_with("htb handle 1: parent root options "));
+        assert!(
+            spec(0)
+                .canonical()
+                .starts_with("htb handle 1: parent root options ")
+        );
     }
 
     #[test]
     fn hex_round_trips_and_rejects_garbage() {
-        assert_eq!(from_hex(&to_hex(&[0, 1, 0xab, 0xff])), Some(vec![0, 1, 0xab, 0xff]));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
         assert_eq!(from_hex("abc"), None);
         assert_eq!(from_hex("zz"), None);
         assert_eq!(format_handle(0x0001_0002), "1:2");

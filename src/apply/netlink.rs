@@ -13,7 +13,8 @@ use crate::tc::{NONE, QdiscSpec};
 
 /// Checks that `ifindex` is still the link called `name`.
 fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::netlink::Link> {
-    let found = with_session(|s| s.link(ifindex)).map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
+    let found =
+        with_session(|s| s.link(ifindex)).map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
     let Some(msg) = found else {
         bail!("link {name} (index {ifindex}) no longer exists");
     };

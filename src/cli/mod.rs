@@ -152,9 +152,9 @@ fn check_same_netns(asked: &NetnsArgs, recorded: Option<&NetnsRecord>, what: &st
         (Some(a), Some(r)) => {
             bail!("{what} belongs to {r}, not to {a}; nothing was changed")
         }
-        (Some(a), None) => bail!(
-            "{what} belongs to tune's own network namespace, not to {a}; nothing was changed"
-        ),
+        (Some(a), None) => {
+            bail!("{what} belongs to tune's own network namespace, not to {a}; nothing was changed")
+        }
         (None, _) => Ok(()),
     }
 }
@@ -446,7 +446,13 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     let state = StateDir::open(state_dir)?;
     let ns = plan.netns.as_ref();
     let report = netns::run_in(ns, || {
-        apply::apply_in(&state, &mut SystemExecutor, &plan.hostname, ns, &plan.changes)
+        apply::apply_in(
+            &state,
+            &mut SystemExecutor,
+            &plan.hostname,
+            ns,
+            &plan.changes,
+        )
     })?;
     print_out(&render::report("apply", &report))?;
     Ok(match report.status {

@@ -162,7 +162,11 @@ fn net_facts(out: &mut String, facts: &Facts) {
                 }
             }
             Fact::Unknown(why) => {
-                let _ = writeln!(out, "link     {}", paint(YELLOW, &format!("unknown ({why})")));
+                let _ = writeln!(
+                    out,
+                    "link     {}",
+                    paint(YELLOW, &format!("unknown ({why})"))
+                );
             }
         }
     }
@@ -174,7 +178,11 @@ fn net_facts(out: &mut String, facts: &Facts) {
                 }
             }
             Fact::Unknown(why) => {
-                let _ = writeln!(out, "qdisc    {}", paint(YELLOW, &format!("unknown ({why})")));
+                let _ = writeln!(
+                    out,
+                    "qdisc    {}",
+                    paint(YELLOW, &format!("unknown ({why})"))
+                );
             }
         }
     }

@@ -529,7 +529,10 @@ fn check_number(value: &Scalar, what: &str, vars: &Vars, out: &mut Vec<Problem>)
     if let Some(text) = check_scalar(value, vars, out)
         && text.trim().parse::<f64>().is_err()
     {
-        out.push((value.to_string(), format!("{what} needs a number, got {text:?}")));
+        out.push((
+            value.to_string(),
+            format!("{what} needs a number, got {text:?}"),
+        ));
     }
 }
 
@@ -582,7 +585,9 @@ fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
         Action::DeleteRootQdisc(d) => {
             let ok = !d.kind.is_empty()
                 && d.kind.len() <= 16
-                && d.kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                && d.kind
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !ok {
                 out.push((d.kind.clone(), format!("{:?} is not a qdisc kind", d.kind)));
             }
