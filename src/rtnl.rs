@@ -147,77 +147,96 @@ impl Session {
         Ok(Session { runtime, handle })
     }
 
-    /// Sends a request and collects every reply of a dump (or the ack).
-    fn request(
+    /// Sends a request and hands every reply of a dump to `each` as it arrives, so
+    /// a 10,000-link dump is never held in memory in its parsed form.
+    fn request_each(
         &mut self,
         message: RouteNetlinkMessage,
         flags: u16,
-    ) -> NlResult<Vec<RouteNetlinkMessage>> {
+        mut each: impl FnMut(RouteNetlinkMessage),
+    ) -> NlResult<()> {
         let mut req = NetlinkMessage::from(message);
         req.header.flags = NLM_F_REQUEST | flags;
         let mut handle = self.handle.clone();
         self.runtime.block_on(async move {
             let mut replies = handle.request(req).map_err(NlError::from_rtnetlink)?;
-            let mut out = Vec::new();
             while let Some(reply) = replies.next().await {
                 match reply.payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::InnerMessage(m) => each(m),
                     NetlinkPayload::Error(e) if e.code.is_some() => {
                         return Err(NlError::from_rtnetlink(rtnetlink::Error::NetlinkError(e)));
                     }
                     _ => {}
                 }
             }
-            Ok(out)
+            Ok(())
         })
     }
 
-    /// Every link, one dump, without statistics (the kernel skips building them).
-    pub fn links(&mut self) -> NlResult<Vec<LinkMessage>> {
+    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
+        self.request_each(message, flags, drop)
+    }
+
+    /// Every link, one dump without statistics (the kernel skips building them),
+    /// each converted by `convert` as it arrives.
+    pub fn links<T>(&mut self, mut convert: impl FnMut(&LinkMessage) -> T) -> NlResult<Vec<T>> {
         let mut message = LinkMessage::default();
         message
             .attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let replies = self.request(RouteNetlinkMessage::GetLink(message), NLM_F_DUMP)?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        let mut out = Vec::new();
+        self.request_each(RouteNetlinkMessage::GetLink(message), NLM_F_DUMP, |m| {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                out.push(convert(&l));
+            }
+        })?;
+        Ok(out)
     }
 
     /// One link by index; `None` when no such link exists.
-    pub fn link(&mut self, index: u32) -> NlResult<Option<LinkMessage>> {
+    pub fn link<T>(
+        &mut self,
+        index: u32,
+        convert: impl FnOnce(&LinkMessage) -> T,
+    ) -> NlResult<Option<T>> {
         let mut message = LinkMessage::default();
         message.header.index = index;
         message
             .attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        match self.request(RouteNetlinkMessage::GetLink(message), 0) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })),
+        let mut found = None;
+        let result = self.request_each(RouteNetlinkMessage::GetLink(message), 0, |m| {
+            if let RouteNetlinkMessage::NewLink(l) = m
+                && found.is_none()
+            {
+                found = Some(l);
+            }
+        });
+        match result {
+            Ok(()) => Ok(found.as_ref().map(convert)),
             Err(e) if e.errno == libc::ENODEV => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Every qdisc, one dump.
-    pub fn qdiscs(&mut self) -> NlResult<Vec<TcMessage>> {
-        let replies = self.request(
+    /// Every qdisc, one dump, each converted (or skipped) by `convert` as it arrives.
+    pub fn qdiscs<T>(
+        &mut self,
+        mut convert: impl FnMut(&TcMessage) -> Option<T>,
+    ) -> NlResult<Vec<T>> {
+        let mut out = Vec::new();
+        self.request_each(
             RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
             NLM_F_DUMP,
+            |m| {
+                if let RouteNetlinkMessage::NewQueueDiscipline(q) = m
+                    && let Some(t) = convert(&q)
+                {
+                    out.push(t);
+                }
+            },
         )?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewQueueDiscipline(q) => Some(q),
-                _ => None,
-            })
-            .collect())
+        Ok(out)
     }
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> NlResult<()> {
@@ -225,7 +244,6 @@ impl Session {
         message.header.index = index;
         message.attributes.push(LinkAttribute::Mtu(mtu));
         self.request(RouteNetlinkMessage::SetLink(message), NLM_F_ACK)
-            .map(drop)
     }
 
     /// Deletes the root qdisc of a link, naming its kind and handle so the kernel
@@ -238,7 +256,6 @@ impl Session {
             .attributes
             .push(TcAttribute::Kind(spec.kind.clone()));
         self.request(RouteNetlinkMessage::DelQueueDiscipline(message), NLM_F_ACK)
-            .map(drop)
     }
 
     /// Creates a root qdisc from recorded kind, handle and raw option bytes; fails
@@ -266,7 +283,6 @@ impl Session {
             RouteNetlinkMessage::NewQueueDiscipline(message),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         )
-        .map(drop)
     }
 }
 

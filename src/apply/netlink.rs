@@ -13,12 +13,11 @@ use crate::tc::{NONE, QdiscSpec};
 
 /// Checks that `ifindex` is still the link called `name`.
 fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::netlink::Link> {
-    let found =
-        with_session(|s| s.link(ifindex)).map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
-    let Some(msg) = found else {
+    let found = with_session(|s| s.link(ifindex, link_from_message))
+        .map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
+    let Some(link) = found else {
         bail!("link {name} (index {ifindex}) no longer exists");
     };
-    let link = link_from_message(&msg);
     if link.name != name {
         bail!(
             "link index {ifindex} is now named {:?}, not {name:?}: it was renamed or replaced since the plan was made",
@@ -41,11 +40,17 @@ pub fn write_mtu(name: &str, ifindex: u32, mtu: u32) -> Result<()> {
 /// The canonical text of the link's root qdisc, or `(none)` for the kernel's default.
 pub fn read_root_qdisc(name: &str, ifindex: u32) -> Result<String> {
     let link = check_identity(name, ifindex)?;
-    let msgs = with_session(|s| s.qdiscs()).map_err(|e| anyhow!("cannot dump qdiscs: {e}"))?;
-    let root = msgs
-        .iter()
-        .filter(|m| m.header.index == ifindex as i32)
-        .find_map(|m| root_qdisc_from_message(m, std::slice::from_ref(&link)));
+    let roots = with_session(|s| {
+        s.qdiscs(|m| {
+            if m.header.index == ifindex as i32 {
+                root_qdisc_from_message(m, std::slice::from_ref(&link))
+            } else {
+                None
+            }
+        })
+    })
+    .map_err(|e| anyhow!("cannot dump qdiscs: {e}"))?;
+    let root = roots.into_iter().next();
     Ok(match root {
         Some(q) if !q.is_default() => q.spec.canonical(),
         _ => NONE.to_owned(),

@@ -131,8 +131,8 @@ pub fn root_qdisc_from_message(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
 /// Gathers links (and root qdiscs, when asked) in the calling thread's namespace.
 pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
     let reason = |e: crate::rtnl::NlError| format!("rtnetlink: {e}");
-    let links = match crate::rtnl::with_session(|s| s.links()) {
-        Ok(msgs) => msgs.iter().map(link_from_message).collect::<Vec<_>>(),
+    let links = match crate::rtnl::with_session(|s| s.links(link_from_message)) {
+        Ok(links) => links,
         Err(e) => {
             let why = reason(e);
             let roots = if qdiscs {
@@ -144,12 +144,8 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
         }
     };
     let roots = if qdiscs {
-        match crate::rtnl::with_session(|s| s.qdiscs()) {
-            Ok(msgs) => Fact::Value(
-                msgs.iter()
-                    .filter_map(|m| root_qdisc_from_message(m, &links))
-                    .collect(),
-            ),
+        match crate::rtnl::with_session(|s| s.qdiscs(|m| root_qdisc_from_message(m, &links))) {
+            Ok(roots) => Fact::Value(roots),
             Err(e) => Fact::Unknown(reason(e)),
         }
     } else {
