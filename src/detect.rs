@@ -215,6 +215,8 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         ),
         Condition::JvmHeap(j) => verdict(crate::jvm::heap_verdict(j, vars, facts), out),
         Condition::OomKill(k) => verdict(crate::jvm::oom_verdict(k, vars, facts), out),
+        Condition::Link(l) => decided(out, "links", crate::netplan::eval_link(l, facts, vars)),
+        Condition::Qdisc(q) => decided(out, "qdiscs", crate::netplan::eval_qdisc(q, facts, vars)),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -279,6 +281,16 @@ fn verdict(v: crate::jvm::Verdict, out: &mut Outcome) -> Truth {
         Some(true) => Truth::True,
         Some(false) => Truth::False,
         None => Truth::Unknown,
+    }
+}
+
+fn decided(out: &mut Outcome, fact: &str, result: crate::netplan::Decided) -> Truth {
+    match result {
+        Ok((holds, evidence)) => {
+            out.evidence.extend(evidence);
+            if holds { Truth::True } else { Truth::False }
+        }
+        Err(why) => unknown(out, fact, &why),
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::{Evidence, Finding, FindingStatus};
 use crate::facts::{Fact, Facts};
 use crate::playbook::{Action, LoadedPlaybook, SetMode, SetSysctl, Vars, scalar_text};
+use crate::tc::QdiscSpec;
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -36,6 +37,10 @@ pub struct Plan {
     /// Fixes that could not be planned; a plan with errors cannot be applied.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// The network namespace the facts were read in and the changes apply to
+    /// (absent: the namespace `tune` runs in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<crate::netns::NetnsRecord>,
 }
 
 /// A finding and what its fix amounts to.
@@ -90,6 +95,33 @@ pub enum Mutation {
         before: Option<String>,
         after: Option<String>,
     },
+    /// A link's MTU. The link is identified by index and name; a link that vanished
+    /// or was renamed since the plan is an error, not a change to some other link.
+    LinkMtu {
+        link: String,
+        ifindex: u32,
+        before: u32,
+        after: u32,
+    },
+    /// A link's root qdisc: `None` is the kernel's default root qdisc. Deleting
+    /// keeps the whole qdisc (kind, handle, parent, raw options) as `before`, so the
+    /// inverse re-creates it exactly.
+    RootQdisc {
+        link: String,
+        ifindex: u32,
+        before: Option<QdiscSpec>,
+        after: Option<QdiscSpec>,
+    },
+}
+
+fn qdisc_label(spec: &Option<QdiscSpec>) -> String {
+    spec.as_ref()
+        .map_or_else(|| crate::tc::NONE.to_owned(), QdiscSpec::short)
+}
+
+fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
+    spec.as_ref()
+        .map_or_else(|| crate::tc::NONE.to_owned(), QdiscSpec::canonical)
 }
 
 /// The canonical form of "the file does not exist" in [`Mutation::before`] /
@@ -106,6 +138,8 @@ impl Mutation {
         match self {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
             Mutation::EnvFile { path, .. } => format!("envfile:{path}"),
+            Mutation::LinkMtu { link, .. } => format!("link:{link}"),
+            Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
         }
     }
 
@@ -114,12 +148,16 @@ impl Mutation {
         match self {
             Mutation::Sysctl { before, .. } => before.clone(),
             Mutation::EnvFile { before, .. } => file_state(before),
+            Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
+            Mutation::RootQdisc { before, .. } => qdisc_text(before),
         }
     }
 
     pub fn after(&self) -> String {
         match self {
             Mutation::Sysctl { after, .. } => after.clone(),
+            Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
+            Mutation::RootQdisc { after, .. } => qdisc_text(after),
             Mutation::EnvFile { after, .. } => file_state(after),
         }
     }
@@ -128,6 +166,7 @@ impl Mutation {
     pub fn before_label(&self) -> String {
         match self {
             Mutation::EnvFile { before, .. } => crate::plan_env::label(before.as_deref()),
+            Mutation::RootQdisc { before, .. } => qdisc_label(before),
             _ => self.before(),
         }
     }
@@ -136,6 +175,7 @@ impl Mutation {
     pub fn after_label(&self) -> String {
         match self {
             Mutation::EnvFile { after, .. } => crate::plan_env::label(after.as_deref()),
+            Mutation::RootQdisc { after, .. } => qdisc_label(after),
             _ => self.after(),
         }
     }
@@ -156,6 +196,28 @@ impl Mutation {
             } => Mutation::EnvFile {
                 path: path.clone(),
                 keys: keys.clone(),
+                before: after.clone(),
+                after: before.clone(),
+            },
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::LinkMtu {
+                link: link.clone(),
+                ifindex: *ifindex,
+                before: *after,
+                after: *before,
+            },
+            Mutation::RootQdisc {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::RootQdisc {
+                link: link.clone(),
+                ifindex: *ifindex,
                 before: after.clone(),
                 after: before.clone(),
             },
@@ -189,44 +251,58 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
             (FindingStatus::Fired, Some((rule, vars))) => {
                 let mut status = FixStatus::InEffect;
                 for action in &rule.fix {
-                    let outcome = match action {
-                        Action::SetSysctl(s) => plan_sysctl(s, vars, facts, &changes, &projected),
-                        Action::SetEnv(e) => crate::plan_env::plan_set_env(
+                    let outcomes = match action {
+                        Action::SetSysctl(s) => {
+                            vec![plan_sysctl(s, vars, facts, &changes, &projected)]
+                        }
+                        Action::SetMtu(a) => {
+                            crate::netplan::plan_set_mtu(&rule.detect, a, vars, facts)
+                        }
+                        Action::DeleteRootQdisc(a) => {
+                            crate::netplan::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
+                        }
+                        Action::SetEnv(e) => vec![crate::plan_env::plan_set_env(
                             e,
                             &rule.detect,
                             vars,
                             facts,
                             &changes,
                             &projected,
-                        ),
+                        )],
                     };
-                    match outcome {
-                        Ok(None) => {}
-                        Ok(Some(mutation)) => {
-                            status = FixStatus::Planned;
-                            let resource = mutation.resource();
-                            match projected.get(&resource) {
-                                Some(&i) => {
-                                    let existing = &mut changes[i];
-                                    existing.mutation = merge(&existing.mutation, mutation);
-                                    if !existing.rules.contains(&who) {
-                                        existing.rules.push(who.clone());
-                                        existing.evidence.extend(finding.evidence.clone());
+                    for outcome in outcomes {
+                        match outcome {
+                            Ok(None) => {}
+                            Ok(Some(mutation)) => {
+                                status = FixStatus::Planned;
+                                let resource = mutation.resource();
+                                match projected.get(&resource) {
+                                    Some(&i) => {
+                                        let existing = &mut changes[i];
+                                        existing.mutation = merge(&existing.mutation, mutation);
+                                        if !existing.rules.contains(&who) {
+                                            existing.rules.push(who.clone());
+                                            existing.evidence.extend(finding.evidence.clone());
+                                        }
+                                    }
+                                    None => {
+                                        projected.insert(resource, changes.len());
+                                        let evidence = crate::netplan::evidence_for(
+                                            &mutation,
+                                            &finding.evidence,
+                                        );
+                                        changes.push(Change {
+                                            rules: vec![who.clone()],
+                                            mutation,
+                                            evidence,
+                                        });
                                     }
                                 }
-                                None => {
-                                    projected.insert(resource, changes.len());
-                                    changes.push(Change {
-                                        rules: vec![who.clone()],
-                                        mutation,
-                                        evidence: finding.evidence.clone(),
-                                    });
-                                }
                             }
-                        }
-                        Err(e) => {
-                            status = FixStatus::Blocked;
-                            errors.push(format!("{who}: {e}"));
+                            Err(e) => {
+                                status = FixStatus::Blocked;
+                                errors.push(format!("{who}: {e}"));
+                            }
                         }
                     }
                 }
@@ -242,6 +318,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         findings: planned,
         changes,
         errors,
+        netns: None,
     }
 }
 
@@ -276,6 +353,22 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
                 after,
             }
         }
+        (
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                before,
+                ..
+            },
+            Mutation::LinkMtu { after, .. },
+        ) => Mutation::LinkMtu {
+            link: link.clone(),
+            ifindex: *ifindex,
+            before: *before,
+            after,
+        },
+        // Deleting the same qdisc twice is deleting it once.
+        (existing @ Mutation::RootQdisc { .. }, _) => existing.clone(),
         // Different kinds never share a resource name.
         (_, newer) => newer,
     }

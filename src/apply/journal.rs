@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::netns::NetnsRecord;
 use crate::plan::Change;
 
 /// Default state directory.
@@ -45,6 +46,9 @@ pub enum Event {
         at: f64,
         hostname: String,
         changes: Vec<Change>,
+        /// The network namespace the changes were applied in (absent: tune's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        netns: Option<NetnsRecord>,
     },
     /// Written and fsynced before step `step` is mutated.
     Intent {
@@ -115,6 +119,8 @@ pub struct Transaction {
     pub changes: Vec<Change>,
     pub events: Vec<Event>,
     pub path: PathBuf,
+    /// Where the changes were applied; rollback goes back into it.
+    pub netns: Option<NetnsRecord>,
 }
 
 impl Transaction {
@@ -242,6 +248,16 @@ impl StateDir {
 
     /// Creates the journal of a new transaction and writes its `begin` event.
     pub fn begin(&self, hostname: &str, changes: &[Change]) -> Result<Journal> {
+        self.begin_in(hostname, None, changes)
+    }
+
+    /// [`StateDir::begin`] for changes applied inside a network namespace.
+    pub fn begin_in(
+        &self,
+        hostname: &str,
+        netns: Option<&NetnsRecord>,
+        changes: &[Change],
+    ) -> Result<Journal> {
         let id = self.transactions()?.last().map_or(1, |t| t.id + 1);
         let path = self.transactions_dir().join(format!("{id:06}.jsonl"));
         let file = OpenOptions::new()
@@ -258,6 +274,7 @@ impl StateDir {
             at: crate::facts::now_unix(),
             hostname: hostname.to_owned(),
             changes: changes.to_vec(),
+            netns: netns.cloned(),
         })?;
         Ok(journal)
     }
@@ -313,6 +330,7 @@ fn read_journal(path: &Path) -> Result<Transaction> {
         at,
         hostname,
         changes,
+        netns,
     }) = events.first().cloned()
     else {
         bail!(
@@ -327,6 +345,7 @@ fn read_journal(path: &Path) -> Result<Transaction> {
         changes,
         events,
         path: path.to_path_buf(),
+        netns,
     })
 }
 

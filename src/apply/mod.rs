@@ -12,6 +12,7 @@
 
 pub mod envfile;
 pub mod journal;
+pub mod netlink;
 pub mod sysctl;
 
 use anyhow::{Result, anyhow, bail};
@@ -36,6 +37,8 @@ impl Executor for SystemExecutor {
         match mutation {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
             Mutation::EnvFile { path, .. } => envfile::read(path),
+            Mutation::LinkMtu { link, ifindex, .. } => netlink::read_mtu(link, *ifindex),
+            Mutation::RootQdisc { link, ifindex, .. } => netlink::read_root_qdisc(link, *ifindex),
         }
     }
 
@@ -43,6 +46,18 @@ impl Executor for SystemExecutor {
         match mutation {
             Mutation::Sysctl { key, after, .. } => sysctl::write(key, after),
             Mutation::EnvFile { path, after, .. } => envfile::write(path, after.as_deref()),
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                after,
+                ..
+            } => netlink::write_mtu(link, *ifindex, *after),
+            Mutation::RootQdisc {
+                link,
+                ifindex,
+                before,
+                after,
+            } => netlink::write_root_qdisc(link, *ifindex, before.as_ref(), after.as_ref()),
         }
     }
 }
@@ -98,6 +113,18 @@ pub fn apply(
     hostname: &str,
     changes: &[Change],
 ) -> Result<Report> {
+    apply_in(state, exec, hostname, None, changes)
+}
+
+/// [`apply`], journaling the network namespace the calling thread runs in, so that
+/// rollback goes back into it.
+pub fn apply_in(
+    state: &StateDir,
+    exec: &mut dyn Executor,
+    hostname: &str,
+    netns: Option<&crate::netns::NetnsRecord>,
+    changes: &[Change],
+) -> Result<Report> {
     let _lock = state.lock()?;
     if let Some(t) = state
         .transactions()?
@@ -119,7 +146,7 @@ pub fn apply(
             describe_drift(&drift)
         );
     }
-    let mut journal = state.begin(hostname, changes)?;
+    let mut journal = state.begin_in(hostname, netns, changes)?;
     let mut report = Report {
         transaction: journal.id,
         steps: Vec::new(),
@@ -249,16 +276,11 @@ pub fn describe_drift(drift: &[Drift]) -> String {
         .join("\n")
 }
 
-/// Rolls back a transaction (the last one that changed something when `id` is None).
-pub fn rollback(
-    state: &StateDir,
-    exec: &mut dyn Executor,
-    id: Option<u64>,
-    force: bool,
-) -> Result<Report> {
-    let _lock = state.lock()?;
-    let transaction = match id {
-        Some(id) => state.transaction(id)?,
+/// The transaction `tune rollback [ID]` acts on: the given one, or the last one that
+/// changed something.
+pub fn rollback_target(state: &StateDir, id: Option<u64>) -> Result<journal::Transaction> {
+    match id {
+        Some(id) => state.transaction(id),
         None => state
             .transactions()?
             .into_iter()
@@ -269,8 +291,19 @@ pub fn rollback(
                     Status::Applied | Status::Interrupted | Status::NeedsAttention
                 )
             })
-            .ok_or_else(|| anyhow!("no applied transaction to roll back"))?,
-    };
+            .ok_or_else(|| anyhow!("no applied transaction to roll back")),
+    }
+}
+
+/// Rolls back a transaction (the last one that changed something when `id` is None).
+pub fn rollback(
+    state: &StateDir,
+    exec: &mut dyn Executor,
+    id: Option<u64>,
+    force: bool,
+) -> Result<Report> {
+    let _lock = state.lock()?;
+    let transaction = rollback_target(state, id)?;
     match transaction.status() {
         Status::RolledBack => bail!("transaction {} is already rolled back", transaction.id),
         Status::FailedRolledBack => bail!(

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::apply::journal::{DEFAULT_STATE_DIR, StateDir, Status};
 use crate::apply::{self, SystemExecutor};
 use crate::facts::{self, FactRequest, Facts};
+use crate::netns::{self, NetnsRecord, NetnsTarget};
 use crate::plan::{self, Plan};
 use crate::playbook::{self, Diagnostics, LoadedPlaybook, Vars};
 
@@ -59,6 +60,10 @@ enum Command {
         /// Restore the before-values even where they changed since the apply.
         #[arg(long)]
         force: bool,
+        /// Rollback always returns to the namespace recorded in the journal; these
+        /// only confirm it (a different namespace is refused).
+        #[command(flatten)]
+        netns: NetnsArgs,
     },
     /// List applied transactions.
     History {
@@ -105,6 +110,53 @@ struct Sources {
     /// Override a playbook variable.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     vars: Vec<(String, String)>,
+    #[command(flatten)]
+    netns: NetnsArgs,
+}
+
+/// Which network namespace to work in.
+#[derive(Debug, Args)]
+struct NetnsArgs {
+    /// Work inside the network namespace /run/netns/NAME (made by `ip netns add NAME`).
+    #[arg(long, value_name = "NAME", conflicts_with = "netns_pid")]
+    netns: Option<String>,
+    /// Work inside the network namespace of process PID (e.g. a container's).
+    #[arg(long, value_name = "PID")]
+    netns_pid: Option<u32>,
+}
+
+impl NetnsArgs {
+    fn given(&self) -> bool {
+        self.netns.is_some() || self.netns_pid.is_some()
+    }
+
+    /// The namespace asked for, opened now to record its identity.
+    fn resolve(&self) -> Result<Option<NetnsRecord>> {
+        let target = match (&self.netns, self.netns_pid) {
+            (Some(name), _) => NetnsTarget::Name(name.clone()),
+            (None, Some(pid)) => NetnsTarget::Pid(pid),
+            (None, None) => return Ok(None),
+        };
+        target.resolve().map(Some)
+    }
+}
+
+/// Refuses when the user named a namespace other than the recorded one.
+fn check_same_netns(asked: &NetnsArgs, recorded: Option<&NetnsRecord>, what: &str) -> Result<()> {
+    if !asked.given() {
+        return Ok(());
+    }
+    let asked = asked.resolve()?;
+    match (asked, recorded) {
+        (Some(a), Some(r)) if a.inode == r.inode => Ok(()),
+        (Some(a), Some(r)) => {
+            bail!("{what} belongs to {r}, not to {a}; nothing was changed")
+        }
+        (Some(a), None) => {
+            bail!("{what} belongs to tune's own network namespace, not to {a}; nothing was changed")
+        }
+        (None, _) => Ok(()),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -178,7 +230,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan(args) => cmd_plan(args),
         Command::Apply(args) => cmd_apply(&cli.state_dir, args),
-        Command::Rollback { id, force } => cmd_rollback(&cli.state_dir, id, force),
+        Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
         Command::History { format } => cmd_history(&cli.state_dir, format),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { kind } => {
@@ -191,7 +243,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Facts { sources, format } => {
             let set = load(&sources)?;
-            let facts = facts::gather(&FactRequest::for_playbooks(&set.pairs()));
+            let ns = sources.netns.resolve()?;
+            let facts = netns::run_in(ns.as_ref(), || {
+                Ok(facts::gather(&FactRequest::for_playbooks(&set.pairs())))
+            })?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
                 Format::Text => render::facts(&facts),
@@ -285,22 +340,24 @@ fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
 }
 
 /// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
-/// (sock_diag dumps, the kernel log) only for the rules still undecided. Three-valued
-/// logic makes this exact: a rule decided while a fact is unknown is decided whatever
-/// that fact's value. Facts skipped this way stay absent from the snapshot.
+/// (sock_diag dumps, the kernel log, processes) only for the rules still undecided —
+/// and for the rules that fired, so their evidence is complete (a conntrack rule that
+/// fired on the fill ratio also shows the "table full" lines). Three-valued logic makes
+/// this exact: a rule decided while a fact is unknown is decided whatever that fact's
+/// value. On a healthy host the costly probes of rules that cannot fire are skipped.
 fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
     let mut facts = facts::gather(&cheap);
     if costly.is_empty() {
         return facts;
     }
-    let undecided: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
+    // `detect` returns only the rules that fired or are undecided.
+    let open: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
         .into_iter()
-        .filter(|f| f.status == crate::detect::FindingStatus::Unknown)
         .map(|f| (f.playbook, f.rule))
         .collect();
     let needed = FactRequest::for_rules(pairs, |pb, rule| {
-        undecided.iter().any(|(p, r)| p == pb && r == rule)
+        open.iter().any(|(p, r)| p == pb && r == rule)
     })
     .intersect(&costly);
     if !needed.is_empty() {
@@ -311,7 +368,12 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
 
 fn cmd_plan(args: PlanArgs) -> Result<i32> {
     let set = load(&args.sources)?;
-    let plan = make_plan(&set, args.facts.as_deref())?;
+    let ns = args.sources.netns.resolve()?;
+    if ns.is_some() && args.facts.is_some() {
+        bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
+    }
+    let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, args.facts.as_deref()))?;
+    plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
     }
@@ -371,6 +433,11 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
                 );
             }
             let plan = read_plan_file(path)?;
+            check_same_netns(
+                &args.sources.netns,
+                plan.netns.as_ref(),
+                &format!("the plan {}", path.display()),
+            )?;
             let host = facts::hostname();
             if plan.hostname != host {
                 bail!(
@@ -383,7 +450,9 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         }
         None => {
             let set = load(&args.sources)?;
-            let plan = make_plan(&set, None)?;
+            let ns = args.sources.netns.resolve()?;
+            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None))?;
+            plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan
         }
@@ -403,7 +472,16 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     let state = StateDir::open(state_dir)?;
-    let report = apply::apply(&state, &mut SystemExecutor, &plan.hostname, &plan.changes)?;
+    let ns = plan.netns.as_ref();
+    let report = netns::run_in(ns, || {
+        apply::apply_in(
+            &state,
+            &mut SystemExecutor,
+            &plan.hostname,
+            ns,
+            &plan.changes,
+        )
+    })?;
     print_out(&render::report("apply", &report))?;
     Ok(match report.status {
         Status::Applied => exit::OK,
@@ -427,7 +505,7 @@ fn confirm(n: usize) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool) -> Result<i32> {
+fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool, asked: &NetnsArgs) -> Result<i32> {
     require_root("rollback")?;
     let state = StateDir::existing(state_dir).ok_or_else(|| {
         anyhow!(
@@ -435,7 +513,18 @@ fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool) -> Result<i32> {
             state_dir.display()
         )
     })?;
-    let report = apply::rollback(&state, &mut SystemExecutor, id, force)?;
+    let transaction = apply::rollback_target(&state, id)?;
+    let what = format!("transaction {}", transaction.id);
+    if let Some(recorded) = &transaction.netns {
+        recorded.target()?.resolve().map_err(|e| {
+            anyhow!("{what} was applied in {recorded}, which cannot be entered any more ({e:#}); nothing was changed")
+        })?;
+    }
+    check_same_netns(asked, transaction.netns.as_ref(), &what)?;
+    let ns = transaction.netns.as_ref();
+    let report = netns::run_in(ns, || {
+        apply::rollback(&state, &mut SystemExecutor, Some(transaction.id), force)
+    })?;
     print_out(&render::report("rollback", &report))?;
     Ok(match report.status {
         Status::RolledBack => exit::OK,

@@ -89,8 +89,8 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
                 i + 1,
                 paint(CYAN, "~"),
                 paint(BOLD, &m.resource()),
-                paint(RED, &m.before()),
-                paint(GREEN, &m.after())
+                paint(RED, &m.before_label()),
+                paint(GREEN, &m.after_label())
             );
             let _ = writeln!(out, "     {} {}", paint(DIM, "by"), c.rules.join(", "));
         }
@@ -183,6 +183,7 @@ pub fn facts(facts: &Facts) -> String {
         let _ = writeln!(out, "kmsg     /{k}/ = {}", show(v));
     }
     jvm_facts(&mut out, facts);
+    net_facts(&mut out, facts);
     out
 }
 
@@ -247,6 +248,53 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
             Fact::Unknown(why) => unknown(why),
         };
         let _ = writeln!(out, "envfile  {path} = {state}");
+    }
+}
+
+fn gathered<T>(f: &Fact<T>) -> bool {
+    !matches!(f, Fact::Unknown(w) if w == crate::facts::NOT_GATHERED)
+}
+
+fn net_facts(out: &mut String, facts: &Facts) {
+    if gathered(&facts.links) {
+        match &facts.links {
+            Fact::Value(links) => {
+                for l in links {
+                    let range = match (l.min_mtu, l.max_mtu) {
+                        (Some(lo), Some(hi)) => format!(" (min {lo}, max {hi})"),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "link     {} #{} {} mtu {}{range} {}",
+                        l.name, l.index, l.kind, l.mtu, l.state
+                    );
+                }
+            }
+            Fact::Unknown(why) => {
+                let _ = writeln!(
+                    out,
+                    "link     {}",
+                    paint(YELLOW, &format!("unknown ({why})"))
+                );
+            }
+        }
+    }
+    if gathered(&facts.qdiscs) {
+        match &facts.qdiscs {
+            Fact::Value(qdiscs) => {
+                for q in qdiscs {
+                    let _ = writeln!(out, "qdisc    {} {}", q.link, q.spec.canonical());
+                }
+            }
+            Fact::Unknown(why) => {
+                let _ = writeln!(
+                    out,
+                    "qdisc    {}",
+                    paint(YELLOW, &format!("unknown ({why})"))
+                );
+            }
+        }
     }
 }
 
@@ -330,6 +378,7 @@ pub fn history_json(transactions: &[Transaction]) -> serde_json::Result<String> 
                 "id": t.id,
                 "at": t.at,
                 "hostname": t.hostname,
+                "netns": t.netns,
                 "status": t.status(),
                 "changes": t.changes,
             })

@@ -10,6 +10,7 @@
 
 pub mod envfile;
 pub mod kmsg;
+pub mod netlink;
 pub mod oom;
 pub mod procfs;
 pub mod procs;
@@ -28,6 +29,9 @@ use crate::sysctl::SysctlKey;
 
 /// Version of the facts file format.
 pub const FACTS_FORMAT: u32 = 1;
+
+/// The reason recorded for a fact that no loaded rule asked for.
+pub const NOT_GATHERED: &str = "not gathered";
 
 /// A measured value, or why it is not known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,6 +54,13 @@ impl<T> Fact<T> {
             Ok(v) => Fact::Value(v),
             Err(e) => Fact::Unknown(describe_io_error(&e)),
         }
+    }
+}
+
+/// A fact nobody asked for.
+impl<T> Default for Fact<T> {
+    fn default() -> Self {
+        Fact::Unknown(NOT_GATHERED.to_owned())
     }
 }
 
@@ -104,6 +115,12 @@ pub struct Facts {
     /// Environment files named by fixes: their exact content, `null` when absent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env_files: BTreeMap<String, Fact<Option<String>>>,
+    /// Network interfaces (one rtnetlink dump), when a rule looks at links.
+    #[serde(default)]
+    pub links: Fact<Vec<netlink::Link>>,
+    /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
+    #[serde(default)]
+    pub qdiscs: Fact<Vec<netlink::Qdisc>>,
 }
 
 impl Facts {
@@ -139,14 +156,14 @@ impl Facts {
 fn gathered<T>(fact: &Option<Fact<T>>) -> Fact<&T> {
     match fact {
         Some(f) => f.as_ref(),
-        None => Fact::Unknown("not gathered".to_owned()),
+        None => Fact::Unknown(NOT_GATHERED.to_owned()),
     }
 }
 
 fn lookup<'a, T>(map: &'a BTreeMap<String, Fact<T>>, key: &str) -> Fact<&'a T> {
     match map.get(key) {
         Some(f) => f.as_ref(),
-        None => Fact::Unknown("not gathered".to_owned()),
+        None => Fact::Unknown(NOT_GATHERED.to_owned()),
     }
 }
 
@@ -164,6 +181,10 @@ pub struct FactRequest {
     pub oom_kills: bool,
     /// Environment files named by `set_env` fixes (variables expanded).
     pub env_files: BTreeSet<String>,
+    /// Links are needed (link conditions, `set_mtu`, and qdiscs, which name links).
+    pub links: bool,
+    /// Root qdiscs are needed.
+    pub qdiscs: bool,
 }
 
 impl FactRequest {
@@ -196,6 +217,11 @@ impl FactRequest {
                             {
                                 req.env_files.insert(file);
                             }
+                        }
+                        Action::SetMtu(_) => req.links = true,
+                        Action::DeleteRootQdisc(_) => {
+                            req.links = true;
+                            req.qdiscs = true;
                         }
                     }
                 }
@@ -253,6 +279,8 @@ impl FactRequest {
                 .intersection(&other.env_files)
                 .cloned()
                 .collect(),
+            links: self.links && other.links,
+            qdiscs: self.qdiscs && other.qdiscs,
         }
     }
 
@@ -283,6 +311,11 @@ impl FactRequest {
                 self.mem_total = true;
             }
             Condition::OomKill(_) => self.oom_kills = true,
+            Condition::Link(_) => self.links = true,
+            Condition::Qdisc(_) => {
+                self.links = true;
+                self.qdiscs = true;
+            }
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -315,6 +348,9 @@ pub fn gather(request: &FactRequest) -> Facts {
         facts.kernel_log = kmsg::gather(&request.kernel_log, collected_at);
     }
     gather_jvm(request, &mut facts);
+    if request.links || request.qdiscs {
+        (facts.links, facts.qdiscs) = netlink::gather(request.qdiscs);
+    }
     facts
 }
 
@@ -335,6 +371,12 @@ impl Facts {
             self.oom_kills = other.oom_kills;
         }
         self.env_files.extend(other.env_files);
+        if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {
+            self.links = other.links;
+        }
+        if !matches!(&other.qdiscs, Fact::Unknown(w) if w == NOT_GATHERED) {
+            self.qdiscs = other.qdiscs;
+        }
     }
 }
 

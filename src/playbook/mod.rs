@@ -43,6 +43,8 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../playbooks/listen-backlog.yml"),
     ),
     ("jvm-heap.yml", include_str!("../../playbooks/jvm-heap.yml")),
+    ("netem.yml", include_str!("../../playbooks/netem.yml")),
+    ("mtu.yml", include_str!("../../playbooks/mtu.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -372,6 +374,7 @@ pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
         for action in &rule.fix {
             check_action(action, &defaults, &mut problems);
         }
+        check_targets(rule, &mut problems);
         for (needle, message) in problems {
             let pos = if needle.is_empty() {
                 at
@@ -473,6 +476,36 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             check_compare(&cnt.compare(), "counter", vars, out);
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
+        Condition::Link(l) => {
+            check_glob(&l.name, vars, out);
+            for (op, value) in l.compare().operators() {
+                check_number(value, &format!("link mtu `{}`", op.symbol()), vars, out);
+            }
+            if let Some(v) = &l.max_mtu_at_least {
+                check_number(v, "link max_mtu_at_least", vars, out);
+            }
+        }
+        Condition::Qdisc(q) => {
+            check_glob(&q.link, vars, out);
+            let thresholds = [
+                ("loss_above", &q.loss_above),
+                ("delay_above_ms", &q.delay_above_ms),
+                ("jitter_above_ms", &q.jitter_above_ms),
+                ("duplicate_above", &q.duplicate_above),
+                ("corrupt_above", &q.corrupt_above),
+                ("reorder_above", &q.reorder_above),
+            ];
+            for (name, value) in thresholds {
+                let Some(value) = value else { continue };
+                check_number(value, &format!("qdisc {name}"), vars, out);
+                if q.kind.as_deref() != Some("netem") {
+                    out.push((
+                        name.to_owned(),
+                        format!("qdisc `{name}` is a netem option: add `kind: netem`"),
+                    ));
+                }
+            }
+        }
         Condition::KernelLog(k) => {
             if let Err(e) = regex::RegexBuilder::new(&k.pattern)
                 .size_limit(1 << 20)
@@ -502,9 +535,85 @@ fn check_window(within: &str, vars: &Vars, out: &mut Vec<Problem>) {
     }
 }
 
+fn check_glob(glob: &str, vars: &Vars, out: &mut Vec<Problem>) {
+    match vars::expand(glob, vars) {
+        Err(e) => out.push((glob.to_owned(), e)),
+        Ok(text) => {
+            if let Err(e) = glob::Pattern::new(&text) {
+                out.push((glob.to_owned(), format!("bad glob {text:?}: {e}")));
+            }
+        }
+    }
+}
+
+fn check_number(value: &Scalar, what: &str, vars: &Vars, out: &mut Vec<Problem>) {
+    if let Some(text) = check_scalar(value, vars, out)
+        && text.trim().parse::<f64>().is_err()
+    {
+        out.push((
+            value.to_string(),
+            format!("{what} needs a number, got {text:?}"),
+        ));
+    }
+}
+
+/// Whether a rule's detect has a condition of this kind outside `not` (link actions
+/// act on what those conditions matched).
+fn has_target(c: &Condition, want: fn(&Condition) -> bool) -> bool {
+    match c {
+        Condition::All(list) | Condition::Any(list) => list.iter().any(|c| has_target(c, want)),
+        Condition::Not(_) => false,
+        other => want(other),
+    }
+}
+
+/// Checks of actions that need the rule's detect condition to choose their targets.
+fn check_targets(rule: &Rule, out: &mut Vec<Problem>) {
+    for action in &rule.fix {
+        match action {
+            Action::SetMtu(_) if !has_target(&rule.detect, |c| matches!(c, Condition::Link(_))) => {
+                out.push((
+                    "set_mtu".to_owned(),
+                    "set_mtu acts on the links the rule's `link` conditions match; add one to `detect` (outside `not`)".to_owned(),
+                ));
+            }
+            Action::DeleteRootQdisc(_)
+                if !has_target(&rule.detect, |c| matches!(c, Condition::Qdisc(_))) =>
+            {
+                out.push((
+                    "delete_root_qdisc".to_owned(),
+                    "delete_root_qdisc acts on the qdiscs the rule's `qdisc` conditions match; add one to `detect` (outside `not`)".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
 fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
     match a {
         Action::SetEnv(e) => check_jvm::set_env(e, vars, out),
+        Action::SetMtu(m) => {
+            if let Some(text) = check_scalar(&m.value, vars, out) {
+                match text.trim().parse::<u32>() {
+                    Ok(v) if v >= 68 => {}
+                    _ => out.push((
+                        m.value.to_string(),
+                        format!("set_mtu needs an MTU of at least 68 bytes, got {text:?}"),
+                    )),
+                }
+            }
+        }
+        Action::DeleteRootQdisc(d) => {
+            let ok = !d.kind.is_empty()
+                && d.kind.len() <= 16
+                && d.kind
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                out.push((d.kind.clone(), format!("{:?} is not a qdisc kind", d.kind)));
+            }
+        }
         Action::SetSysctl(s) => {
             check_key(&s.key, out);
             match s.mode() {

@@ -273,6 +273,78 @@ impl TcpState {
     }
 }
 
+measured_condition! {
+    /// Network interfaces selected by name and kind, compared by MTU (the six
+    /// comparisons apply to the MTU; none means any MTU). Fires when at least one link
+    /// matches; every matching link is a target of the rule's `set_mtu`.
+    LinkCondition {
+        /// Glob on the interface name (`eth*`, `veth?`); default `*`.
+        #[serde(default = "any_name")]
+        name: String,
+        /// Link kinds to consider (`veth`, `ethernet`, `bridge`, `loopback`, `ipip`,
+        /// `wireguard`, ...); empty means any kind.
+        #[serde(default)]
+        kind: Vec<String>,
+        /// Only links that accept an MTU of at least this much (their maximum MTU, when
+        /// the kernel reports one, is this or more).
+        #[serde(default)]
+        max_mtu_at_least: Option<Scalar>,
+    }
+}
+
+fn any_name() -> String {
+    "*".to_owned()
+}
+
+/// A link's root qdisc, selected by kind and link name, with thresholds on `netem`
+/// options. Every threshold given must hold; fires when at least one qdisc matches.
+/// Default root qdiscs the kernel attached itself (handle 0) never match.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QdiscCondition {
+    /// The qdisc kind (`netem`, `tbf`, `htb`, ...); any kind when absent.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Glob on the link name; default `*`.
+    #[serde(default = "any_name")]
+    pub link: String,
+    /// netem: random loss above this percentage.
+    #[serde(default)]
+    pub loss_above: Option<Scalar>,
+    /// netem: added delay above this many milliseconds.
+    #[serde(default)]
+    pub delay_above_ms: Option<Scalar>,
+    /// netem: jitter above this many milliseconds.
+    #[serde(default)]
+    pub jitter_above_ms: Option<Scalar>,
+    /// netem: duplication above this percentage.
+    #[serde(default)]
+    pub duplicate_above: Option<Scalar>,
+    /// netem: corruption above this percentage.
+    #[serde(default)]
+    pub corrupt_above: Option<Scalar>,
+    /// netem: reordering above this percentage.
+    #[serde(default)]
+    pub reorder_above: Option<Scalar>,
+}
+
+/// Sets the MTU of every link that the rule's `link` conditions matched.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMtu {
+    /// The MTU, in bytes (68 or more; never above a link's maximum MTU).
+    pub value: Scalar,
+}
+
+/// Deletes the root qdisc of this kind on every link that the rule's `qdisc`
+/// conditions matched. Rollback re-creates it with the same handle and options.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRootQdisc {
+    /// The qdisc kind to delete, e.g. `netem`.
+    pub kind: String,
+}
+
 /// Lines of the kernel log (/dev/kmsg) that match a pattern within a time window.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -394,6 +466,8 @@ pub enum Condition {
     KernelLog(KernelLogCondition),
     JvmHeap(JvmHeapCondition),
     OomKill(OomKillCondition),
+    Link(LinkCondition),
+    Qdisc(QdiscCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -402,6 +476,8 @@ pub enum Condition {
 pub enum Action {
     SetSysctl(SetSysctl),
     SetEnv(SetEnv),
+    SetMtu(SetMtu),
+    DeleteRootQdisc(DeleteRootQdisc),
 }
 
 /// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
@@ -500,11 +576,15 @@ single_key_enum!(Condition, RawCondition, "condition", {
     kernel_log => KernelLog(KernelLogCondition),
     jvm_heap => JvmHeap(JvmHeapCondition),
     oom_kill => OomKill(OomKillCondition),
+    link => Link(LinkCondition),
+    qdisc => Qdisc(QdiscCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {
     set_sysctl => SetSysctl(SetSysctl),
     set_env => SetEnv(SetEnv),
+    set_mtu => SetMtu(SetMtu),
+    delete_root_qdisc => DeleteRootQdisc(DeleteRootQdisc),
 });
 
 impl Condition {
