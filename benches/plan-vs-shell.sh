@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `tune plan` on the bundled playbooks against a shell pipeline that
 # gathers the same facts the way an operator would (sysctl, ss -s, grep on
-# /proc/net/netstat, dmesg), side by side in one hyperfine run. Prints both times,
+# /proc/net/netstat, dmesg, and for the netlink and JVM playbooks ip -j link,
+# tc -j qdisc show, pgrep java), side by side in one hyperfine run. Prints both times,
 # the ratio (target: tune <= 0.2x the pipeline) and tune's peak RSS (target < 8 MiB).
 #
 # Usage: bash benches/plan-vs-shell.sh [--runs N]
@@ -21,7 +22,7 @@ export NO_COLOR=1 TUNE_STATE_DIR=$(mktemp -d)
 trap 'rm -rf "$TUNE_STATE_DIR" "$out"' EXIT
 out=$(mktemp)
 
-shell_pipeline='sysctl net.netfilter.nf_conntrack_count net.netfilter.nf_conntrack_max net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse net.core.somaxconn; ss -s; ss -Htan state time-wait | wc -l; grep -A1 "^TcpExt:" /proc/net/netstat; dmesg | grep -c "nf_conntrack: table full, dropping packet"; true'
+shell_pipeline='sysctl net.netfilter.nf_conntrack_count net.netfilter.nf_conntrack_max net.ipv4.ip_local_port_range net.ipv4.tcp_tw_reuse net.core.somaxconn; ss -s; ss -Htan state time-wait | wc -l; grep -A1 "^TcpExt:" /proc/net/netstat; dmesg | grep -c "nf_conntrack: table full, dropping packet"; ip -j link; tc -j qdisc show; pgrep -a java; dmesg | grep -c "Memory cgroup out of memory"; true'
 
 hyperfine --warmup 5 $runs -N --export-json "$out" \
   --command-name "tune plan" "$tune plan" \

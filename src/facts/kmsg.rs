@@ -78,24 +78,37 @@ fn clock(id: libc::clockid_t) -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// Lines matching each pattern within its window before `now`.
-pub fn gather(patterns: &BTreeMap<String, u64>, now: f64) -> BTreeMap<String, Fact<Vec<LogLine>>> {
-    match read_all() {
-        Ok(records) => select(&records, boot_time(), patterns, now),
-        Err(e) => {
-            let reason = format!("/dev/kmsg: {}", describe_io_error(&e));
-            patterns
-                .keys()
-                .map(|p| (p.clone(), Fact::Unknown(reason.clone())))
-                .collect()
-        }
+/// Every record of the kernel log as wall-clock lines, or why it cannot be read.
+pub fn read_lines() -> Result<Vec<LogLine>, String> {
+    let records = read_all().map_err(|e| format!("/dev/kmsg: {}", describe_io_error(&e)))?;
+    let boot = boot_time();
+    Ok(records
+        .into_iter()
+        .map(|r| LogLine {
+            time: boot + r.usec as f64 / 1e6,
+            message: r.message,
+        })
+        .collect())
+}
+
+/// The `kernel_log` facts: lines matching each pattern within its window before `now`.
+pub fn select_facts(
+    log: &Result<Vec<LogLine>, String>,
+    patterns: &BTreeMap<String, u64>,
+    now: f64,
+) -> BTreeMap<String, Fact<Vec<LogLine>>> {
+    match log {
+        Ok(lines) => select(lines, patterns, now),
+        Err(why) => patterns
+            .keys()
+            .map(|p| (p.clone(), Fact::Unknown(why.clone())))
+            .collect(),
     }
 }
 
-/// The pure half of [`gather`]: filter records by pattern and window.
+/// Filters lines by pattern and window.
 pub fn select(
-    records: &[Record],
-    boot_time: f64,
+    lines: &[LogLine],
     patterns: &BTreeMap<String, u64>,
     now: f64,
 ) -> BTreeMap<String, Fact<Vec<LogLine>>> {
@@ -104,15 +117,12 @@ pub fn select(
         let fact = match Regex::new(pattern) {
             Ok(re) => {
                 let since = now - *window as f64;
-                let lines = records
+                let matching = lines
                     .iter()
-                    .map(|r| LogLine {
-                        time: boot_time + r.usec as f64 / 1e6,
-                        message: r.message.clone(),
-                    })
                     .filter(|l| l.time >= since && re.is_match(&l.message))
+                    .cloned()
                     .collect();
-                Fact::Value(lines)
+                Fact::Value(matching)
             }
             Err(e) => Fact::Unknown(format!("invalid pattern: {e}")),
         };
@@ -139,24 +149,19 @@ mod tests {
 
     #[test]
     fn selects_by_pattern_and_window() {
-        let records = vec![
-            Record {
-                usec: 1_000_000,
-                message: "nf_conntrack: table full, dropping packet".into(),
-            },
-            Record {
-                usec: 7_000_000_000,
-                message: "nf_conntrack: table full, dropping packet".into(),
-            },
-            Record {
-                usec: 7_100_000_000,
-                message: "eth0: link up".into(),
-            },
-        ];
         let boot = 1_000_000.0;
+        let line = |secs: f64, message: &str| LogLine {
+            time: boot + secs,
+            message: message.into(),
+        };
+        let log = vec![
+            line(1.0, "nf_conntrack: table full, dropping packet"),
+            line(7000.0, "nf_conntrack: table full, dropping packet"),
+            line(7100.0, "eth0: link up"),
+        ];
         let now = boot + 7_200.0;
         let patterns = BTreeMap::from([("table full".to_owned(), 3600)]);
-        let got = select(&records, boot, &patterns, now);
+        let got = select(&log, &patterns, now);
         let Fact::Value(lines) = &got["table full"] else {
             panic!("unknown")
         };

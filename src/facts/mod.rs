@@ -344,10 +344,14 @@ pub fn gather(request: &FactRequest) -> Facts {
     if !request.socket_states.is_empty() {
         facts.sockets = sockdiag::count_tcp_states(&request.socket_states);
     }
-    if !request.kernel_log.is_empty() {
-        facts.kernel_log = kmsg::gather(&request.kernel_log, collected_at);
+    // One read of the kernel log serves both the pattern conditions and the OOM kills.
+    let log = (!request.kernel_log.is_empty() || request.oom_kills).then(kmsg::read_lines);
+    if let Some(log) = &log
+        && !request.kernel_log.is_empty()
+    {
+        facts.kernel_log = kmsg::select_facts(log, &request.kernel_log, collected_at);
     }
-    gather_jvm(request, &mut facts);
+    gather_jvm(request, log.as_ref(), &mut facts);
     if request.links || request.qdiscs {
         (facts.links, facts.qdiscs) = netlink::gather(request.qdiscs);
     }
@@ -381,27 +385,23 @@ impl Facts {
 }
 
 /// Processes, host memory, OOM kills and environment files, when asked for.
-fn gather_jvm(request: &FactRequest, facts: &mut Facts) {
+fn gather_jvm(
+    request: &FactRequest,
+    log: Option<&Result<Vec<LogLine>, String>>,
+    facts: &mut Facts,
+) {
     if !request.process_comms.is_empty() {
         facts.processes = Some(procs::gather(&request.process_comms));
     }
     if request.mem_total {
         facts.mem_total = Some(procs::mem_total());
     }
-    if request.oom_kills {
-        facts.oom_kills = Some(match kmsg::read_all() {
-            Ok(records) => {
-                let boot = kmsg::boot_time();
-                let lines: Vec<LogLine> = records
-                    .into_iter()
-                    .map(|r| LogLine {
-                        time: boot + r.usec as f64 / 1e6,
-                        message: r.message,
-                    })
-                    .collect();
-                Fact::Value(oom::parse(&lines))
-            }
-            Err(e) => Fact::Unknown(format!("/dev/kmsg: {}", describe_io_error(&e))),
+    if request.oom_kills
+        && let Some(log) = log
+    {
+        facts.oom_kills = Some(match log {
+            Ok(lines) => Fact::Value(oom::parse(lines)),
+            Err(why) => Fact::Unknown(why.clone()),
         });
     }
     for path in &request.env_files {
