@@ -5,6 +5,9 @@
 //! binary. Needs root and `java` (with jdk.compiler, for single-file source launch);
 //! a missing prerequisite is a visible skip, or a failure when `CI=true`.
 
+mod support;
+use support::require;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,17 +25,6 @@ const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
 /// test's JVM never shows up in another's plan.
 static JAVA: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn require(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}")
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

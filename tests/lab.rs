@@ -18,6 +18,9 @@
 //! default 270), `TUNE_LAB_WRITE_FIXTURES=1` (refresh tests/lab/fixtures from the VM),
 //! `CI`.
 
+mod support;
+use support::require;
+
 #[path = "lab/helper.rs"]
 mod helper;
 
@@ -99,17 +102,6 @@ fn filtered_out(args: &[String]) -> bool {
         }
     }
     !filters.is_empty() && !filters.iter().any(|filter| "lab".contains(filter))
-}
-
-fn require(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}")
-    }
-    eprintln!("SKIP: {why}");
-    false
 }
 
 type Result<T> = std::result::Result<T, String>;

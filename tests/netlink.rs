@@ -6,6 +6,9 @@
 //! fails. Nothing here touches the host's own interfaces or qdiscs. Needs root, `ip`
 //! and `tc`; without them each test prints SKIP, or fails when CI=true.
 
+mod support;
+use support::require;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,17 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn require(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
