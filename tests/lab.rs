@@ -723,6 +723,14 @@ impl Report {
                 pending.join(", ")
             }
         );
+        // The libtest-style summary that CI tallies, one scenario per "test".
+        println!(
+            "test result: {}. {} passed; {} failed; {} ignored (kernel lab scenarios; ignored = pending)",
+            if failed.is_empty() { "ok" } else { "FAILED" },
+            passed.len(),
+            failed.len(),
+            pending.len()
+        );
         if failed.is_empty() {
             Ok(())
         } else {
