@@ -18,7 +18,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkLayerType, Link
 use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 use support::{Netns, have, require, require_netns};
 use tune::facts::Fact;
-use tune::facts::netlink::{Link, Qdisc, link_from_record, name_qdiscs, root_qdisc_from_record};
+use tune::facts::netlink::{Link, Qdisc, link_from_record, root_qdisc_from_record};
 use tune::facts::rtdump;
 use tune::tc::{QdiscSpec, TC_H_ROOT};
 
@@ -264,13 +264,15 @@ fn dumps_read_directly_match_netlink_packet_route() {
             _ => None,
         })
         .collect();
-    let mut qdiscs = decode_with_rtdump(&qdisc_dump, |kind, payload| {
+    let qdiscs = decode_with_rtdump(&qdisc_dump, |kind, payload| {
         if kind != rtdump::RTM_NEWQDISC {
             return None;
         }
-        root_qdisc_from_record(&rtdump::parse_qdisc(payload).unwrap())
+        let record = rtdump::parse_qdisc(payload).unwrap();
+        root_qdisc_from_record(&record, |i| {
+            links.iter().find(|l| l.index == i).map(|l| l.name.as_str())
+        })
     });
-    name_qdiscs(&mut qdiscs, &links);
     assert_eq!(qdiscs, reference_qdiscs);
     let roots: Vec<(&str, &str, bool)> = qdiscs
         .iter()

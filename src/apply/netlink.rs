@@ -41,10 +41,10 @@ pub fn write_mtu(name: &str, ifindex: u32, mtu: u32) -> Result<()> {
 
 /// The canonical text of the link's root qdisc, or `(none)` for the kernel's default.
 pub fn read_root_qdisc(name: &str, ifindex: u32) -> Result<String> {
-    check_identity(name, ifindex)?;
+    let link = check_identity(name, ifindex)?;
     let roots = rtdump::qdiscs(|r| {
         if r.ifindex == ifindex as i32 {
-            root_qdisc_from_record(r)
+            root_qdisc_from_record(r, |_| Some(&link.name))
         } else {
             None
         }

@@ -16,7 +16,6 @@ use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
 use super::rtdump::{self, LinkRecord, QdiscRecord};
-use crate::rtnl::NlError;
 use crate::tc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 
 /// A network interface.
@@ -100,9 +99,11 @@ fn state_name(code: u8) -> String {
     known.to_owned()
 }
 
-/// The qdisc as plain data, if it is a root qdisc. Its `link` is left empty for
-/// [`name_qdiscs`] (or the caller) to fill in.
-pub fn root_qdisc_from_record(r: &QdiscRecord) -> Option<Qdisc> {
+/// The qdisc as plain data, if it is a root qdisc; `link_name` names its link.
+pub fn root_qdisc_from_record<'a>(
+    r: &QdiscRecord,
+    link_name: impl FnOnce(u32) -> Option<&'a str>,
+) -> Option<Qdisc> {
     if r.parent != TC_H_ROOT {
         return None;
     }
@@ -114,8 +115,9 @@ pub fn root_qdisc_from_record(r: &QdiscRecord) -> Option<Qdisc> {
     } else {
         None
     };
+    let link = link_name(ifindex).map_or_else(|| format!("if{ifindex}"), str::to_owned);
     Some(Qdisc {
-        link: String::new(),
+        link,
         ifindex,
         spec: QdiscSpec {
             kind,
@@ -127,42 +129,10 @@ pub fn root_qdisc_from_record(r: &QdiscRecord) -> Option<Qdisc> {
     })
 }
 
-/// Names each qdisc after its link (`if<index>` when the link is not in `links`).
-pub fn name_qdiscs(qdiscs: &mut [Qdisc], links: &[Link]) {
-    if qdiscs.is_empty() {
-        return;
-    }
-    let names: HashMap<u32, &str> = links.iter().map(|l| (l.index, l.name.as_str())).collect();
-    for q in qdiscs {
-        q.link = match names.get(&q.ifindex) {
-            Some(name) => (*name).to_owned(),
-            None => format!("if{}", q.ifindex),
-        };
-    }
-}
-
 /// Gathers links (and root qdiscs, when asked) in the calling thread's namespace.
-///
-/// The two dumps are independent, and with every link up the qdisc dump costs the
-/// kernel about as much as the link dump (it walks the device list again for each
-/// 32 KiB of reply), so it is read on a second thread meanwhile. Its socket is
-/// opened here, in this thread's namespace, before that thread starts.
 pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
-    let reason = |e: NlError| format!("rtnetlink: {e}");
-    let pending = qdiscs.then(rtdump::start_qdiscs);
-    let (links, roots) = std::thread::scope(|scope| {
-        let roots = pending.map(|pending| {
-            scope.spawn(|| pending.and_then(|dump| dump.read(root_qdisc_from_record)))
-        });
-        let links = rtdump::links(link_from_record);
-        let roots = roots.map(|thread| {
-            thread
-                .join()
-                .unwrap_or_else(|_| Err(NlError::local("the qdisc dump failed".into())))
-        });
-        (links, roots)
-    });
-    let links = match links {
+    let reason = |e: crate::rtnl::NlError| format!("rtnetlink: {e}");
+    let links = match rtdump::links(link_from_record) {
         Ok(links) => links,
         Err(e) => {
             let why = reason(e);
@@ -174,13 +144,21 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
             return (Fact::Unknown(why), roots);
         }
     };
-    let roots = match roots {
-        Some(Ok(mut roots)) => {
-            name_qdiscs(&mut roots, &links);
-            Fact::Value(roots)
+    let roots = if qdiscs {
+        // Built on the first root qdisc: links that are down have none to name.
+        let mut names: Option<HashMap<u32, &str>> = None;
+        let mut name = |index| {
+            names
+                .get_or_insert_with(|| links.iter().map(|l| (l.index, l.name.as_str())).collect())
+                .get(&index)
+                .copied()
+        };
+        match rtdump::qdiscs(|r| root_qdisc_from_record(r, &mut name)) {
+            Ok(roots) => Fact::Value(roots),
+            Err(e) => Fact::Unknown(reason(e)),
         }
-        Some(Err(e)) => Fact::Unknown(reason(e)),
-        None => Fact::default(),
+    } else {
+        Fact::default()
     };
     (Fact::Value(links), roots)
 }
@@ -214,34 +192,5 @@ mod tests {
         assert_eq!(link_from_record(&record(772, None)).kind, "loopback");
         assert_eq!(link_from_record(&record(768, None)).kind, "tunnel");
         assert_eq!(link_from_record(&record(1, None)).state, "unknown");
-    }
-
-    #[test]
-    fn qdiscs_are_named_after_their_link_or_index() {
-        let record = QdiscRecord {
-            ifindex: 3,
-            handle: 0x0001_0000,
-            parent: TC_H_ROOT,
-            kind: Some(b"tbf"),
-            options: Some(&[1, 2]),
-        };
-        let mut roots: Vec<Qdisc> = [3, 9]
-            .into_iter()
-            .filter_map(|ifindex| root_qdisc_from_record(&QdiscRecord { ifindex, ..record }))
-            .collect();
-        let child = QdiscRecord {
-            parent: 0x0001_0001,
-            ..record
-        };
-        assert_eq!(root_qdisc_from_record(&child), None, "not a root qdisc");
-        let links = [link_from_record(&LinkRecord {
-            index: 3,
-            name: Some(b"va"),
-            ..LinkRecord::default()
-        })];
-        name_qdiscs(&mut roots, &links);
-        let names: Vec<&str> = roots.iter().map(|q| q.link.as_str()).collect();
-        assert_eq!(names, ["va", "if9"]);
-        assert_eq!(roots[0].spec.options, "0102");
     }
 }

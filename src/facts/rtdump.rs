@@ -472,92 +472,56 @@ impl Socket {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(1);
 
-/// A request sent on a socket of its own. The socket is opened, and the request
-/// sent, by the thread that starts the exchange, so both belong to that thread's
-/// network namespace; the reply can then be read on any thread.
-struct Exchange {
-    socket: Socket,
-    request: Vec<u8>,
-    seq: u32,
-}
-
-impl Exchange {
-    fn start(kind: u16, flags: u16, body: &[u8], attrs: &[(u16, &[u8])]) -> NlResult<Exchange> {
-        let socket = Socket::open()?;
-        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let request = request(kind, flags, seq, body, attrs);
-        socket.send(&request)?;
-        Ok(Exchange {
-            socket,
-            request,
-            seq,
-        })
-    }
-
-    /// Sends the same request again, under a new sequence number, on the same socket
-    /// (so in the same namespace).
-    fn restart(&mut self) -> NlResult<()> {
-        self.seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        self.request[8..12].copy_from_slice(&self.seq.to_ne_bytes());
-        self.socket.send(&self.request)
-    }
-
-    /// Hands each data message's payload to `each` until the reply is complete.
-    /// Returns whether the kernel flagged the dump as inconsistent.
-    fn reply(&self, mut each: impl FnMut(u16, &[u8]) -> NlResult<()>) -> NlResult<bool> {
-        let mut buf = Vec::with_capacity(RECV_BUFFER);
-        let mut interrupted = false;
-        loop {
-            self.socket.recv(&mut buf)?;
-            let datagram = read_datagram(&buf, self.seq, &mut each)?;
-            interrupted |= datagram.interrupted;
-            if datagram.done {
-                return Ok(interrupted);
-            }
+/// Sends a request on a fresh socket and hands each data message's payload to `each`
+/// until the reply is complete. Returns whether the kernel flagged the dump as
+/// inconsistent.
+fn exchange(
+    kind: u16,
+    flags: u16,
+    body: &[u8],
+    attrs: &[(u16, &[u8])],
+    mut each: impl FnMut(u16, &[u8]) -> NlResult<()>,
+) -> NlResult<bool> {
+    let socket = Socket::open()?;
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    socket.send(&request(kind, flags, seq, body, attrs))?;
+    let mut buf = Vec::with_capacity(RECV_BUFFER);
+    let mut interrupted = false;
+    loop {
+        socket.recv(&mut buf)?;
+        let datagram = read_datagram(&buf, seq, &mut each)?;
+        interrupted |= datagram.interrupted;
+        if datagram.done {
+            return Ok(interrupted);
         }
     }
 }
 
-/// A dump requested but not yet read.
-struct Dump {
-    exchange: Exchange,
+/// Dumps with `kind`, converting each message of `reply_kind` with `convert`;
+/// retried when the kernel flags the dump as inconsistent.
+fn dump<T>(
+    kind: u16,
     reply_kind: u16,
-}
-
-impl Dump {
-    fn start(kind: u16, reply_kind: u16, body: &[u8], attrs: &[(u16, &[u8])]) -> NlResult<Dump> {
-        Ok(Dump {
-            exchange: Exchange::start(kind, NLM_F_DUMP, body, attrs)?,
-            reply_kind,
-        })
-    }
-
-    /// Converts each message of the reply with `convert`; the dump is taken again
-    /// when the kernel flags it as inconsistent.
-    fn collect<T>(
-        mut self,
-        mut convert: impl FnMut(&[u8]) -> NlResult<Option<T>>,
-    ) -> NlResult<Vec<T>> {
-        let mut out = Vec::new();
-        for attempt in 1..=DUMP_ATTEMPTS {
-            if attempt > 1 {
-                out.clear();
-                self.exchange.restart()?;
+    body: &[u8],
+    attrs: &[(u16, &[u8])],
+    mut convert: impl FnMut(&[u8]) -> NlResult<Option<T>>,
+) -> NlResult<Vec<T>> {
+    let mut out = Vec::new();
+    for _ in 0..DUMP_ATTEMPTS {
+        out.clear();
+        let interrupted = exchange(kind, NLM_F_DUMP, body, attrs, |k, payload| {
+            if k == reply_kind
+                && let Some(t) = convert(payload)?
+            {
+                out.push(t);
             }
-            let interrupted = self.exchange.reply(|kind, payload| {
-                if kind == self.reply_kind
-                    && let Some(t) = convert(payload)?
-                {
-                    out.push(t);
-                }
-                Ok(())
-            })?;
-            if !interrupted {
-                break;
-            }
+            Ok(())
+        })?;
+        if !interrupted {
+            break;
         }
-        Ok(out)
     }
+    Ok(out)
 }
 
 const SKIP_STATS: [u8; 4] = RTEXT_FILTER_SKIP_STATS.to_ne_bytes();
@@ -565,13 +529,13 @@ const SKIP_STATS: [u8; 4] = RTEXT_FILTER_SKIP_STATS.to_ne_bytes();
 /// Every link of the namespace, one dump without statistics, each converted by
 /// `convert` straight from the reply buffer.
 pub fn links<T>(mut convert: impl FnMut(&LinkRecord) -> T) -> NlResult<Vec<T>> {
-    Dump::start(
+    dump(
         RTM_GETLINK,
         RTM_NEWLINK,
         &[0; IFINFOMSG_LEN],
         &[(IFLA_EXT_MASK, &SKIP_STATS)],
-    )?
-    .collect(|payload| Ok(Some(convert(&parse_link(payload)?))))
+        |payload| Ok(Some(convert(&parse_link(payload)?))),
+    )
 }
 
 /// One link by index; `None` when no such link exists.
@@ -580,16 +544,18 @@ pub fn link<T>(index: u32, convert: impl FnOnce(&LinkRecord) -> T) -> NlResult<O
     body[4..8].copy_from_slice(&index.to_ne_bytes());
     let mut convert = Some(convert);
     let mut found = None;
-    let result = Exchange::start(RTM_GETLINK, 0, &body, &[(IFLA_EXT_MASK, &SKIP_STATS)]).and_then(
-        |exchange| {
-            exchange.reply(|kind, payload| {
-                if kind == RTM_NEWLINK
-                    && let Some(convert) = convert.take()
-                {
-                    found = Some(convert(&parse_link(payload)?));
-                }
-                Ok(())
-            })
+    let result = exchange(
+        RTM_GETLINK,
+        0,
+        &body,
+        &[(IFLA_EXT_MASK, &SKIP_STATS)],
+        |kind, payload| {
+            if kind == RTM_NEWLINK
+                && let Some(convert) = convert.take()
+            {
+                found = Some(convert(&parse_link(payload)?));
+            }
+            Ok(())
         },
     );
     match result {
@@ -600,24 +566,14 @@ pub fn link<T>(index: u32, convert: impl FnOnce(&LinkRecord) -> T) -> NlResult<O
 }
 
 /// Every qdisc of the namespace, one dump, each converted (or skipped) by `convert`.
-pub fn qdiscs<T>(convert: impl FnMut(&QdiscRecord) -> Option<T>) -> NlResult<Vec<T>> {
-    start_qdiscs()?.read(convert)
-}
-
-/// A qdisc dump requested from the calling thread's namespace, to be read later,
-/// possibly on another thread (while this one reads the links).
-pub struct QdiscDump(Dump);
-
-pub fn start_qdiscs() -> NlResult<QdiscDump> {
-    Dump::start(RTM_GETQDISC, RTM_NEWQDISC, &[0; TCMSG_LEN], &[]).map(QdiscDump)
-}
-
-impl QdiscDump {
-    /// Every qdisc, each converted (or skipped) by `convert`.
-    pub fn read<T>(self, mut convert: impl FnMut(&QdiscRecord) -> Option<T>) -> NlResult<Vec<T>> {
-        self.0
-            .collect(|payload| Ok(convert(&parse_qdisc(payload)?)))
-    }
+pub fn qdiscs<T>(mut convert: impl FnMut(&QdiscRecord) -> Option<T>) -> NlResult<Vec<T>> {
+    dump(
+        RTM_GETQDISC,
+        RTM_NEWQDISC,
+        &[0; TCMSG_LEN],
+        &[],
+        |payload| Ok(convert(&parse_qdisc(payload)?)),
+    )
 }
 
 #[cfg(test)]
