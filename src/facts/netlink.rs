@@ -193,4 +193,30 @@ mod tests {
         assert_eq!(link_from_record(&record(768, None)).kind, "tunnel");
         assert_eq!(link_from_record(&record(1, None)).state, "unknown");
     }
+
+    #[test]
+    fn only_root_qdiscs_are_kept_and_named_after_their_link_or_index() {
+        let record = QdiscRecord {
+            ifindex: 3,
+            handle: 0x0001_0000,
+            parent: TC_H_ROOT,
+            kind: Some(b"tbf"),
+            options: Some(&[1, 2]),
+        };
+        let named = root_qdisc_from_record(&record, |i| (i == 3).then_some("va")).unwrap();
+        assert_eq!((named.link.as_str(), named.ifindex), ("va", 3));
+        assert_eq!(named.spec.options, "0102");
+        let unnamed = root_qdisc_from_record(&record, |_| None).unwrap();
+        assert_eq!(unnamed.link, "if3");
+        let child = QdiscRecord {
+            parent: 0x0001_0001,
+            ..record
+        };
+        assert_eq!(root_qdisc_from_record(&child, |_| None), None);
+        let kindless = QdiscRecord {
+            kind: None,
+            ..record
+        };
+        assert_eq!(root_qdisc_from_record(&kindless, |_| None), None);
+    }
 }
