@@ -61,6 +61,9 @@ for n in $SIZES; do
   batch=$(mktemp)
   for i in $(seq 1 $((n / 2))); do echo "link add va$i type veth peer name vb$i"; done >"$batch"
   if [ "$LINKS_UP" = 1 ]; then
+    # Without IPv6 the links come up quietly (no DAD or router solicitations keeping
+    # the kernel busy while timing); the namespace's own sysctls, nothing global.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     for i in $(seq 1 $((n / 2))); do echo "link set va$i up"; echo "link set vb$i up"; done >>"$batch"
   fi
   ip -n "$ns" -batch "$batch"
