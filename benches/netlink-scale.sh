@@ -6,14 +6,19 @@
 # interfaces take under 50 ms.
 #
 # Needs root, iproute2 and a release build (`cargo build --release`); uses hyperfine
-# when installed (apt-get install -y hyperfine), a `date +%s%N` loop otherwise.
+# when installed (apt-get install -y hyperfine), a `date +%s%N` loop otherwise, and
+# GNU time (/usr/bin/time) for tune's peak RSS when installed.
 # Creates namespaces named tune-bench-<pid>-<n> and deletes them on exit.
+# LINKS_UP=1 brings every interface up first, so each has a root qdisc (noqueue) in
+# the qdisc dump too; the kernel then walks its device list again for every 32 KiB of
+# that dump, so expect slower and less linear times on both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TUNE=${TUNE:-target/release/tune}
 RUNS=${RUNS:-20}
 SIZES=${SIZES:-"1000 10000"}
 TARGET_MS=${TARGET_MS:-50}
+LINKS_UP=${LINKS_UP:-0}
 [ -x "$TUNE" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
 
@@ -39,26 +44,44 @@ mean_ms() {
   fi
 }
 
-declare -A tune_ms shell_ms
+# Peak resident set size of one run, in MB.
+peak_rss_mb() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f %M -o /dev/stdout $1 2>/dev/null | tail -1 | awk '{printf "%.1f", $1 / 1024}'
+  else
+    echo -
+  fi
+}
+
+declare -A tune_ms shell_ms tune_rss
 for n in $SIZES; do
   ns="tune-bench-$$-$n"
   namespaces+=("$ns")
   ip netns add "$ns"
   batch=$(mktemp)
   for i in $(seq 1 $((n / 2))); do echo "link add va$i type veth peer name vb$i"; done >"$batch"
+  if [ "$LINKS_UP" = 1 ]; then
+    # Without IPv6 the links come up quietly (no DAD or router solicitations keeping
+    # the kernel busy while timing); the namespace's own sysctls, nothing global.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    for i in $(seq 1 $((n / 2))); do echo "link set va$i up"; echo "link set vb$i up"; done >>"$batch"
+  fi
   ip -n "$ns" -batch "$batch"
   rm -f "$batch"
   count=$(ip -n "$ns" -o link | wc -l)
-  echo "namespace $ns: $count interfaces" >&2
+  echo "namespace $ns: $count interfaces, $(tc -n "$ns" qdisc show | wc -l) qdiscs shown" >&2
+  # Let the kernel's work for new (and newly up) links settle before timing.
+  sleep 2
   # Same facts both ways: one link dump and one qdisc dump, JSON out.
   tune_ms[$n]=$(mean_ms "$TUNE plan -p playbooks/mtu.yml -p playbooks/netem.yml --netns $ns")
+  tune_rss[$n]=$(peak_rss_mb "$TUNE plan -p playbooks/mtu.yml -p playbooks/netem.yml --netns $ns")
   shell_ms[$n]=$(mean_ms "bash -c 'ip -n $ns -j link show >/dev/null; tc -n $ns -j qdisc show >/dev/null'")
 done
 
-printf '%-12s %14s %22s %8s\n' interfaces "tune plan ms" "ip -j link + tc -j ms" ratio
+printf '%-12s %14s %22s %8s %16s\n' interfaces "tune plan ms" "ip -j link + tc -j ms" ratio "tune peak RSS MB"
 for n in $SIZES; do
-  printf '%-12s %14s %22s %8s\n' "$n" "${tune_ms[$n]}" "${shell_ms[$n]}" \
-    "$(echo "scale=3; ${tune_ms[$n]} / ${shell_ms[$n]}" | bc)"
+  printf '%-12s %14s %22s %8s %16s\n' "$n" "${tune_ms[$n]}" "${shell_ms[$n]}" \
+    "$(echo "scale=3; ${tune_ms[$n]} / ${shell_ms[$n]}" | bc)" "${tune_rss[$n]}"
 done
 
 set -- $SIZES

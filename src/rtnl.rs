@@ -2,8 +2,9 @@
 //! since namespaces are entered on dedicated threads), driven by a tokio
 //! current-thread runtime with IO enabled that lives on the same thread.
 //!
-//! Only raw requests live here: dumps of links and qdiscs, RTM_SETLINK for the MTU,
-//! RTM_NEWQDISC / RTM_DELQDISC for root qdiscs. Requests are built by hand rather
+//! Only the mutations live here: RTM_SETLINK for the MTU, RTM_NEWQDISC / RTM_DELQDISC
+//! for root qdiscs. Reads (the link and qdisc dumps) go through the lighter
+//! [`crate::facts::rtdump`], which shares [`NlError`] with this module. Requests are built by hand rather
 //! than through rtnetlink's request builders so that every attribute that goes to
 //! the kernel is visible here (rollback sends back exact option bytes). Errors carry
 //! the kernel's extended-ack message when it gives one: the socket asks for
@@ -16,11 +17,11 @@ use std::fmt;
 use futures::StreamExt;
 use rtnetlink::packet_core::DefaultNla;
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
-use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::tc::{TcAttribute, TcMessage};
 use rtnetlink::sys::AsyncSocket;
 
 use crate::tc::{QdiscSpec, TC_H_ROOT};
@@ -48,7 +49,7 @@ impl fmt::Display for NlError {
 impl std::error::Error for NlError {}
 
 impl NlError {
-    fn local(message: String) -> NlError {
+    pub(crate) fn local(message: String) -> NlError {
         NlError {
             errno: 0,
             message,
@@ -78,11 +79,17 @@ impl NlError {
     }
 }
 
-/// NLMSGERR_ATTR_MSG from the attributes after the capped request header.
-fn ext_ack_message(payload: &[u8]) -> Option<String> {
+/// NLMSGERR_ATTR_MSG from the attributes after the capped request header (the
+/// payload of NLMSG_ERROR after its error code).
+pub(crate) fn ext_ack_message(payload: &[u8]) -> Option<String> {
     const NLMSG_HDRLEN: usize = 16;
+    ext_ack_in(payload.get(NLMSG_HDRLEN..)?)
+}
+
+/// NLMSGERR_ATTR_MSG from ext-ack attributes.
+pub(crate) fn ext_ack_in(payload: &[u8]) -> Option<String> {
     const NLMSGERR_ATTR_MSG: u16 = 1;
-    let mut offset = NLMSG_HDRLEN;
+    let mut offset = 0;
     while offset + 4 <= payload.len() {
         let len = u16::from_ne_bytes([payload[offset], payload[offset + 1]]) as usize;
         let kind = u16::from_ne_bytes([payload[offset + 2], payload[offset + 3]]) & 0x3FFF;
@@ -141,102 +148,26 @@ impl Session {
         if socket.set_cap_ack(true).is_ok() {
             let _ = socket.set_ext_ack(true);
         }
-        // Large dumps (10,000 links) arrive faster than they are parsed.
-        let _ = socket.set_rx_buf_sz(4 * 1024 * 1024);
         runtime.spawn(connection);
         Ok(Session { runtime, handle })
     }
 
-    /// Sends a request and hands every reply of a dump to `each` as it arrives, so
-    /// a 10,000-link dump is never held in memory in its parsed form.
-    fn request_each(
-        &mut self,
-        message: RouteNetlinkMessage,
-        flags: u16,
-        mut each: impl FnMut(RouteNetlinkMessage),
-    ) -> NlResult<()> {
+    /// Sends a request and waits for its acknowledgement.
+    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
         let mut req = NetlinkMessage::from(message);
         req.header.flags = NLM_F_REQUEST | flags;
         let mut handle = self.handle.clone();
         self.runtime.block_on(async move {
             let mut replies = handle.request(req).map_err(NlError::from_rtnetlink)?;
             while let Some(reply) = replies.next().await {
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(m) => each(m),
-                    NetlinkPayload::Error(e) if e.code.is_some() => {
-                        return Err(NlError::from_rtnetlink(rtnetlink::Error::NetlinkError(e)));
-                    }
-                    _ => {}
+                if let NetlinkPayload::Error(e) = reply.payload
+                    && e.code.is_some()
+                {
+                    return Err(NlError::from_rtnetlink(rtnetlink::Error::NetlinkError(e)));
                 }
             }
             Ok(())
         })
-    }
-
-    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
-        self.request_each(message, flags, drop)
-    }
-
-    /// Every link, one dump without statistics (the kernel skips building them),
-    /// each converted by `convert` as it arrives.
-    pub fn links<T>(&mut self, mut convert: impl FnMut(&LinkMessage) -> T) -> NlResult<Vec<T>> {
-        let mut message = LinkMessage::default();
-        message
-            .attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let mut out = Vec::new();
-        self.request_each(RouteNetlinkMessage::GetLink(message), NLM_F_DUMP, |m| {
-            if let RouteNetlinkMessage::NewLink(l) = m {
-                out.push(convert(&l));
-            }
-        })?;
-        Ok(out)
-    }
-
-    /// One link by index; `None` when no such link exists.
-    pub fn link<T>(
-        &mut self,
-        index: u32,
-        convert: impl FnOnce(&LinkMessage) -> T,
-    ) -> NlResult<Option<T>> {
-        let mut message = LinkMessage::default();
-        message.header.index = index;
-        message
-            .attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let mut found = None;
-        let result = self.request_each(RouteNetlinkMessage::GetLink(message), 0, |m| {
-            if let RouteNetlinkMessage::NewLink(l) = m
-                && found.is_none()
-            {
-                found = Some(l);
-            }
-        });
-        match result {
-            Ok(()) => Ok(found.as_ref().map(convert)),
-            Err(e) if e.errno == libc::ENODEV => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Every qdisc, one dump, each converted (or skipped) by `convert` as it arrives.
-    pub fn qdiscs<T>(
-        &mut self,
-        mut convert: impl FnMut(&TcMessage) -> Option<T>,
-    ) -> NlResult<Vec<T>> {
-        let mut out = Vec::new();
-        self.request_each(
-            RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()),
-            NLM_F_DUMP,
-            |m| {
-                if let RouteNetlinkMessage::NewQueueDiscipline(q) = m
-                    && let Some(t) = convert(&q)
-                {
-                    out.push(t);
-                }
-            },
-        )?;
-        Ok(out)
     }
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> NlResult<()> {
@@ -289,25 +220,6 @@ impl Session {
 fn index_i32(index: u32) -> NlResult<i32> {
     i32::try_from(index)
         .map_err(|_| NlError::local(format!("interface index {index} is out of range")))
-}
-
-/// The raw TCA_OPTIONS bytes of a dumped qdisc. Kinds that netlink-packet-route does
-/// not parse arrive as one opaque attribute; the few it parses are emitted again.
-pub fn raw_options(attributes: &[TcAttribute]) -> Vec<u8> {
-    use rtnetlink::packet_core::{Emitable, Nla};
-    for attr in attributes {
-        if let TcAttribute::Options(options) = attr {
-            if let [TcOption::Other(nla)] = options.as_slice() {
-                let mut buf = vec![0; nla.value_len()];
-                nla.emit_value(&mut buf);
-                return buf;
-            }
-            let mut buf = vec![0; options.as_slice().buffer_len()];
-            options.as_slice().emit(&mut buf);
-            return buf;
-        }
-    }
-    Vec::new()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The link and qdisc executor: MTU and root qdiscs through rtnetlink, in the
-//! calling thread's network namespace (one connection per thread, see [`crate::rtnl`]).
+//! calling thread's network namespace (one connection per thread for changes, see
+//! [`crate::rtnl`]; a fresh socket per read, see [`crate::facts::rtdump`]).
 //!
 //! Every read and write first checks that the interface index still carries the
 //! recorded name, so a link that vanished or was renamed since the plan is a clear
@@ -7,13 +8,14 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::facts::netlink::{link_from_message, root_qdisc_from_message};
+use crate::facts::netlink::{link_from_record, root_qdisc_from_record};
+use crate::facts::rtdump;
 use crate::rtnl::{NlError, with_session};
 use crate::tc::{NONE, QdiscSpec};
 
 /// Checks that `ifindex` is still the link called `name`.
 fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::netlink::Link> {
-    let found = with_session(|s| s.link(ifindex, link_from_message))
+    let found = rtdump::link(ifindex, link_from_record)
         .map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
     let Some(link) = found else {
         bail!("link {name} (index {ifindex}) no longer exists");
@@ -40,14 +42,12 @@ pub fn write_mtu(name: &str, ifindex: u32, mtu: u32) -> Result<()> {
 /// The canonical text of the link's root qdisc, or `(none)` for the kernel's default.
 pub fn read_root_qdisc(name: &str, ifindex: u32) -> Result<String> {
     let link = check_identity(name, ifindex)?;
-    let roots = with_session(|s| {
-        s.qdiscs(|m| {
-            if m.header.index == ifindex as i32 {
-                root_qdisc_from_message(m, std::slice::from_ref(&link))
-            } else {
-                None
-            }
-        })
+    let roots = rtdump::qdiscs(|r| {
+        if r.ifindex == ifindex as i32 {
+            root_qdisc_from_record(r, |_| Some(&link.name))
+        } else {
+            None
+        }
     })
     .map_err(|e| anyhow!("cannot dump qdiscs: {e}"))?;
     let root = roots.into_iter().next();

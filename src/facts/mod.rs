@@ -14,6 +14,7 @@ pub mod netlink;
 pub mod oom;
 pub mod procfs;
 pub mod procs;
+pub mod rtdump;
 pub mod sockdiag;
 
 pub use oom::OomKill;

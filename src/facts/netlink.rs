@@ -1,5 +1,6 @@
 //! Link and root-qdisc facts, read through rtnetlink: one link dump and one qdisc
-//! dump per namespace, whatever the number of interfaces.
+//! dump per namespace, whatever the number of interfaces (see [`rtdump`] for how the
+//! dumps are read).
 //!
 //! A link's *kind* is the rtnetlink `IFLA_INFO_KIND` (`veth`, `bridge`, `ipip`,
 //! `wireguard`, ...) when the driver reports one; otherwise it is derived from the
@@ -9,10 +10,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkLayerType, LinkMessage};
-use rtnetlink::packet_route::tc::{TcAttribute, TcMessage};
+use std::collections::HashMap;
+
+use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
+use super::rtdump::{self, LinkRecord, QdiscRecord};
 use crate::tc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 
 /// A network interface.
@@ -57,72 +60,70 @@ impl Qdisc {
 }
 
 /// The link as plain data.
-pub fn link_from_message(m: &LinkMessage) -> Link {
-    let mut link = Link {
-        index: m.header.index,
-        name: String::new(),
-        kind: String::new(),
-        mtu: 0,
-        min_mtu: None,
-        max_mtu: None,
-        state: "unknown".to_owned(),
-    };
-    for attr in &m.attributes {
-        match attr {
-            LinkAttribute::IfName(n) => link.name.clone_from(n),
-            LinkAttribute::Mtu(v) => link.mtu = *v,
-            LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
-            LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
-            LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase(),
-            LinkAttribute::LinkInfo(infos) => {
-                for info in infos {
-                    if let LinkInfo::Kind(k) = info {
-                        link.kind = k.to_string();
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if link.kind.is_empty() {
-        link.kind = match m.header.link_layer_type {
+pub fn link_from_record(r: &LinkRecord) -> Link {
+    let kind = match r.kind {
+        Some(k) if !k.is_empty() => String::from_utf8_lossy(k).into_owned(),
+        _ => match LinkLayerType::from(r.link_layer_type) {
             LinkLayerType::Loopback => "loopback".to_owned(),
             LinkLayerType::Ether => "ethernet".to_owned(),
             other => other.to_string().to_lowercase(),
-        };
+        },
+    };
+    Link {
+        index: r.index,
+        name: r
+            .name
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default(),
+        kind,
+        mtu: r.mtu.unwrap_or(0),
+        min_mtu: r.min_mtu,
+        max_mtu: r.max_mtu,
+        state: r.operstate.map_or_else(|| "unknown".to_owned(), state_name),
     }
-    link
 }
 
-/// The qdisc as plain data, if it is a root qdisc.
-pub fn root_qdisc_from_message(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
-    let parent: u32 = m.header.parent.into();
-    if parent != TC_H_ROOT {
+/// The lowercased name of an RFC 2863 operational state (`IF_OPER_*`), as
+/// netlink-packet-route's `State` spells it (`other(7)` for codes it does not know).
+fn state_name(code: u8) -> String {
+    let known = match State::from(code) {
+        State::Unknown => "unknown",
+        State::NotPresent => "notpresent",
+        State::Down => "down",
+        State::LowerLayerDown => "lowerlayerdown",
+        State::Testing => "testing",
+        State::Dormant => "dormant",
+        State::Up => "up",
+        other => return format!("{other:?}").to_lowercase(),
+    };
+    known.to_owned()
+}
+
+/// The qdisc as plain data, if it is a root qdisc; `link_name` names its link.
+pub fn root_qdisc_from_record<'a>(
+    r: &QdiscRecord,
+    link_name: impl FnOnce(u32) -> Option<&'a str>,
+) -> Option<Qdisc> {
+    if r.parent != TC_H_ROOT {
         return None;
     }
-    let ifindex = u32::try_from(m.header.index).ok()?;
-    let kind = m.attributes.iter().find_map(|a| match a {
-        TcAttribute::Kind(k) => Some(k.clone()),
-        _ => None,
-    })?;
-    let bytes = crate::rtnl::raw_options(&m.attributes);
+    let ifindex = u32::try_from(r.ifindex).ok()?;
+    let kind = String::from_utf8_lossy(r.kind?).into_owned();
+    let bytes = r.options.unwrap_or_default();
     let netem = if kind == "netem" {
-        crate::tc::parse_netem(&bytes).ok()
+        crate::tc::parse_netem(bytes).ok()
     } else {
         None
     };
-    let link = links
-        .iter()
-        .find(|l| l.index == ifindex)
-        .map_or_else(|| format!("if{ifindex}"), |l| l.name.clone());
+    let link = link_name(ifindex).map_or_else(|| format!("if{ifindex}"), str::to_owned);
     Some(Qdisc {
         link,
         ifindex,
         spec: QdiscSpec {
             kind,
-            handle: m.header.handle.into(),
-            parent,
-            options: crate::tc::to_hex(&bytes),
+            handle: r.handle,
+            parent: r.parent,
+            options: crate::tc::to_hex(bytes),
         },
         netem,
     })
@@ -131,7 +132,7 @@ pub fn root_qdisc_from_message(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
 /// Gathers links (and root qdiscs, when asked) in the calling thread's namespace.
 pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
     let reason = |e: crate::rtnl::NlError| format!("rtnetlink: {e}");
-    let links = match crate::rtnl::with_session(|s| s.links(link_from_message)) {
+    let links = match rtdump::links(link_from_record) {
         Ok(links) => links,
         Err(e) => {
             let why = reason(e);
@@ -144,7 +145,15 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
         }
     };
     let roots = if qdiscs {
-        match crate::rtnl::with_session(|s| s.qdiscs(|m| root_qdisc_from_message(m, &links))) {
+        // Built on the first root qdisc: links that are down have none to name.
+        let mut names: Option<HashMap<u32, &str>> = None;
+        let mut name = |index| {
+            names
+                .get_or_insert_with(|| links.iter().map(|l| (l.index, l.name.as_str())).collect())
+                .get(&index)
+                .copied()
+        };
+        match rtdump::qdiscs(|r| root_qdisc_from_record(r, &mut name)) {
             Ok(roots) => Fact::Value(roots),
             Err(e) => Fact::Unknown(reason(e)),
         }
@@ -152,4 +161,62 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
         Fact::default()
     };
     (Fact::Value(links), roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_are_the_lowercased_rtnetlink_names() {
+        for code in 0..=u8::MAX {
+            let expected = format!("{:?}", State::from(code)).to_lowercase();
+            assert_eq!(state_name(code), expected);
+        }
+        assert_eq!(state_name(6), "up");
+        assert_eq!(state_name(42), "other(42)");
+    }
+
+    #[test]
+    fn kind_falls_back_to_the_link_layer_type() {
+        let record = |link_layer_type, kind| LinkRecord {
+            index: 1,
+            link_layer_type,
+            name: Some(b"x"),
+            kind,
+            ..LinkRecord::default()
+        };
+        assert_eq!(link_from_record(&record(1, Some(b"veth"))).kind, "veth");
+        assert_eq!(link_from_record(&record(1, None)).kind, "ethernet");
+        assert_eq!(link_from_record(&record(1, Some(b""))).kind, "ethernet");
+        assert_eq!(link_from_record(&record(772, None)).kind, "loopback");
+        assert_eq!(link_from_record(&record(768, None)).kind, "tunnel");
+        assert_eq!(link_from_record(&record(1, None)).state, "unknown");
+    }
+
+    #[test]
+    fn only_root_qdiscs_are_kept_and_named_after_their_link_or_index() {
+        let record = QdiscRecord {
+            ifindex: 3,
+            handle: 0x0001_0000,
+            parent: TC_H_ROOT,
+            kind: Some(b"tbf"),
+            options: Some(&[1, 2]),
+        };
+        let named = root_qdisc_from_record(&record, |i| (i == 3).then_some("va")).unwrap();
+        assert_eq!((named.link.as_str(), named.ifindex), ("va", 3));
+        assert_eq!(named.spec.options, "0102");
+        let unnamed = root_qdisc_from_record(&record, |_| None).unwrap();
+        assert_eq!(unnamed.link, "if3");
+        let child = QdiscRecord {
+            parent: 0x0001_0001,
+            ..record
+        };
+        assert_eq!(root_qdisc_from_record(&child, |_| None), None);
+        let kindless = QdiscRecord {
+            kind: None,
+            ..record
+        };
+        assert_eq!(root_qdisc_from_record(&kindless, |_| None), None);
+    }
 }

@@ -1,0 +1,331 @@
+//! The direct link and qdisc dump reader (`tune::facts::rtdump`) against the real
+//! kernel: dumps captured in a throwaway namespace holding several link kinds and
+//! qdiscs are decoded both by tune's parser and by netlink-packet-route (the decoder
+//! under rtnetlink), and the facts built from each must be identical; so must the
+//! facts `gather` reads live.
+//!
+//! The namespace (`tune-t-rtdump-<pid>-<n>`) is deleted by a Drop guard. Needs root,
+//! `ip` and `tc`; without them the test prints SKIP, or fails when CI=true.
+
+mod support;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkLayerType, LinkMessage};
+use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
+use support::{Netns, have, require, require_netns};
+use tune::facts::Fact;
+use tune::facts::netlink::{Link, Qdisc, link_from_record, root_qdisc_from_record};
+use tune::facts::rtdump;
+use tune::tc::{QdiscSpec, TC_H_ROOT};
+
+const SEQ: u32 = 4711;
+
+/// Runs `f` on a thread inside the namespace.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = File::open(format!("/run/netns/{}", ns.name)).unwrap();
+    std::thread::spawn(move || {
+        // SAFETY: file is an open nsfs fd; only this thread changes namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// The datagrams of a dump exactly as the kernel sends them, read by the test's own
+/// socket (not tune's) until NLMSG_DONE.
+fn capture(request: &[u8]) -> Vec<Vec<u8>> {
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just created and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: request is a live buffer of that length.
+    let sent = unsafe { libc::send(fd.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
+    assert_eq!(sent, request.len() as isize);
+    let mut out = Vec::new();
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        assert!(n > 0, "recv: {}", std::io::Error::last_os_error());
+        buf.truncate(n as usize);
+        let mut offset = 0;
+        let mut done = false;
+        while offset + 16 <= buf.len() {
+            let len = u32::from_ne_bytes(buf[offset..offset + 4].try_into().unwrap()) as usize;
+            let kind = u16::from_ne_bytes(buf[offset + 4..offset + 6].try_into().unwrap());
+            assert_ne!(kind, 2, "the kernel refused the dump");
+            done |= kind == 3;
+            offset += (len + 3) & !3;
+        }
+        out.push(buf);
+        if done {
+            return out;
+        }
+    }
+}
+
+/// Every message of the captured datagrams as netlink-packet-route decodes it.
+fn decode_with_netlink_packet_route(datagrams: &[Vec<u8>]) -> Vec<RouteNetlinkMessage> {
+    let mut out = Vec::new();
+    for buf in datagrams {
+        let mut offset = 0;
+        while offset < buf.len() {
+            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..])
+                .expect("netlink-packet-route decodes the kernel's dump");
+            offset += (m.header.length as usize + 3) & !3;
+            if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                out.push(inner);
+            }
+        }
+    }
+    out
+}
+
+/// The reference: how tune turned rtnetlink's decoded link into a fact before the
+/// dumps were read directly.
+fn reference_link(m: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: m.header.index,
+        name: String::new(),
+        kind: String::new(),
+        mtu: 0,
+        min_mtu: None,
+        max_mtu: None,
+        state: "unknown".to_owned(),
+    };
+    for attr in &m.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => link.name.clone_from(n),
+            LinkAttribute::Mtu(v) => link.mtu = *v,
+            LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
+            LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
+            LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase(),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(k) = info {
+                        link.kind = k.to_string();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if link.kind.is_empty() {
+        link.kind = match m.header.link_layer_type {
+            LinkLayerType::Loopback => "loopback".to_owned(),
+            LinkLayerType::Ether => "ethernet".to_owned(),
+            other => other.to_string().to_lowercase(),
+        };
+    }
+    link
+}
+
+/// The reference conversion of a decoded qdisc (see [`reference_link`]).
+fn reference_root_qdisc(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
+    use rtnetlink::packet_core::{Emitable, Nla};
+    let parent: u32 = m.header.parent.into();
+    if parent != TC_H_ROOT {
+        return None;
+    }
+    let ifindex = u32::try_from(m.header.index).ok()?;
+    let kind = m.attributes.iter().find_map(|a| match a {
+        TcAttribute::Kind(k) => Some(k.clone()),
+        _ => None,
+    })?;
+    let mut bytes = Vec::new();
+    for attr in &m.attributes {
+        if let TcAttribute::Options(options) = attr {
+            if let [TcOption::Other(nla)] = options.as_slice() {
+                bytes = vec![0; nla.value_len()];
+                nla.emit_value(&mut bytes);
+            } else {
+                bytes = vec![0; options.as_slice().buffer_len()];
+                options.as_slice().emit(&mut bytes);
+            }
+        }
+    }
+    let netem = (kind == "netem")
+        .then(|| tune::tc::parse_netem(&bytes).ok())
+        .flatten();
+    let link = links
+        .iter()
+        .find(|l| l.index == ifindex)
+        .map_or_else(|| format!("if{ifindex}"), |l| l.name.clone());
+    Some(Qdisc {
+        link,
+        ifindex,
+        spec: QdiscSpec {
+            kind,
+            handle: m.header.handle.into(),
+            parent,
+            options: tune::tc::to_hex(&bytes),
+        },
+        netem,
+    })
+}
+
+/// The same datagrams through tune's parser.
+fn decode_with_rtdump<T>(
+    datagrams: &[Vec<u8>],
+    mut each: impl FnMut(u16, &[u8]) -> Option<T>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (i, buf) in datagrams.iter().enumerate() {
+        let d = rtdump::read_datagram(buf, SEQ, |kind, payload| {
+            out.extend(each(kind, payload));
+            Ok(())
+        })
+        .expect("tune's parser reads the kernel's dump");
+        assert_eq!(d.done, i + 1 == datagrams.len(), "done exactly at the end");
+    }
+    out
+}
+
+#[test]
+fn dumps_read_directly_match_netlink_packet_route() {
+    if !(require_netns() && require(have("tc"), "the dump test needs `tc` (iproute2)")) {
+        return;
+    }
+    let ns = Netns::new("rtdump");
+    // Link kinds this kernel has without loading modules, a dotted name, a low MTU,
+    // links up and down; root qdiscs with option bytes, a non-root child, ingress.
+    ns.sh(
+        "ip link add va type veth peer name vb && ip link set va mtu 576 \
+         && ip link set va up && ip link set vb up \
+         && ip link add br.0 type bridge && ip link set br.0 mtu 1400 \
+         && ip link add vx0 type vxlan id 5 dstport 4789 \
+         && ip link add ifb0 type ifb \
+         && tc qdisc add dev va root handle 1: tbf rate 1mbit burst 32kbit latency 400ms \
+         && tc qdisc add dev vb root handle 5: htb default 10 r2q 7 \
+         && tc class add dev vb parent 5: classid 5:1 htb rate 1mbit \
+         && tc qdisc add dev vb parent 5:1 handle 10: pfifo limit 10 \
+         && tc qdisc add dev vb ingress \
+         && tc qdisc add dev vx0 root handle 7: bfifo limit 10000",
+    );
+    let link_request = rtdump::request(
+        rtdump::RTM_GETLINK,
+        0x300,
+        SEQ,
+        &[0; 16],
+        &[(29, &8u32.to_ne_bytes())],
+    );
+    let qdisc_request = rtdump::request(rtdump::RTM_GETQDISC, 0x300, SEQ, &[0; 20], &[]);
+    let (link_dump, qdisc_dump, live) = in_netns(&ns, move || {
+        (
+            capture(&link_request),
+            capture(&qdisc_request),
+            tune::facts::netlink::gather(true),
+        )
+    });
+
+    let reference_links: Vec<Link> = decode_with_netlink_packet_route(&link_dump)
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(reference_link(l)),
+            _ => None,
+        })
+        .collect();
+    let links = decode_with_rtdump(&link_dump, |kind, payload| {
+        (kind == rtdump::RTM_NEWLINK)
+            .then(|| link_from_record(&rtdump::parse_link(payload).unwrap()))
+    });
+    assert_eq!(links, reference_links);
+    let kinds: Vec<(&str, &str)> = links
+        .iter()
+        .map(|l| (l.name.as_str(), l.kind.as_str()))
+        .collect();
+    for expected in [
+        ("lo", "loopback"),
+        ("va", "veth"),
+        ("vb", "veth"),
+        ("br.0", "bridge"),
+        ("vx0", "vxlan"),
+        ("ifb0", "ifb"),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
+    }
+    let va = links.iter().find(|l| l.name == "va").unwrap();
+    assert_eq!(
+        (va.mtu, va.min_mtu, va.state.as_str()),
+        (576, Some(68), "up")
+    );
+
+    let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewQueueDiscipline(q) => reference_root_qdisc(q, &links),
+            _ => None,
+        })
+        .collect();
+    let qdiscs = decode_with_rtdump(&qdisc_dump, |kind, payload| {
+        if kind != rtdump::RTM_NEWQDISC {
+            return None;
+        }
+        let record = rtdump::parse_qdisc(payload).unwrap();
+        root_qdisc_from_record(&record, |i| {
+            links.iter().find(|l| l.index == i).map(|l| l.name.as_str())
+        })
+    });
+    assert_eq!(qdiscs, reference_qdiscs);
+    let roots: Vec<(&str, &str, bool)> = qdiscs
+        .iter()
+        .map(|q| {
+            (
+                q.link.as_str(),
+                q.spec.kind.as_str(),
+                q.spec.options.is_empty(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("va", "tbf", false),
+        ("vb", "htb", false),
+        ("vx0", "bfifo", false),
+    ] {
+        assert!(roots.contains(&expected), "{expected:?} in {roots:?}");
+    }
+    assert!(
+        !roots
+            .iter()
+            .any(|(_, kind, _)| *kind == "pfifo" || *kind == "ingress"),
+        "only root qdiscs: {roots:?}"
+    );
+
+    // What `tune facts` gathers live is the same.
+    assert_eq!(live.0, Fact::Value(links));
+    assert_eq!(live.1, Fact::Value(qdiscs));
+}
+
+#[test]
+fn a_single_link_is_read_by_index_and_a_missing_one_is_none() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("rtdump");
+    ns.sh("ip link add va type veth peer name vb && ip link set vb mtu 9000");
+    let (found, missing) = in_netns(&ns, || {
+        let index = rtdump::links(|r| (r.index, r.name.map(<[u8]>::to_vec)))
+            .unwrap()
+            .into_iter()
+            .find(|(_, name)| name.as_deref() == Some(b"vb"))
+            .unwrap()
+            .0;
+        (
+            rtdump::link(index, link_from_record).unwrap(),
+            rtdump::link(999_999, link_from_record).unwrap(),
+        )
+    });
+    let vb = found.expect("vb by index");
+    assert_eq!(
+        (vb.name.as_str(), vb.kind.as_str(), vb.mtu),
+        ("vb", "veth", 9000)
+    );
+    assert_eq!(missing, None);
+}
