@@ -1,4 +1,12 @@
-//! The kernel log, read from /dev/kmsg.
+//! The kernel log: read whole with one syslog(2) call, or record by record from
+//! /dev/kmsg when that is not possible.
+//!
+//! `SYSLOG_ACTION_READ_ALL` copies the whole ring buffer in one system call as text
+//! lines `<PRIO>[SECONDS.MICROS] MESSAGE` (a record of several lines repeats the prefix
+//! on each). That needs printk timestamps (`printk.time`); without them, or if the
+//! text does not parse, the log is read from /dev/kmsg instead, which costs one
+//! `read(2)` per record (thousands on a busy host). Both need the same privilege
+//! (CAP_SYSLOG when `kernel.dmesg_restrict` is 1).
 //!
 //! Each `read(2)` of /dev/kmsg returns one record, `PRIO,SEQ,USEC,FLAGS;MESSAGE`
 //! followed by optional continuation lines that start with a space. `USEC` counts
@@ -78,10 +86,20 @@ fn clock(id: libc::clockid_t) -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// Every record of the kernel log as wall-clock lines, or why it cannot be read.
+/// Every line of the kernel log with its wall-clock time, or why it cannot be read.
 pub fn read_lines() -> Result<Vec<LogLine>, String> {
-    let records = read_all().map_err(|e| format!("/dev/kmsg: {}", describe_io_error(&e)))?;
     let boot = boot_time();
+    if let Some(text) = read_syslog_buffer()
+        && let Some(lines) = parse_syslog(&text, boot)
+    {
+        return Ok(lines);
+    }
+    read_lines_from_kmsg(boot)
+}
+
+/// The kernel log from /dev/kmsg, one record per `read(2)`.
+pub fn read_lines_from_kmsg(boot: f64) -> Result<Vec<LogLine>, String> {
+    let records = read_all().map_err(|e| format!("/dev/kmsg: {}", describe_io_error(&e)))?;
     Ok(records
         .into_iter()
         .map(|r| LogLine {
@@ -89,6 +107,51 @@ pub fn read_lines() -> Result<Vec<LogLine>, String> {
             message: r.message,
         })
         .collect())
+}
+
+/// The ring buffer as text, through syslog(2); `None` when not permitted or empty.
+pub fn read_syslog_buffer() -> Option<String> {
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
+    // SAFETY: SIZE_BUFFER takes no buffer and only returns a number.
+    let size = unsafe { libc::klogctl(SYSLOG_ACTION_SIZE_BUFFER, std::ptr::null_mut(), 0) };
+    let size = usize::try_from(size).ok().filter(|s| *s > 0)?;
+    let mut buf = vec![0u8; size];
+    let len = libc::c_int::try_from(size).ok()?;
+    // SAFETY: `buf` is valid and writable for `len` bytes; the kernel writes at most that.
+    let n = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buf.as_mut_ptr().cast(), len) };
+    let n = usize::try_from(n).ok().filter(|n| *n > 0)?;
+    buf.truncate(n);
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Parses `<PRIO>[SECONDS.MICROS] MESSAGE` lines (a `[CALLER]` field after the time,
+/// from CONFIG_PRINTK_CALLER, is skipped). `None` if any line lacks a timestamp, so
+/// the caller falls back to /dev/kmsg rather than guess times.
+pub fn parse_syslog(text: &str, boot: f64) -> Option<Vec<LogLine>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        let rest = line.strip_prefix('<')?;
+        let (_prio, rest) = rest.split_once('>')?;
+        let rest = rest.strip_prefix('[')?;
+        let (stamp, rest) = rest.split_once(']')?;
+        let (secs, micros) = stamp.trim().split_once('.')?;
+        let secs: u64 = secs.parse().ok()?;
+        let micros: u64 = micros.parse().ok()?;
+        let rest = match rest.strip_prefix('[') {
+            Some(caller) => caller.split_once(']')?.1,
+            None => rest,
+        };
+        let message = rest.strip_prefix(' ').unwrap_or(rest);
+        out.push(LogLine {
+            time: boot + secs as f64 + micros as f64 / 1e6,
+            message: message.to_owned(),
+        });
+    }
+    Some(out)
 }
 
 /// The `kernel_log` facts: lines matching each pattern within its window before `now`.
@@ -145,6 +208,21 @@ mod tests {
         assert_eq!(r.message, "nf_conntrack: table full, dropping packet");
         assert_eq!(parse_record("garbage"), None);
         assert_eq!(parse_record("4,1,notanumber,-;x"), None);
+    }
+
+    #[test]
+    fn parses_syslog_text_and_refuses_lines_without_time() {
+        let text = "<6>[    0.000000] Linux version 6.1.0\n<4>[ 7000.250000] nf_conntrack: table full, dropping packet\n<4>[   12.000001][    T1] with caller\n";
+        let lines = parse_syslog(text, 100.0).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[1].message,
+            "nf_conntrack: table full, dropping packet"
+        );
+        assert_eq!(lines[1].time, 100.0 + 7000.25);
+        assert_eq!(lines[2].message, "with caller");
+        assert_eq!(parse_syslog("<6>no timestamp here\n", 0.0), None);
+        assert_eq!(parse_syslog("plain\n", 0.0), None);
     }
 
     #[test]

@@ -86,6 +86,15 @@ fn rss(fields: &str) -> Option<u64> {
     total
 }
 
+/// A cheap test that a line may match one of the regexes below.
+fn might_be_oom_line(msg: &str) -> bool {
+    msg.starts_with("memory: usage ")
+        || msg.starts_with("Task in ")
+        || msg.starts_with("Memory cgroup out of memory: ")
+        || msg.starts_with("oom-kill:")
+        || msg.contains("Killed process ")
+}
+
 /// The memcg OOM kills in these lines (oldest first, as the log holds them).
 pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
     let mut out = Vec::new();
@@ -99,6 +108,9 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
             out.extend(current.take());
             limit = None;
             cgroup = None;
+        } else if !might_be_oom_line(msg) {
+            // Most of the log: skip the regexes (and their compilation) for it.
+            continue;
         } else if let Some(c) = MEMORY_LINE.captures(msg) {
             limit = c[2].parse::<u64>().ok().map(|kb| kb * 1024);
         } else if let Some(c) = TASK_IN.captures(msg) {
