@@ -384,3 +384,52 @@ fn lock_and_confirmation_guard_apply() {
         "apply once unlocked",
     );
 }
+
+#[test]
+fn a_global_sysctl_refused_inside_a_namespace_rolls_back() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("eperm");
+    if !support::require(
+        std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists(),
+        "needs the nf_conntrack module loaded on the host",
+    ) {
+        return;
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let somaxconn = ns.sysctl("net.core.somaxconn");
+    let max = ns.sysctl("net.netfilter.nf_conntrack_max");
+    let plan = serde_json::json!({
+        "format": 1, "created_at": 0.0, "hostname": host.trim(), "findings": [], "errors": [],
+        "changes": [
+            {"rules": ["t/a"], "evidence": [],
+             "mutation": {"kind": "sysctl", "key": "net.core.somaxconn", "before": somaxconn, "after": "5000"}},
+            {"rules": ["t/b"], "evidence": [],
+             "mutation": {"kind": "sysctl", "key": "net.netfilter.nf_conntrack_max", "before": max,
+                          "after": (max.parse::<u64>().expect("number") * 2).to_string()}}
+        ]
+    });
+    let file = state.path().join("plan.json");
+    std::fs::write(&file, plan.to_string()).expect("write plan");
+    let out = ns.tune(state.path(), &["apply", file.to_str().expect("utf8")]);
+    assert_code(&out, 3, "apply of a global sysctl inside a namespace");
+    assert!(
+        text(&out).contains("global sysctls are writable only from the initial network namespace"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        somaxconn,
+        "first step undone"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+            .expect("host value")
+            .trim(),
+        max,
+        "the host's global value is untouched"
+    );
+}
