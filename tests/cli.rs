@@ -125,3 +125,49 @@ fn plan_output_file_is_the_json_plan() {
         serde_json::from_str(&std::fs::read_to_string(&file).expect("plan file")).expect("json");
     assert!(plan["changes"].is_array() && plan["findings"].is_array());
 }
+
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    if !support::require(
+        support::have("script"),
+        "needs `script` (util-linux) for a pty",
+    ) {
+        return;
+    }
+    let facts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ports-narrow/facts.json");
+    let command = format!(
+        "{} plan --facts {}",
+        support::tune_bin().display(),
+        facts.display()
+    );
+    let run = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &command, "/dev/null"])
+            .env_remove("NO_COLOR");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("run script");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = run(false);
+    assert!(
+        coloured.contains("\x1b[") && coloured.contains("10000 65535"),
+        "{coloured:?}"
+    );
+    let plain = run(true);
+    assert!(
+        !plain.contains("\x1b[") && plain.contains("10000 65535"),
+        "{plain:?}"
+    );
+    // Not a terminal: no colour either.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let piped = std::process::Command::new(support::tune_bin())
+        .args(["plan", "--facts"])
+        .arg(&facts)
+        .env_remove("NO_COLOR")
+        .env("TUNE_STATE_DIR", dir.path())
+        .output()
+        .expect("run");
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains("\x1b["));
+}
