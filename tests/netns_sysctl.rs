@@ -433,3 +433,42 @@ fn a_global_sysctl_refused_inside_a_namespace_rolls_back() {
         "the host's global value is untouched"
     );
 }
+
+#[test]
+fn apply_on_a_terminal_asks_first() {
+    if !require_netns() || !support::require(support::have("script"), "needs `script` for a pty") {
+        return;
+    }
+    let ns = Netns::new("ask");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+    let ask = |answer: &str| {
+        let command = format!(
+            "ip netns exec {} {} --state-dir {} apply",
+            ns.name,
+            support::tune_bin().display(),
+            state.path().display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run script");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(answer.as_bytes()).expect("answer");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let declined = ask("n\n");
+    assert!(
+        declined.contains("Apply 1 change(s)? [y/N]") && declined.contains("Not applied."),
+        "{declined}"
+    );
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
+    let accepted = ask("y\n");
+    assert!(accepted.contains("transaction 1 applied"), "{accepted}");
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
+}
