@@ -95,7 +95,10 @@ mod tests {
             "name: t\ndescription: d\nvariables:\n  env_file: {{default: /etc/default/app}}\nrules:\n  - id: heap\n    description: d\n    detect:\n      any:\n        - jvm_heap: {{headroom: 128MiB}}\n        - oom_kill: {{within: 1h}}\n    fix:\n{fix}"
         );
         let pb = parse("test", &text).expect("parses");
-        assert_eq!(crate::playbook::check(&pb), vec![]);
+        assert_eq!(
+            crate::playbook::check(&pb, &Vars::defaults(&pb.playbook)),
+            vec![]
+        );
         pb
     }
 

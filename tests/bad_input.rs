@@ -286,3 +286,30 @@ fn a_plan_made_on_another_host_is_refused() {
     check_output(&out, "was made on host \"some-other-host\"", "foreign plan");
     assert!(!dir.path().join("state").exists(), "nothing written");
 }
+
+#[test]
+fn bad_var_overrides_are_located_errors_not_undecided_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (var, want) in [
+        (
+            "min_somaxconn=abc",
+            "sysctl comparison `<` needs a number, got \"abc\"",
+        ),
+        (
+            "wide_range=banana",
+            "needs a `low high` range, got \"banana\"",
+        ),
+        ("log_window=forever", "`within: forever` is not a duration"),
+    ] {
+        let out = tune(dir.path())
+            .args(["plan", "--var", var])
+            .output()
+            .expect("run");
+        check_output(&out, want, var);
+        assert!(
+            text(&out).contains("bundled:"),
+            "{var}: located in the playbook: {}",
+            text(&out)
+        );
+    }
+}

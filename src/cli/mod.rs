@@ -287,20 +287,7 @@ fn load(sources: &Sources) -> Result<PlaybookSet> {
             bail!("--var {name}: no loaded playbook declares a variable named {name:?}");
         }
     }
-    let vars: BTreeMap<String, Vars> = playbooks
-        .iter()
-        .map(|pb| {
-            (
-                pb.playbook.name.clone(),
-                Vars::with_overrides(&pb.playbook, &overrides),
-            )
-        })
-        .collect();
-    let mut problems = Vec::new();
-    for pb in &playbooks {
-        problems.extend(playbook::check(pb));
-    }
-    problems.extend(playbook::check_all(&playbooks, &vars));
+    let (vars, problems) = playbook::check_set(&playbooks, &overrides);
     if !problems.is_empty() {
         return Err(Diagnostics(problems).into());
     }
@@ -553,16 +540,10 @@ fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {
             return Ok(exit::ERROR);
         }
     };
-    let vars: BTreeMap<String, Vars> = playbooks
-        .iter()
-        .map(|pb| (pb.playbook.name.clone(), Vars::defaults(&pb.playbook)))
-        .collect();
-    let mut problems = Vec::new();
+    let (_, mut problems) = playbook::check_set(&playbooks, &BTreeMap::new());
     for pb in &playbooks {
-        problems.extend(playbook::check(pb));
         problems.extend(playbook::check_host(pb));
     }
-    problems.extend(playbook::check_all(&playbooks, &vars));
     if problems.is_empty() {
         let rules: usize = playbooks.iter().map(|p| p.playbook.rules.len()).sum();
         print_out(&format!(

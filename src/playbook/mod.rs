@@ -323,8 +323,10 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Semantic checks of one playbook, with its default variables. Returns every problem.
-pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
+/// Semantic checks of one playbook, with its variables as resolved (defaults, then
+/// `--var` overrides), so that a bad override is an error here rather than an
+/// undecided rule later. Returns every problem.
+pub fn check(pb: &LoadedPlaybook, vars: &Vars) -> Vec<Diagnostic> {
     let loc = Locator {
         source: &pb.source,
         text: &pb.text,
@@ -351,7 +353,6 @@ pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
     if p.rules.is_empty() {
         out.push(loc.at(loc.top_key("rules"), "playbook has no rules".into()));
     }
-    let defaults = Vars::defaults(p);
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for rule in &p.rules {
         let occurrence = seen.entry(rule.id.as_str()).or_insert(0);
@@ -370,9 +371,9 @@ pub fn check(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
             out.push(loc.at(at, format!("duplicate rule id {:?}", rule.id)));
         }
         let mut problems = Vec::new();
-        check_condition(&rule.detect, &defaults, &mut problems);
+        check_condition(&rule.detect, vars, &mut problems);
         for action in &rule.fix {
-            check_action(action, &defaults, &mut problems);
+            check_action(action, vars, &mut problems);
         }
         check_targets(rule, &mut problems);
         for (needle, message) in problems {
@@ -644,6 +645,32 @@ fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
     }
 }
 
+/// Resolves every playbook's variables (defaults, then the `--var` overrides that the
+/// playbook declares) and runs every check that needs no host: per playbook, then
+/// across them. Empty when all is well.
+pub fn check_set(
+    playbooks: &[LoadedPlaybook],
+    overrides: &BTreeMap<String, String>,
+) -> (BTreeMap<String, Vars>, Vec<Diagnostic>) {
+    let vars: BTreeMap<String, Vars> = playbooks
+        .iter()
+        .map(|pb| {
+            (
+                pb.playbook.name.clone(),
+                Vars::with_overrides(&pb.playbook, overrides),
+            )
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for pb in playbooks {
+        if let Some(v) = vars.get(&pb.playbook.name) {
+            problems.extend(check(pb, v));
+        }
+    }
+    problems.extend(check_all(playbooks, &vars));
+    (vars, problems)
+}
+
 /// Checks across all loaded playbooks: duplicate playbook names and two rules that set
 /// the same sysctl to conflicting exact values.
 pub fn check_all(playbooks: &[LoadedPlaybook], vars: &BTreeMap<String, Vars>) -> Vec<Diagnostic> {
@@ -803,7 +830,12 @@ mod tests {
     fn bundled_playbooks_parse_and_check_cleanly() {
         let pbs = load_bundled().expect("bundled playbooks parse");
         for pb in &pbs {
-            assert_eq!(check(pb), vec![], "{}", pb.source);
+            assert_eq!(
+                check(pb, &Vars::defaults(&pb.playbook)),
+                vec![],
+                "{}",
+                pb.source
+            );
         }
         assert_eq!(pbs.len(), BUNDLED.len());
     }
