@@ -192,6 +192,20 @@ fn bad_facts_and_plan_files_are_clear_errors() {
         .output()
         .expect("run");
     check_output(&out, "not a tune facts file", "facts");
+    let future = write_case(
+        dir.path(),
+        "future.json",
+        "{\"format\": 99, \"collected_at\": 0.0, \"hostname\": \"h\"}",
+    );
+    let out = tune(dir.path())
+        .args(["plan", "--facts", &future])
+        .output()
+        .expect("run");
+    check_output(
+        &out,
+        "facts format 99 is not supported (expected 1)",
+        "future facts",
+    );
     let out = tune(dir.path())
         .args(["apply", &junk])
         .output()

@@ -301,20 +301,29 @@ fn print_out(text: &str) -> Result<()> {
     Ok(())
 }
 
-fn read_facts_file(path: &Path) -> Result<Facts> {
+/// Reads a JSON file of ours (facts or plan) and checks its format version.
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    format_of: impl Fn(&T) -> u32,
+    supported: u32,
+) -> Result<T> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read facts file {}", path.display()))?;
-    let facts: Facts = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a tune facts file", path.display()))?;
-    if facts.format != facts::FACTS_FORMAT {
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
+    let value: T = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a tune {what} file", path.display()))?;
+    let format = format_of(&value);
+    if format != supported {
         bail!(
-            "{}: facts format {} is not supported (expected {})",
-            path.display(),
-            facts.format,
-            facts::FACTS_FORMAT
+            "{}: {what} format {format} is not supported (expected {supported})",
+            path.display()
         );
     }
-    Ok(facts)
+    Ok(value)
+}
+
+fn read_facts_file(path: &Path) -> Result<Facts> {
+    read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)
 }
 
 fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
@@ -384,19 +393,7 @@ fn write_plan_file(path: &Path, plan: &Plan) -> Result<()> {
 }
 
 fn read_plan_file(path: &Path) -> Result<Plan> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read plan file {}", path.display()))?;
-    let plan: Plan = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a tune plan file", path.display()))?;
-    if plan.format != plan::PLAN_FORMAT {
-        bail!(
-            "{}: plan format {} is not supported (expected {})",
-            path.display(),
-            plan.format,
-            plan::PLAN_FORMAT
-        );
-    }
-    Ok(plan)
+    read_versioned(path, "plan", |p: &Plan| p.format, plan::PLAN_FORMAT)
 }
 
 fn require_root(what: &str) -> Result<()> {
