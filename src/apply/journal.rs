@@ -246,19 +246,16 @@ impl StateDir {
         read_journal(&path)
     }
 
-    /// Creates the journal of a new transaction and writes its `begin` event.
-    pub fn begin(&self, hostname: &str, changes: &[Change]) -> Result<Journal> {
-        self.begin_in(hostname, None, changes)
-    }
-
-    /// [`StateDir::begin`] for changes applied inside a network namespace.
-    pub fn begin_in(
+    /// Creates the journal of transaction `id` (the caller, holding the lock, read the
+    /// existing ones and picks the next number; `create_new` refuses a clash) and
+    /// writes its `begin` event, with the network namespace the changes are made in.
+    pub fn begin(
         &self,
+        id: u64,
         hostname: &str,
         netns: Option<&NetnsRecord>,
         changes: &[Change],
     ) -> Result<Journal> {
-        let id = self.transactions()?.last().map_or(1, |t| t.id + 1);
         let path = self.transactions_dir().join(format!("{id:06}.jsonl"));
         let file = OpenOptions::new()
             .create_new(true)
@@ -370,7 +367,7 @@ mod tests {
     fn statuses_follow_the_events() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        let mut j = state.begin("h", &[change()]).unwrap();
+        let mut j = state.begin(1, "h", None, &[change()]).unwrap();
         let read = |state: &StateDir| state.transaction(1).unwrap().status();
         assert_eq!(read(&state), Status::Interrupted);
         j.append(&Event::Intent {
@@ -402,7 +399,7 @@ mod tests {
     fn a_torn_last_line_is_ignored_but_damage_elsewhere_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::open(dir.path()).unwrap();
-        let j = state.begin("h", &[change()]).unwrap();
+        let j = state.begin(1, "h", None, &[change()]).unwrap();
         let mut text = std::fs::read_to_string(&j.path).unwrap();
         text.push_str("{\"event\":\"intent\",\"st");
         std::fs::write(&j.path, &text).unwrap();

@@ -106,19 +106,10 @@ pub fn drifted(exec: &mut dyn Executor, changes: &[Change]) -> Vec<Drift> {
     out
 }
 
-/// Applies the changes under the state dir's lock. The caller has checked privileges.
+/// Applies the changes under the state dir's lock, journaling the network namespace
+/// the calling thread runs in (so that rollback goes back into it). The caller has
+/// checked privileges.
 pub fn apply(
-    state: &StateDir,
-    exec: &mut dyn Executor,
-    hostname: &str,
-    changes: &[Change],
-) -> Result<Report> {
-    apply_in(state, exec, hostname, None, changes)
-}
-
-/// [`apply`], journaling the network namespace the calling thread runs in, so that
-/// rollback goes back into it.
-pub fn apply_in(
     state: &StateDir,
     exec: &mut dyn Executor,
     hostname: &str,
@@ -126,9 +117,9 @@ pub fn apply_in(
     changes: &[Change],
 ) -> Result<Report> {
     let _lock = state.lock()?;
-    if let Some(t) = state
-        .transactions()?
-        .into_iter()
+    let transactions = state.transactions()?;
+    if let Some(t) = transactions
+        .iter()
         .find(|t| matches!(t.status(), Status::Interrupted | Status::NeedsAttention))
     {
         bail!(
@@ -146,7 +137,8 @@ pub fn apply_in(
             describe_drift(&drift)
         );
     }
-    let mut journal = state.begin_in(hostname, netns, changes)?;
+    let id = transactions.last().map_or(1, |t| t.id + 1);
+    let mut journal = state.begin(id, hostname, netns, changes)?;
     let mut report = Report {
         transaction: journal.id,
         steps: Vec::new(),

@@ -458,7 +458,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     let state = StateDir::open(state_dir)?;
     let ns = plan.netns.as_ref();
     let report = netns::run_in(ns, || {
-        apply::apply_in(
+        apply::apply(
             &state,
             &mut SystemExecutor,
             &plan.hostname,
