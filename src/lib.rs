@@ -11,6 +11,7 @@ pub mod facts;
 pub mod jvm;
 pub mod netns;
 pub mod netplan;
+pub mod nlattr;
 pub mod plan;
 pub mod plan_env;
 pub mod playbook;

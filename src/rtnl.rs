@@ -89,21 +89,12 @@ pub(crate) fn ext_ack_message(payload: &[u8]) -> Option<String> {
 /// NLMSGERR_ATTR_MSG from ext-ack attributes.
 pub(crate) fn ext_ack_in(payload: &[u8]) -> Option<String> {
     const NLMSGERR_ATTR_MSG: u16 = 1;
-    let mut offset = 0;
-    while offset + 4 <= payload.len() {
-        let len = u16::from_ne_bytes([payload[offset], payload[offset + 1]]) as usize;
-        let kind = u16::from_ne_bytes([payload[offset + 2], payload[offset + 3]]) & 0x3FFF;
-        if len < 4 || offset + len > payload.len() {
-            return None;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = &payload[offset + 4..offset + len];
-            let text = text.split(|b| *b == 0).next().unwrap_or_default();
-            return Some(String::from_utf8_lossy(text).into_owned()).filter(|s| !s.is_empty());
-        }
-        offset += (len + 3) & !3;
-    }
-    None
+    let text = crate::nlattr::attributes(payload)
+        .map_while(Result::ok)
+        .find(|(kind, _)| *kind == NLMSGERR_ATTR_MSG)?
+        .1;
+    let text = text.split(|b| *b == 0).next().unwrap_or_default();
+    Some(String::from_utf8_lossy(text).into_owned()).filter(|s| !s.is_empty())
 }
 
 pub type NlResult<T> = Result<T, NlError>;

@@ -16,6 +16,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::nlattr::{self, u32_at, u64_at};
+
 /// `TC_H_ROOT`: the parent of a device's root qdisc.
 pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;
 
@@ -128,9 +130,10 @@ pub fn mask_counters(kind: &str, options: &[u8]) -> Vec<u8> {
     let mut out = options.to_vec();
     if kind == "htb" {
         const TCA_HTB_INIT: u16 = 2;
-        for (kind, start, len) in attributes(&out, 0) {
-            if kind == TCA_HTB_INIT && len >= 20 {
-                out[start + 16..start + 20].fill(0);
+        let spans: Vec<_> = nlattr::spans(&out).map_while(Result::ok).collect();
+        for (kind, value) in spans {
+            if kind == TCA_HTB_INIT && value.len() >= 20 {
+                out[value.start + 16..value.start + 20].fill(0);
             }
         }
     }
@@ -144,31 +147,15 @@ pub fn creation_options(kind: &str, dumped: &[u8]) -> Vec<u8> {
     let mut out = dumped.to_vec();
     if kind == "htb" {
         const TCA_HTB_INIT: u16 = 2;
-        for (kind, start, len) in attributes(&out, 0) {
+        let spans: Vec<_> = nlattr::spans(&out).map_while(Result::ok).collect();
+        for (kind, value) in spans {
             if kind == TCA_HTB_INIT
-                && len >= 4
-                && let Some(version) = u32_at(&out, start)
+                && let Some(version) = u32_at(&out, value.start)
                 && version > 0xFFFF
             {
-                out[start..start + 4].copy_from_slice(&(version >> 16).to_ne_bytes());
+                out[value.start..value.start + 4].copy_from_slice(&(version >> 16).to_ne_bytes());
             }
         }
-    }
-    out
-}
-
-/// The netlink attributes in `bytes` from `offset`: (type without flags, value
-/// offset, value length). Stops at the first malformed header.
-fn attributes(bytes: &[u8], mut offset: usize) -> Vec<(u16, usize, usize)> {
-    let mut out = Vec::new();
-    while offset + 4 <= bytes.len() {
-        let len = u16::from_ne_bytes([bytes[offset], bytes[offset + 1]]) as usize;
-        let kind = u16::from_ne_bytes([bytes[offset + 2], bytes[offset + 3]]) & 0x3FFF;
-        if len < 4 || offset + len > bytes.len() {
-            break;
-        }
-        out.push((kind, offset + 4, len - 4));
-        offset += (len + 3) & !3;
     }
     out
 }
@@ -215,14 +202,6 @@ fn percent(p: u32) -> f64 {
     (f64::from(p) / f64::from(u32::MAX) * 100.0 * 1e6).round() / 1e6
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 /// Parses TCA_OPTIONS of a netem qdisc: `struct tc_netem_qopt { latency, limit,
 /// loss, gap, duplicate, jitter }` (u32 each; latency and jitter in 64 ns scheduler
 /// ticks), then attributes. LATENCY64/JITTER64 (nanoseconds) override the tick fields.
@@ -244,8 +223,8 @@ pub fn parse_netem(bytes: &[u8]) -> Result<NetemOptions, String> {
         jitter_us: ticks_to_us(field(5)),
         ..NetemOptions::default()
     };
-    for (kind, at, len) in attributes(bytes, NETEM_QOPT_LEN) {
-        let value = &bytes[at..at + len];
+    // A malformed attribute ends the walk: the fields read so far stand.
+    for (kind, value) in nlattr::attributes(&bytes[NETEM_QOPT_LEN..]).map_while(Result::ok) {
         match kind {
             TCA_NETEM_LATENCY64 => {
                 if let Some(ns) = u64_at(value, 0) {
@@ -259,7 +238,7 @@ pub fn parse_netem(bytes: &[u8]) -> Result<NetemOptions, String> {
             }
             TCA_NETEM_REORDER => n.reorder_percent = percent(u32_at(value, 0).unwrap_or(0)),
             TCA_NETEM_CORRUPT => n.corrupt_percent = percent(u32_at(value, 0).unwrap_or(0)),
-            TCA_NETEM_LOSS => n.loss_model = len > 0,
+            TCA_NETEM_LOSS => n.loss_model = !value.is_empty(),
             TCA_NETEM_RATE => {
                 let rate = u32_at(value, 0).unwrap_or(0);
                 if rate > 0 && n.rate_bytes_per_sec.is_none() {

@@ -24,6 +24,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::nlattr::{self, align4, u16_at, u32_at};
 use crate::rtnl::{NlError, NlResult};
 
 const NLMSG_HDRLEN: usize = 16;
@@ -37,8 +38,6 @@ const NLM_F_DUMP_INTR: u16 = 0x10;
 /// On NLMSG_ERROR / NLMSG_DONE: ext-ack attributes follow.
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLM_F_DUMP: u16 = 0x300;
-/// The attribute type without NLA_F_NESTED and NLA_F_NET_BYTEORDER.
-const NLA_TYPE_MASK: u16 = 0x3FFF;
 
 pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_GETLINK: u16 = 18;
@@ -126,18 +125,6 @@ fn kernel_error(errno: i32, ext_ack: Option<String>) -> NlError {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn align4(len: usize) -> usize {
-    (len + 3) & !3
-}
-
 /// Walks the netlink messages of one datagram answering request `seq`: data messages
 /// go to `each` (message type, payload); control messages end the reply or fail it.
 /// Messages of other sequence numbers are skipped.
@@ -219,32 +206,9 @@ pub fn read_datagram(
     Ok(out)
 }
 
-/// The attributes in `bytes`: (type without flags, value). A header that is short
-/// or claims more than is there yields one error and ends the walk.
+/// The attributes of a payload, with parse errors as [`NlError`]s.
 pub fn attributes(bytes: &[u8]) -> impl Iterator<Item = NlResult<(u16, &[u8])>> {
-    let mut rest = bytes;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let header = u16_at(rest, 0).zip(u16_at(rest, 2));
-        let Some((len, kind)) = header.filter(|(len, _)| {
-            let len = usize::from(*len);
-            len >= 4 && len <= rest.len()
-        }) else {
-            let err = malformed(format!(
-                "attribute header {:02x?} with {} bytes left",
-                &rest[..rest.len().min(4)],
-                rest.len()
-            ));
-            rest = &[];
-            return Some(Err(err));
-        };
-        let len = usize::from(len);
-        let value = &rest[4..len];
-        rest = &rest[align4(len).min(rest.len())..];
-        Some(Ok((kind & NLA_TYPE_MASK, value)))
-    })
+    nlattr::attributes(bytes).map(|attr| attr.map_err(malformed))
 }
 
 /// A NUL-terminated string attribute's bytes, up to the first NUL.
