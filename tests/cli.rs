@@ -91,6 +91,33 @@ fn facts_snapshot_replays_to_the_same_plan() {
     let facts: serde_json::Value = serde_json::from_slice(&facts.stdout).expect("facts json");
     assert_eq!(plan["created_at"], facts["collected_at"]);
     assert_eq!(plan["format"], 1);
+    // The replay decides like a live plan of this host: same rules, same changes.
+    let live = tune(dir.path())
+        .args(["plan", "--format", "json"])
+        .output()
+        .expect("run");
+    let live: serde_json::Value = serde_json::from_slice(&live.stdout).expect("plan json");
+    let decisions = |p: &serde_json::Value| {
+        let findings: Vec<String> = p["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["playbook"], f["rule"], f["status"], f["fix"]
+                )
+            })
+            .collect();
+        let changes: Vec<String> = p["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .map(|c| c["mutation"].to_string())
+            .collect();
+        (findings, changes)
+    };
+    assert_eq!(decisions(&plan), decisions(&live));
 }
 
 #[test]
