@@ -327,3 +327,51 @@ fn bad_var_overrides_are_located_errors_not_undecided_rules() {
         );
     }
 }
+
+#[test]
+fn bad_targets_and_empty_places_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let cases: [(Vec<String>, &str); 4] = [
+        (
+            vec!["plan".into(), "--netns-pid".into(), "999999999".into()],
+            "no process 999999999, so no network namespace to enter",
+        ),
+        (
+            vec!["plan".into(), "--netns".into(), "../etc".into()],
+            "a namespace name is a file name under /run/netns",
+        ),
+        (
+            vec![
+                "plan".into(),
+                "--netns".into(),
+                "tune-no-such-namespace".into(),
+            ],
+            "network namespace \"tune-no-such-namespace\" does not exist",
+        ),
+        (
+            vec!["validate".into(), empty.display().to_string()],
+            "directory holds no *.yml or *.yaml playbooks",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = tune(dir.path()).args(&args).output().expect("run");
+        check_output(&out, want, &args.join(" "));
+    }
+    // Nothing to roll back: said plainly (as root), or refused for want of root.
+    let out = tune(&dir.path().join("state"))
+        .args(["rollback", "3"])
+        .output()
+        .expect("run");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("nothing to roll back") || t.contains("needs root"),
+        "{t}"
+    );
+    assert!(
+        !dir.path().join("state").exists(),
+        "rollback created no state dir"
+    );
+}
