@@ -151,36 +151,33 @@ fn env_file_change(
     );
 }
 
+/// A fact's value as text, or why it is unknown (highlighted).
+fn shown<T>(fact: &Fact<T>, text: impl Fn(&T) -> String) -> String {
+    match fact {
+        Fact::Value(v) => text(v),
+        Fact::Unknown(why) => unknown(why),
+    }
+}
+
+fn unknown(why: &str) -> String {
+    paint(YELLOW, &format!("unknown ({why})"))
+}
+
 pub fn facts(facts: &Facts) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "host {}", facts.hostname);
-    let show = |v: Fact<String>| match v {
-        Fact::Value(v) => v,
-        Fact::Unknown(why) => paint(YELLOW, &format!("unknown ({why})")),
-    };
     for (k, v) in &facts.sysctls {
-        let _ = writeln!(out, "sysctl   {k} = {}", show(v.clone()));
+        let _ = writeln!(out, "sysctl   {k} = {}", shown(v, String::clone));
     }
     for (k, v) in &facts.counters {
-        let v = match v {
-            Fact::Value(n) => Fact::Value(n.to_string()),
-            Fact::Unknown(w) => Fact::Unknown(w.clone()),
-        };
-        let _ = writeln!(out, "counter  {k} = {}", show(v));
+        let _ = writeln!(out, "counter  {k} = {}", shown(v, u64::to_string));
     }
     for (k, v) in &facts.sockets {
-        let v = match v {
-            Fact::Value(n) => Fact::Value(n.to_string()),
-            Fact::Unknown(w) => Fact::Unknown(w.clone()),
-        };
-        let _ = writeln!(out, "sockets  TCP {k} = {}", show(v));
+        let _ = writeln!(out, "sockets  TCP {k} = {}", shown(v, u64::to_string));
     }
     for (k, v) in &facts.kernel_log {
-        let v = match v {
-            Fact::Value(lines) => Fact::Value(format!("{} matching line(s)", lines.len())),
-            Fact::Unknown(w) => Fact::Unknown(w.clone()),
-        };
-        let _ = writeln!(out, "kmsg     /{k}/ = {}", show(v));
+        let count = |lines: &Vec<_>| format!("{} matching line(s)", lines.len());
+        let _ = writeln!(out, "kmsg     /{k}/ = {}", shown(v, count));
     }
     jvm_facts(&mut out, facts);
     net_facts(&mut out, facts);
@@ -189,7 +186,6 @@ pub fn facts(facts: &Facts) -> String {
 
 /// Processes, host memory, OOM kills and environment files.
 fn jvm_facts(out: &mut String, facts: &Facts) {
-    let unknown = |why: &str| paint(YELLOW, &format!("unknown ({why})"));
     if let Some(Fact::Value(total)) = &facts.mem_total {
         let _ = writeln!(out, "memory   MemTotal = {}", crate::jvm::human(*total));
     } else if let Some(Fact::Unknown(why)) = &facts.mem_total {
@@ -272,11 +268,7 @@ fn net_facts(out: &mut String, facts: &Facts) {
                 }
             }
             Fact::Unknown(why) => {
-                let _ = writeln!(
-                    out,
-                    "link     {}",
-                    paint(YELLOW, &format!("unknown ({why})"))
-                );
+                let _ = writeln!(out, "link     {}", unknown(why));
             }
         }
     }
@@ -288,11 +280,7 @@ fn net_facts(out: &mut String, facts: &Facts) {
                 }
             }
             Fact::Unknown(why) => {
-                let _ = writeln!(
-                    out,
-                    "qdisc    {}",
-                    paint(YELLOW, &format!("unknown ({why})"))
-                );
+                let _ = writeln!(out, "qdisc    {}", unknown(why));
             }
         }
     }
