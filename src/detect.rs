@@ -174,7 +174,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                         }
                     }
                 }
-                (None, Measure::RangeWidth) => match crate::sysctl::parse_range(&value) {
+                (None, Measure::RangeWidth) => match crate::kernel::sysctl::parse_range(&value) {
                     Some((lo, hi)) => {
                         let width = hi - lo + 1;
                         (Measured::Number(width as f64), format!("width {width}"))
@@ -308,7 +308,7 @@ impl Measured {
     fn from_text(s: &str) -> Measured {
         match s.trim().parse::<f64>() {
             Ok(n) => Measured::Number(n),
-            Err(_) => Measured::Text(crate::sysctl::normalize(s)),
+            Err(_) => Measured::Text(crate::kernel::sysctl::normalize(s)),
         }
     }
 }
@@ -371,7 +371,7 @@ fn compare_one(measured: &Measured, op: CompareOp, operand: &Scalar, vars: &Vars
             CompareOp::AtMost => *m <= n,
         }),
         (Measured::Text(t), _) => {
-            let other = crate::sysctl::normalize(&text);
+            let other = crate::kernel::sysctl::normalize(&text);
             match op {
                 CompareOp::Equals => Some(*t == other),
                 CompareOp::NotEquals => Some(*t != other),

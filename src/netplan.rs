@@ -149,7 +149,9 @@ fn qdisc_matches(
     // carry only the raw bytes, which are parsed here (pure) the same way.
     let parsed = match &q.netem {
         Some(n) => Some(n.clone()),
-        None if q.spec.kind == "netem" => crate::tc::parse_netem(&q.spec.option_bytes()).ok(),
+        None if q.spec.kind == "netem" => {
+            crate::domain::qdisc::parse_netem(&q.spec.option_bytes()).ok()
+        }
         None => None,
     };
     let mut tests = Vec::new();
@@ -182,7 +184,7 @@ fn qdisc_matches(
 }
 
 fn describe_qdisc(q: &Qdisc) -> String {
-    let summary = crate::tc::summary(&q.spec.kind, &q.spec.option_bytes());
+    let summary = crate::domain::qdisc::summary(&q.spec.kind, &q.spec.option_bytes());
     format!("{} {}", q.spec.kind, summary).trim_end().to_owned()
 }
 
@@ -373,7 +375,7 @@ pub fn evidence_for(m: &Mutation, evidence: &[Evidence]) -> Vec<Evidence> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tc::{QdiscSpec, TC_H_ROOT};
+    use crate::domain::qdisc::{QdiscSpec, TC_H_ROOT};
 
     fn link(index: u32, name: &str, kind: &str, mtu: u32, max: u32) -> Link {
         Link {
@@ -476,12 +478,12 @@ mod tests {
             kind: "netem".into(),
             handle: 0x800d_0000,
             parent: TC_H_ROOT,
-            options: crate::tc::to_hex(&b),
+            options: crate::domain::qdisc::to_hex(&b),
         };
         Qdisc {
             link: link.into(),
             ifindex,
-            netem: crate::tc::parse_netem(&b).ok(),
+            netem: crate::domain::qdisc::parse_netem(&b).ok(),
             spec,
         }
     }

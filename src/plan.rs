@@ -13,9 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Evidence, Finding, FindingStatus};
+use crate::domain::qdisc::QdiscSpec;
 use crate::facts::{Fact, Facts};
 use crate::playbook::{Action, LoadedPlaybook, SetMode, SetSysctl, Vars, scalar_text};
-use crate::tc::QdiscSpec;
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -40,7 +40,7 @@ pub struct Plan {
     /// The network namespace the facts were read in and the changes apply to
     /// (absent: the namespace `tune` runs in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub netns: Option<crate::netns::NetnsRecord>,
+    pub netns: Option<crate::kernel::netns::NetnsRecord>,
 }
 
 /// A finding and what its fix amounts to.
@@ -116,12 +116,14 @@ pub enum Mutation {
 
 fn qdisc_label(spec: &Option<QdiscSpec>) -> String {
     spec.as_ref()
-        .map_or_else(|| crate::tc::NONE.to_owned(), QdiscSpec::short)
+        .map_or_else(|| crate::domain::qdisc::NONE.to_owned(), QdiscSpec::short)
 }
 
 fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
-    spec.as_ref()
-        .map_or_else(|| crate::tc::NONE.to_owned(), QdiscSpec::canonical)
+    spec.as_ref().map_or_else(
+        || crate::domain::qdisc::NONE.to_owned(),
+        QdiscSpec::canonical,
+    )
 }
 
 /// The canonical form of "the file does not exist" in [`Mutation::before`] /
@@ -383,7 +385,7 @@ fn plan_sysctl(
     projected: &BTreeMap<String, usize>,
 ) -> Result<Option<Mutation>, String> {
     let measured = match facts.sysctl(&s.key) {
-        Fact::Value(v) => crate::sysctl::normalize(v),
+        Fact::Value(v) => crate::kernel::sysctl::normalize(v),
         Fact::Unknown(why) => {
             return Err(format!(
                 "cannot plan {}: current value unknown ({why})",
@@ -397,7 +399,7 @@ fn plan_sysctl(
     let earlier = projected.get(&resource).map(|&i| &changes[i]);
     let current = earlier.map_or(measured.clone(), |c| c.mutation.after());
     let (mode, operand) = s.mode()?;
-    let operand = crate::sysctl::normalize(&scalar_text(operand, vars)?);
+    let operand = crate::kernel::sysctl::normalize(&scalar_text(operand, vars)?);
     let target = match mode {
         SetMode::Value => operand,
         SetMode::AtLeast | SetMode::AtMost => {
@@ -422,9 +424,9 @@ fn plan_sysctl(
             }
         }
         SetMode::WidenTo => {
-            let (lo, hi) = crate::sysctl::parse_range(&operand)
+            let (lo, hi) = crate::kernel::sysctl::parse_range(&operand)
                 .ok_or_else(|| format!("{}: widen_to {operand:?} is not a range", s.key))?;
-            let (clo, chi) = crate::sysctl::parse_range(&current).ok_or_else(|| {
+            let (clo, chi) = crate::kernel::sysctl::parse_range(&current).ok_or_else(|| {
                 format!("{}: the value {current:?} is not a `low high` range", s.key)
             })?;
             format!("{} {}", clo.min(lo), chi.max(hi))

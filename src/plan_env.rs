@@ -40,7 +40,8 @@ pub fn plan_set_env(
         _ => measured.clone(),
     };
     let content = current.clone().unwrap_or_default();
-    let old_value = crate::envfile::get(&content, &key).map_err(|err| format!("{file}: {err}"))?;
+    let old_value =
+        crate::domain::envfile::get(&content, &key).map_err(|err| format!("{file}: {err}"))?;
     let (mode, operand) = e.mode()?;
     let operand = scalar_text(operand, vars)?;
     let old_options = old_value.as_deref().unwrap_or("");
@@ -60,8 +61,8 @@ pub fn plan_set_env(
     if old_value.as_deref() == Some(new_value.as_str()) {
         return Ok(None);
     }
-    let after =
-        crate::envfile::set(&content, &key, &new_value).map_err(|err| format!("{file}: {err}"))?;
+    let after = crate::domain::envfile::set(&content, &key, &new_value)
+        .map_err(|err| format!("{file}: {err}"))?;
     Ok(Some(Mutation::EnvFile {
         path: file,
         keys: vec![key],

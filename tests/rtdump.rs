@@ -1,4 +1,4 @@
-//! The direct link and qdisc dump reader (`tune::facts::rtdump`) against the real
+//! The direct link and qdisc dump reader (`tune::kernel::rtdump`) against the real
 //! kernel: dumps captured in a throwaway namespace holding several link kinds and
 //! qdiscs are decoded both by tune's parser and by netlink-packet-route (the decoder
 //! under rtnetlink), and the facts built from each must be identical; so must the
@@ -17,10 +17,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkLayerType, LinkMessage};
 use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 use support::{Netns, have, require, require_netns};
+use tune::domain::qdisc::{QdiscSpec, TC_H_ROOT};
 use tune::facts::Fact;
 use tune::facts::netlink::{Link, Qdisc, link_from_record, root_qdisc_from_record};
-use tune::facts::rtdump;
-use tune::tc::{QdiscSpec, TC_H_ROOT};
+use tune::kernel::rtdump;
 
 const SEQ: u32 = 4711;
 
@@ -152,7 +152,7 @@ fn reference_root_qdisc(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
         }
     }
     let netem = (kind == "netem")
-        .then(|| tune::tc::parse_netem(&bytes).ok())
+        .then(|| tune::domain::qdisc::parse_netem(&bytes).ok())
         .flatten();
     let link = links
         .iter()
@@ -165,7 +165,7 @@ fn reference_root_qdisc(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
             kind,
             handle: m.header.handle.into(),
             parent,
-            options: tune::tc::to_hex(&bytes),
+            options: tune::domain::qdisc::to_hex(&bytes),
         },
         netem,
     })

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::netns::NetnsRecord;
+use crate::kernel::netns::NetnsRecord;
 use crate::plan::Change;
 
 /// Default state directory.

@@ -113,7 +113,7 @@ pub fn apply(
     state: &StateDir,
     exec: &mut dyn Executor,
     hostname: &str,
-    netns: Option<&crate::netns::NetnsRecord>,
+    netns: Option<&crate::kernel::netns::NetnsRecord>,
     changes: &[Change],
 ) -> Result<Report> {
     let _lock = state.lock()?;

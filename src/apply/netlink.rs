@@ -1,6 +1,6 @@
 //! The link and qdisc executor: MTU and root qdiscs through rtnetlink, in the
 //! calling thread's network namespace (one connection per thread for changes, see
-//! [`crate::rtnl`]; a fresh socket per read, see [`crate::facts::rtdump`]).
+//! [`crate::kernel::rtnl`]; a fresh socket per read, see [`crate::kernel::rtdump`]).
 //!
 //! Every read and write first checks that the interface index still carries the
 //! recorded name, so a link that vanished or was renamed since the plan is a clear
@@ -8,10 +8,10 @@
 
 use anyhow::{Result, anyhow, bail};
 
+use crate::domain::qdisc::{NONE, QdiscSpec};
 use crate::facts::netlink::{link_from_record, root_qdisc_from_record};
-use crate::facts::rtdump;
-use crate::rtnl::{NlError, with_session};
-use crate::tc::{NONE, QdiscSpec};
+use crate::kernel::rtdump;
+use crate::kernel::rtnl::{NlError, with_session};
 
 /// Checks that `ifindex` is still the link called `name`.
 fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::netlink::Link> {
@@ -74,7 +74,7 @@ pub fn write_root_qdisc(
                 anyhow!(
                     "the root qdisc {} {} of {name} is already gone or was replaced: {e}",
                     old.kind,
-                    crate::tc::format_handle(old.handle)
+                    crate::domain::qdisc::format_handle(old.handle)
                 )
             } else {
                 anyhow!("cannot delete the root qdisc {} of {name}: {e}", old.kind)
@@ -86,7 +86,7 @@ pub fn write_root_qdisc(
             anyhow!(
                 "cannot re-create the root qdisc {} {} on {name}: {e}",
                 new.kind,
-                crate::tc::format_handle(new.handle)
+                crate::domain::qdisc::format_handle(new.handle)
             )
         })?;
     }

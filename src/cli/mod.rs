@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::apply::journal::{DEFAULT_STATE_DIR, StateDir, Status};
 use crate::apply::{self, SystemExecutor};
 use crate::facts::{self, FactRequest, Facts};
-use crate::netns::{self, NetnsRecord, NetnsTarget};
+use crate::kernel::netns::{self, NetnsRecord, NetnsTarget};
 use crate::plan::{self, Plan};
 use crate::playbook::{self, Diagnostics, LoadedPlaybook, Vars};
 

@@ -134,7 +134,7 @@ fn env_file_change(
         paint(BOLD, &format!("envfile:{path}")),
         keys.join(", ")
     );
-    let diff = crate::envfile::unified_diff(path, before.as_deref(), after.as_deref());
+    let diff = crate::domain::envfile::unified_diff(path, before.as_deref(), after.as_deref());
     for line in diff.lines() {
         let style = match line.as_bytes().first() {
             Some(b'+') if !line.starts_with("+++") => GREEN,

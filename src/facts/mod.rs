@@ -14,7 +14,6 @@ pub mod netlink;
 pub mod oom;
 pub mod procfs;
 pub mod procs;
-pub mod rtdump;
 pub mod sockdiag;
 
 pub use oom::OomKill;
@@ -25,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::kernel::sysctl::SysctlKey;
 use crate::playbook::{Action, Condition, LoadedPlaybook, TcpState, Vars, expand};
-use crate::sysctl::SysctlKey;
 
 /// Version of the facts file format.
 pub const FACTS_FORMAT: u32 = 1;
@@ -334,7 +333,7 @@ pub fn gather(request: &FactRequest) -> Facts {
     };
     for key in &request.sysctls {
         let fact = match SysctlKey::parse(key) {
-            Ok(k) => Fact::from_io(crate::sysctl::read(&k)),
+            Ok(k) => Fact::from_io(crate::kernel::sysctl::read(&k)),
             Err(e) => Fact::Unknown(e),
         };
         facts.sysctls.insert(key.clone(), fact);

@@ -1,5 +1,5 @@
 //! Link and root-qdisc facts, read through rtnetlink: one link dump and one qdisc
-//! dump per namespace, whatever the number of interfaces (see [`rtdump`] for how the
+//! dump per namespace, whatever the number of interfaces (see [`crate::kernel::rtdump`] for how the
 //! dumps are read).
 //!
 //! A link's *kind* is the rtnetlink `IFLA_INFO_KIND` (`veth`, `bridge`, `ipip`,
@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
-use super::rtdump::{self, LinkRecord, QdiscRecord};
-use crate::tc::{NetemOptions, QdiscSpec, TC_H_ROOT};
+use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
+use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
 /// A network interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -111,7 +111,7 @@ pub fn root_qdisc_from_record<'a>(
     let kind = String::from_utf8_lossy(r.kind?).into_owned();
     let bytes = r.options.unwrap_or_default();
     let netem = if kind == "netem" {
-        crate::tc::parse_netem(bytes).ok()
+        crate::domain::qdisc::parse_netem(bytes).ok()
     } else {
         None
     };
@@ -123,7 +123,7 @@ pub fn root_qdisc_from_record<'a>(
             kind,
             handle: r.handle,
             parent: r.parent,
-            options: crate::tc::to_hex(bytes),
+            options: crate::domain::qdisc::to_hex(bytes),
         },
         netem,
     })
@@ -131,7 +131,7 @@ pub fn root_qdisc_from_record<'a>(
 
 /// Gathers links (and root qdiscs, when asked) in the calling thread's namespace.
 pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
-    let reason = |e: crate::rtnl::NlError| format!("rtnetlink: {e}");
+    let reason = |e: crate::kernel::rtnl::NlError| format!("rtnetlink: {e}");
     let links = match rtdump::links(link_from_record) {
         Ok(links) => links,
         Err(e) => {

@@ -48,7 +48,7 @@ pub(super) fn set_env(e: &SetEnv, vars: &Vars, out: &mut Vec<Problem>) {
     }
     match super::vars::expand(&e.key, vars) {
         Err(err) => out.push((e.key.clone(), err)),
-        Ok(key) if !crate::envfile::valid_key(&key) => out.push((
+        Ok(key) if !crate::domain::envfile::valid_key(&key) => out.push((
             e.key.clone(),
             format!("set_env key {key:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
         )),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::*;
 
-use crate::sysctl::SysctlKey;
+use crate::kernel::sysctl::SysctlKey;
 pub use vars::{Vars, expand, scalar_text};
 
 /// Largest playbook file read, in bytes; anything larger is refused before parsing.
@@ -626,9 +626,8 @@ fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
                             SetMode::AtLeast | SetMode::AtMost => {
                                 text.trim().parse::<i64>().is_ok()
                             }
-                            SetMode::WidenTo => {
-                                crate::sysctl::parse_range(&text).is_some_and(|(lo, hi)| lo <= hi)
-                            }
+                            SetMode::WidenTo => crate::kernel::sysctl::parse_range(&text)
+                                .is_some_and(|(lo, hi)| lo <= hi),
                         };
                         if !ok {
                             let need = if mode == SetMode::WidenTo {
@@ -706,7 +705,7 @@ pub fn check_all(playbooks: &[LoadedPlaybook], vars: &BTreeMap<String, Vars>) ->
                 let Ok(value) = scalar_text(v, vars) else {
                     continue;
                 };
-                let value = crate::sysctl::normalize(&value);
+                let value = crate::kernel::sysctl::normalize(&value);
                 let who = format!("{}/{}", pb.playbook.name, rule.id);
                 match exact.get(&s.key) {
                     Some((other, other_value)) if *other_value != value => {
@@ -760,10 +759,11 @@ pub fn check_host(pb: &LoadedPlaybook) -> Vec<Diagnostic> {
             };
             let rel = parsed
                 .path()
-                .strip_prefix(crate::sysctl::PROC_SYS)
+                .strip_prefix(crate::kernel::sysctl::PROC_SYS)
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            if crate::sysctl::exists(&parsed) || MODULE_PREFIXES.iter().any(|p| rel.starts_with(p))
+            if crate::kernel::sysctl::exists(&parsed)
+                || MODULE_PREFIXES.iter().any(|p| rel.starts_with(p))
             {
                 continue;
             }

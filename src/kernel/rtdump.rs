@@ -7,10 +7,10 @@
 //! task decodes ahead into an unbounded channel. A fact needs a handful of fields, so
 //! the reply is read into one reusable buffer and walked in place: [`LinkRecord`] and
 //! [`QdiscRecord`] borrow from it, and only what the caller keeps is allocated.
-//! Mutations (MTU, qdisc deletion and re-creation) stay in [`crate::rtnl`].
+//! Mutations (MTU, qdisc deletion and re-creation) stay in [`crate::kernel::rtnl`].
 //!
 //! The socket is created by the calling thread, per request, so it belongs to the
-//! network namespace that thread is in (see [`crate::netns`]).
+//! network namespace that thread is in (see [`crate::kernel::netns`]).
 //!
 //! Layout (include/uapi/linux/netlink.h, rtnetlink.h, if_link.h, pkt_sched.h): a reply
 //! datagram holds netlink messages, each a 16-byte `nlmsghdr` (length, type, flags,
@@ -24,8 +24,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::nlattr::{self, align4, u16_at, u32_at};
-use crate::rtnl::{NlError, NlResult};
+use crate::kernel::nlattr::{self, align4, u16_at, u32_at};
+use crate::kernel::rtnl::{NlError, NlResult};
 
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_NOOP: u16 = 1;
@@ -171,7 +171,11 @@ pub fn read_datagram(
                 match u32_at(payload, 0).map(|c| c as i32) {
                     Some(code) if code < 0 => {
                         let ack = (flags & NLM_F_ACK_TLVS != 0)
-                            .then(|| crate::rtnl::ext_ack_in(payload.get(4..).unwrap_or_default()))
+                            .then(|| {
+                                crate::kernel::rtnl::ext_ack_in(
+                                    payload.get(4..).unwrap_or_default(),
+                                )
+                            })
                             .flatten();
                         return Err(kernel_error(code.saturating_neg(), ack));
                     }
@@ -186,7 +190,11 @@ pub fn read_datagram(
                     as i32;
                 if code != 0 {
                     let ack = (flags & NLM_F_ACK_TLVS != 0)
-                        .then(|| crate::rtnl::ext_ack_message(payload.get(4..).unwrap_or_default()))
+                        .then(|| {
+                            crate::kernel::rtnl::ext_ack_message(
+                                payload.get(4..).unwrap_or_default(),
+                            )
+                        })
                         .flatten();
                     return Err(kernel_error(code.saturating_neg(), ack));
                 }

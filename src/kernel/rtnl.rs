@@ -4,7 +4,7 @@
 //!
 //! Only the mutations live here: RTM_SETLINK for the MTU, RTM_NEWQDISC / RTM_DELQDISC
 //! for root qdiscs. Reads (the link and qdisc dumps) go through the lighter
-//! [`crate::facts::rtdump`], which shares [`NlError`] with this module. Requests are built by hand rather
+//! [`crate::kernel::rtdump`], which shares [`NlError`] with this module. Requests are built by hand rather
 //! than through rtnetlink's request builders so that every attribute that goes to
 //! the kernel is visible here (rollback sends back exact option bytes). Errors carry
 //! the kernel's extended-ack message when it gives one: the socket asks for
@@ -24,7 +24,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::tc::{TcAttribute, TcMessage};
 use rtnetlink::sys::AsyncSocket;
 
-use crate::tc::{QdiscSpec, TC_H_ROOT};
+use crate::domain::qdisc::{QdiscSpec, TC_H_ROOT};
 
 /// A failed netlink request: errno and the kernel's explanation, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ pub(crate) fn ext_ack_message(payload: &[u8]) -> Option<String> {
 /// NLMSGERR_ATTR_MSG from ext-ack attributes.
 pub(crate) fn ext_ack_in(payload: &[u8]) -> Option<String> {
     const NLMSGERR_ATTR_MSG: u16 = 1;
-    let text = crate::nlattr::attributes(payload)
+    let text = crate::kernel::nlattr::attributes(payload)
         .map_while(Result::ok)
         .find(|(kind, _)| *kind == NLMSGERR_ATTR_MSG)?
         .1;
@@ -189,10 +189,10 @@ impl Session {
         message
             .attributes
             .push(TcAttribute::Kind(spec.kind.clone()));
-        let dumped = crate::tc::from_hex(&spec.options).ok_or_else(|| {
+        let dumped = crate::domain::qdisc::from_hex(&spec.options).ok_or_else(|| {
             NlError::local(format!("recorded options of {} are not hex", spec.kind))
         })?;
-        let bytes = crate::tc::creation_options(&spec.kind, &dumped);
+        let bytes = crate::domain::qdisc::creation_options(&spec.kind, &dumped);
         if !bytes.is_empty() {
             const TCA_OPTIONS: u16 = 2;
             // `TcAttribute::Options` would wrap the bytes in a second attribute header;

@@ -16,7 +16,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::nlattr::{self, u32_at, u64_at};
+use crate::kernel::nlattr::{self, u32_at, u64_at};
 
 /// `TC_H_ROOT`: the parent of a device's root qdisc.
 pub const TC_H_ROOT: u32 = 0xFFFF_FFFF;

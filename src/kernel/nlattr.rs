@@ -1,6 +1,6 @@
 //! Netlink attributes and native-endian integers inside netlink payloads: the one
-//! walker that the dump parser ([`crate::facts::rtdump`]) and the qdisc-option parser
-//! ([`crate::tc`]) share.
+//! walker that the dump parser ([`crate::kernel::rtdump`]) and the qdisc-option parser
+//! ([`crate::domain::qdisc`]) share.
 //!
 //! Pure. An attribute is `struct nlattr` (u16 length including the 4-byte header, u16
 //! type whose top two bits are flags) followed by its value, padded to 4 bytes. A
