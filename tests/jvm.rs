@@ -385,8 +385,10 @@ fn ergonomic_heap_and_option_precedence_match_the_jvm() {
         };
         assert_eq!(cgroup.limit, Some(512 * MIB));
         assert_eq!(cgroup.path, cg.path());
-        let a = tune::jvm::assess(p, facts.mem_total(), 128 * MIB);
-        let (tune::jvm::Assessment::Exceeds(b) | tune::jvm::Assessment::Fits(b)) = a else {
+        let a = tune::domain::jvm::assess(p, facts.mem_total(), 128 * MIB);
+        let (tune::domain::jvm::Assessment::Exceeds(b) | tune::domain::jvm::Assessment::Fits(b)) =
+            a
+        else {
             panic!("not assessed: {a:?}")
         };
         let ours = b.heap.bytes;

@@ -187,7 +187,11 @@ pub fn facts(facts: &Facts) -> String {
 /// Processes, host memory, OOM kills and environment files.
 fn jvm_facts(out: &mut String, facts: &Facts) {
     if let Some(Fact::Value(total)) = &facts.mem_total {
-        let _ = writeln!(out, "memory   MemTotal = {}", crate::jvm::human(*total));
+        let _ = writeln!(
+            out,
+            "memory   MemTotal = {}",
+            crate::domain::jvm::human(*total)
+        );
     } else if let Some(Fact::Unknown(why)) = &facts.mem_total {
         let _ = writeln!(out, "memory   MemTotal = {}", unknown(why));
     }
@@ -200,7 +204,7 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
                         "cgroup v{} {} limit {}",
                         c.version,
                         c.path,
-                        c.limit.map_or("none".to_owned(), crate::jvm::human)
+                        c.limit.map_or("none".to_owned(), crate::domain::jvm::human)
                     ),
                     Fact::Unknown(why) => format!("cgroup {}", unknown(why)),
                 };
@@ -240,7 +244,7 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
     }
     for (path, v) in &facts.env_files {
         let state = match v {
-            Fact::Value(c) => crate::plan_env::label(c.as_deref()),
+            Fact::Value(c) => crate::plan::envfile::label(c.as_deref()),
             Fact::Unknown(why) => unknown(why),
         };
         let _ = writeln!(out, "envfile  {path} = {state}");

@@ -5,4 +5,5 @@
 //! `playbook`; every stage may use it.
 
 pub mod envfile;
+pub mod jvm;
 pub mod qdisc;

@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Fact, describe_io_error};
-use crate::jvm::JVM_ENV_VARS;
+use crate::domain::jvm::JVM_ENV_VARS;
 
 /// A process picked by command name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -4,7 +4,7 @@
 use super::{EnvMode, JvmHeapCondition, OomKillCondition, Problem, SetEnv, Vars, check_scalar};
 
 pub(super) fn jvm_heap(c: &JvmHeapCondition, vars: &Vars, out: &mut Vec<Problem>) {
-    if let Err(e) = crate::jvm::headroom(c, vars) {
+    if let Err(e) = crate::domain::jvm::headroom(c, vars) {
         out.push((c.headroom.to_string(), e));
     }
 }
@@ -74,8 +74,12 @@ pub(super) fn set_env(e: &SetEnv, vars: &Vars, out: &mut Vec<Problem>) {
             }
         }
         EnvMode::JvmHeapFlags => {
-            let flags = crate::jvm::split_options(&text);
-            if flags.is_empty() || flags.iter().any(|(f, _)| !crate::jvm::is_heap_flag(f)) {
+            let flags = crate::domain::jvm::split_options(&text);
+            if flags.is_empty()
+                || flags
+                    .iter()
+                    .any(|(f, _)| !crate::domain::jvm::is_heap_flag(f))
+            {
                 out.push((
                     operand.to_string(),
                     format!("jvm_heap_flags {text:?} must be heap-size flags only (-Xmx…, -XX:MaxRAMPercentage=…, -XX:MaxHeapSize=…, -XX:MaxRAM=…)"),

@@ -6,6 +6,8 @@
 //! carrying its *evidence* — the measured values that made it fire; a rule whose
 //! condition is unknown yields a finding with status `unknown` and the reasons.
 
+pub mod net;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -213,10 +215,14 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
             vars,
             out,
         ),
-        Condition::JvmHeap(j) => verdict(crate::jvm::heap_verdict(j, vars, facts), out),
-        Condition::OomKill(k) => verdict(crate::jvm::oom_verdict(k, vars, facts), out),
-        Condition::Link(l) => decided(out, "links", crate::netplan::eval_link(l, facts, vars)),
-        Condition::Qdisc(q) => decided(out, "qdiscs", crate::netplan::eval_qdisc(q, facts, vars)),
+        Condition::JvmHeap(j) => verdict(crate::domain::jvm::heap_verdict(j, vars, facts), out),
+        Condition::OomKill(k) => verdict(crate::domain::jvm::oom_verdict(k, vars, facts), out),
+        Condition::Link(l) => decided(out, "links", crate::detect::net::eval_link(l, facts, vars)),
+        Condition::Qdisc(q) => decided(
+            out,
+            "qdiscs",
+            crate::detect::net::eval_qdisc(q, facts, vars),
+        ),
         Condition::KernelLog(k) => {
             let fact_name = format!("kernel log /{}/", k.pattern);
             let lines = match facts.kernel_log_matches(&k.pattern) {
@@ -274,7 +280,7 @@ fn count(fact: &str, value: Fact<&u64>, cmp: &Compare, vars: &Vars, out: &mut Ou
 }
 
 /// Takes over a verdict computed elsewhere (the JVM conditions live in `jvm`).
-fn verdict(v: crate::jvm::Verdict, out: &mut Outcome) -> Truth {
+fn verdict(v: crate::domain::jvm::Verdict, out: &mut Outcome) -> Truth {
     out.unknown.extend(v.unknown);
     out.evidence.extend(v.evidence);
     match v.holds {
@@ -284,7 +290,7 @@ fn verdict(v: crate::jvm::Verdict, out: &mut Outcome) -> Truth {
     }
 }
 
-fn decided(out: &mut Outcome, fact: &str, result: crate::netplan::Decided) -> Truth {
+fn decided(out: &mut Outcome, fact: &str, result: crate::detect::net::Decided) -> Truth {
     match result {
         Ok((holds, evidence)) => {
             out.evidence.extend(evidence);

@@ -7,6 +7,8 @@
 //! same resource are merged: later fixes see the values earlier ones planned, so
 //! `at_least` requests compose to the largest, and conflicting exact values are an error.
 
+pub mod envfile;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -167,7 +169,7 @@ impl Mutation {
     /// [`Mutation::before`] as one short line for logs and history.
     pub fn before_label(&self) -> String {
         match self {
-            Mutation::EnvFile { before, .. } => crate::plan_env::label(before.as_deref()),
+            Mutation::EnvFile { before, .. } => crate::plan::envfile::label(before.as_deref()),
             Mutation::RootQdisc { before, .. } => qdisc_label(before),
             _ => self.before(),
         }
@@ -176,7 +178,7 @@ impl Mutation {
     /// [`Mutation::after`] as one short line for logs and history.
     pub fn after_label(&self) -> String {
         match self {
-            Mutation::EnvFile { after, .. } => crate::plan_env::label(after.as_deref()),
+            Mutation::EnvFile { after, .. } => crate::plan::envfile::label(after.as_deref()),
             Mutation::RootQdisc { after, .. } => qdisc_label(after),
             _ => self.after(),
         }
@@ -258,12 +260,12 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                             vec![plan_sysctl(s, vars, facts, &changes, &projected)]
                         }
                         Action::SetMtu(a) => {
-                            crate::netplan::plan_set_mtu(&rule.detect, a, vars, facts)
+                            crate::detect::net::plan_set_mtu(&rule.detect, a, vars, facts)
                         }
                         Action::DeleteRootQdisc(a) => {
-                            crate::netplan::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
+                            crate::detect::net::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
                         }
-                        Action::SetEnv(e) => vec![crate::plan_env::plan_set_env(
+                        Action::SetEnv(e) => vec![crate::plan::envfile::plan_set_env(
                             e,
                             &rule.detect,
                             vars,
@@ -289,7 +291,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                                     }
                                     None => {
                                         projected.insert(resource, changes.len());
-                                        let evidence = crate::netplan::evidence_for(
+                                        let evidence = crate::detect::net::evidence_for(
                                             &mutation,
                                             &finding.evidence,
                                         );

@@ -47,15 +47,17 @@ pub fn plan_set_env(
     let old_options = old_value.as_deref().unwrap_or("");
     let new_value = match mode {
         EnvMode::Value => operand,
-        EnvMode::JvmHeapFlags => crate::jvm::replace_heap_flags(old_options, operand.trim()),
+        EnvMode::JvmHeapFlags => {
+            crate::domain::jvm::replace_heap_flags(old_options, operand.trim())
+        }
         EnvMode::HeapPercentOfLimit => {
             let percent: f64 = operand
                 .trim()
                 .parse()
                 .map_err(|_| format!("heap_percent_of_limit {operand:?} is not a number"))?;
-            let (limits, headroom) = crate::jvm::limits_seen(detect, vars, facts);
-            let xmx = crate::jvm::xmx_for(&limits, headroom, percent)?;
-            crate::jvm::replace_heap_flags(old_options, &xmx)
+            let (limits, headroom) = crate::domain::jvm::limits_seen(detect, vars, facts);
+            let xmx = crate::domain::jvm::xmx_for(&limits, headroom, percent)?;
+            crate::domain::jvm::replace_heap_flags(old_options, &xmx)
         }
     };
     if old_value.as_deref() == Some(new_value.as_str()) {
@@ -297,14 +299,14 @@ mod tests {
         let no_file = "      - set_env: {file: \"\", key: K, value: x}\n";
         let plan = run(no_file, &f);
         assert!(plan.errors[0].contains("--var env_file="));
-        assert!(crate::jvm::xmx_for(&[], 0, 75.0).is_err());
+        assert!(crate::domain::jvm::xmx_for(&[], 0, 75.0).is_err());
         assert!(
-            crate::jvm::xmx_for(&[100 * MIB], 128 * MIB, 75.0)
+            crate::domain::jvm::xmx_for(&[100 * MIB], 128 * MIB, 75.0)
                 .unwrap_err()
                 .contains("no room")
         );
         assert_eq!(
-            crate::jvm::xmx_for(&[4096 * MIB], 128 * MIB, 75.0).unwrap(),
+            crate::domain::jvm::xmx_for(&[4096 * MIB], 128 * MIB, 75.0).unwrap(),
             "-Xmx3072m"
         );
         assert_eq!(label(None), "(absent)");
