@@ -8,6 +8,7 @@ pub mod cli;
 pub mod detect;
 pub mod domain;
 pub mod facts;
+pub mod finding;
 pub mod kernel;
 pub mod plan;
 pub mod playbook;

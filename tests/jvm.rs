@@ -385,8 +385,8 @@ fn ergonomic_heap_and_option_precedence_match_the_jvm() {
         };
         assert_eq!(cgroup.limit, Some(512 * MIB));
         assert_eq!(cgroup.path, cg.path());
-        let a = tune::domain::jvm::assess(p, facts.mem_total(), 128 * MIB);
-        let (tune::domain::jvm::Assessment::Exceeds(b) | tune::domain::jvm::Assessment::Fits(b)) =
+        let a = tune::detect::jvm::assess(p, facts.mem_total(), 128 * MIB);
+        let (tune::detect::jvm::Assessment::Exceeds(b) | tune::detect::jvm::Assessment::Fits(b)) =
             a
         else {
             panic!("not assessed: {a:?}")

@@ -10,8 +10,8 @@ use anstyle::{AnsiColor, Style};
 
 use crate::apply::Report;
 use crate::apply::journal::{Status, Transaction};
-use crate::detect::{Evidence, FindingStatus};
 use crate::facts::{Fact, Facts};
+use crate::finding::{Evidence, FindingStatus};
 use crate::plan::{FixStatus, Mutation, Plan};
 
 const BOLD: Style = Style::new().bold();
@@ -244,7 +244,7 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
     }
     for (path, v) in &facts.env_files {
         let state = match v {
-            Fact::Value(c) => crate::plan::envfile::label(c.as_deref()),
+            Fact::Value(c) => crate::plan::mutation::label(c.as_deref()),
             Fact::Unknown(why) => unknown(why),
         };
         let _ = writeln!(out, "envfile  {path} = {state}");

@@ -5,62 +5,23 @@
 //! false if one branch is false. A rule whose condition is true yields a *finding*
 //! carrying its *evidence* — the measured values that made it fire; a rule whose
 //! condition is unknown yields a finding with status `unknown` and the reasons.
+//!
+//! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
+//! family has its own file: `sysctl`, `kmsg` (kernel-log lines), `net` (links and
+//! qdiscs), `jvm` (heaps and OOM kills); counters and sockets are plain comparisons
+//! ([`compare::count`]).
 
+pub mod compare;
+pub mod jvm;
+pub mod kmsg;
 pub mod net;
+pub mod sysctl;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::facts::Facts;
+use crate::finding::{Finding, FindingStatus, Truth};
+use crate::playbook::{Condition, LoadedPlaybook, Vars};
 
-use crate::facts::{Fact, Facts};
-use crate::playbook::{
-    Compare, CompareOp, Condition, LoadedPlaybook, Measure, Scalar, Vars, scalar_text,
-};
-
-/// A measured value that took part in a decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Evidence {
-    /// What was measured, e.g. `sysctl net.core.somaxconn`.
-    pub fact: String,
-    /// The value seen.
-    pub observed: String,
-    /// The test it was put to, e.g. `width 51 < 10000`.
-    pub test: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingStatus {
-    /// The rule's condition holds.
-    Fired,
-    /// The condition could not be decided: a fact it needs is unknown.
-    Unknown,
-}
-
-/// A rule that fired, or could not be decided.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Finding {
-    pub playbook: String,
-    pub rule: String,
-    pub description: String,
-    pub status: FindingStatus,
-    pub evidence: Vec<Evidence>,
-    /// Why facts were unknown (status `unknown`), e.g. `sysctl ...: permission denied`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unknown: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Truth {
-    True,
-    False,
-    Unknown,
-}
-
-#[derive(Debug, Default)]
-struct Outcome {
-    evidence: Vec<Evidence>,
-    unknown: Vec<String>,
-}
+use compare::{Outcome, count, unknown};
 
 /// Evaluates every rule of every playbook; returns the fired and undecided ones.
 pub fn detect(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts) -> Vec<Finding> {
@@ -148,59 +109,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                 }
             }
         }
-        Condition::Sysctl(s) => {
-            let fact_name = format!("sysctl {}", s.key);
-            let value = match facts.sysctl(&s.key) {
-                Fact::Value(v) => v.clone(),
-                Fact::Unknown(why) => return unknown(out, &fact_name, &why),
-            };
-            let (measured, label) = match (&s.ratio_of, s.measure) {
-                (Some(other), _) => {
-                    let denom = match facts.sysctl(other) {
-                        Fact::Value(v) => v.clone(),
-                        Fact::Unknown(why) => {
-                            return unknown(out, &format!("sysctl {other}"), &why);
-                        }
-                    };
-                    match (value.parse::<f64>(), denom.parse::<f64>()) {
-                        (Ok(n), Ok(d)) if d > 0.0 => (
-                            Measured::Number(n / d),
-                            format!("{value} / {denom} ({other}) = {:.3}", n / d),
-                        ),
-                        _ => {
-                            return unknown(
-                                out,
-                                &fact_name,
-                                &format!("cannot divide {value:?} by {other} = {denom:?}"),
-                            );
-                        }
-                    }
-                }
-                (None, Measure::RangeWidth) => match crate::kernel::sysctl::parse_range(&value) {
-                    Some((lo, hi)) => {
-                        let width = hi - lo + 1;
-                        (Measured::Number(width as f64), format!("width {width}"))
-                    }
-                    None => {
-                        return unknown(
-                            out,
-                            &fact_name,
-                            &format!("{value:?} is not a `low high` range"),
-                        );
-                    }
-                },
-                (None, Measure::Value) => (Measured::from_text(&value), value.clone()),
-            };
-            compare(
-                &fact_name,
-                &value,
-                &measured,
-                &label,
-                &s.compare(),
-                vars,
-                out,
-            )
-        }
+        Condition::Sysctl(s) => sysctl::eval(s, vars, facts, out),
         Condition::Counter(cnt) => count(
             &format!("counter {}", cnt.name),
             facts.counter(&cnt.name),
@@ -215,72 +124,16 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
             vars,
             out,
         ),
-        Condition::JvmHeap(j) => verdict(crate::domain::jvm::heap_verdict(j, vars, facts), out),
-        Condition::OomKill(k) => verdict(crate::domain::jvm::oom_verdict(k, vars, facts), out),
-        Condition::Link(l) => decided(out, "links", crate::detect::net::eval_link(l, facts, vars)),
-        Condition::Qdisc(q) => decided(
-            out,
-            "qdiscs",
-            crate::detect::net::eval_qdisc(q, facts, vars),
-        ),
-        Condition::KernelLog(k) => {
-            let fact_name = format!("kernel log /{}/", k.pattern);
-            let lines = match facts.kernel_log_matches(&k.pattern) {
-                Fact::Value(lines) => lines,
-                Fact::Unknown(why) => return unknown(out, &fact_name, &why),
-            };
-            let within = crate::playbook::expand(&k.within, vars).unwrap_or_default();
-            let Ok(window) = humantime::parse_duration(&within) else {
-                return unknown(out, &fact_name, &format!("bad window {:?}", k.within));
-            };
-            let since = facts.collected_at - window.as_secs_f64();
-            let recent: Vec<_> = lines.iter().filter(|l| l.time >= since).collect();
-            let count = recent.len() as u64;
-            let observed = match recent.last() {
-                Some(last) => format!("{count} line(s), last: {:?}", last.message),
-                None => "0 lines".to_owned(),
-            };
-            let holds = count >= k.at_least;
-            let evidence = Evidence {
-                fact: fact_name,
-                observed,
-                test: format!("{count} >= {} within {within}", k.at_least),
-            };
-            if holds {
-                out.evidence.push(evidence);
-                Truth::True
-            } else {
-                out.evidence.push(Evidence {
-                    test: format!("{count} < {} within {within}", k.at_least),
-                    ..evidence
-                });
-                Truth::False
-            }
-        }
+        Condition::JvmHeap(j) => verdict(jvm::heap_verdict(j, vars, facts), out),
+        Condition::OomKill(k) => verdict(jvm::oom_verdict(k, vars, facts), out),
+        Condition::Link(l) => decided(out, "links", net::eval_link(l, facts, vars)),
+        Condition::Qdisc(q) => decided(out, "qdiscs", net::eval_qdisc(q, facts, vars)),
+        Condition::KernelLog(k) => kmsg::eval(k, vars, facts, out),
     }
 }
 
-/// Compares a counted fact (a counter, a number of sockets).
-fn count(fact: &str, value: Fact<&u64>, cmp: &Compare, vars: &Vars, out: &mut Outcome) -> Truth {
-    match value {
-        Fact::Value(v) => {
-            let text = v.to_string();
-            compare(
-                fact,
-                &text,
-                &Measured::Number(*v as f64),
-                &text,
-                cmp,
-                vars,
-                out,
-            )
-        }
-        Fact::Unknown(why) => unknown(out, fact, &why),
-    }
-}
-
-/// Takes over a verdict computed elsewhere (the JVM conditions live in `jvm`).
-fn verdict(v: crate::domain::jvm::Verdict, out: &mut Outcome) -> Truth {
+/// Takes over the verdict of a JVM condition.
+fn verdict(v: jvm::Verdict, out: &mut Outcome) -> Truth {
     out.unknown.extend(v.unknown);
     out.evidence.extend(v.evidence);
     match v.holds {
@@ -290,104 +143,12 @@ fn verdict(v: crate::domain::jvm::Verdict, out: &mut Outcome) -> Truth {
     }
 }
 
-fn decided(out: &mut Outcome, fact: &str, result: crate::detect::net::Decided) -> Truth {
+fn decided(out: &mut Outcome, fact: &str, result: net::Decided) -> Truth {
     match result {
         Ok((holds, evidence)) => {
             out.evidence.extend(evidence);
             if holds { Truth::True } else { Truth::False }
         }
         Err(why) => unknown(out, fact, &why),
-    }
-}
-
-fn unknown(out: &mut Outcome, fact: &str, why: &str) -> Truth {
-    out.unknown.push(format!("{fact}: {why}"));
-    Truth::Unknown
-}
-
-enum Measured {
-    Number(f64),
-    Text(String),
-}
-
-impl Measured {
-    fn from_text(s: &str) -> Measured {
-        match s.trim().parse::<f64>() {
-            Ok(n) => Measured::Number(n),
-            Err(_) => Measured::Text(crate::kernel::sysctl::normalize(s)),
-        }
-    }
-}
-
-/// Applies every comparison; all must hold. Records the evidence either way (callers
-/// above decide whether it is kept).
-fn compare(
-    fact: &str,
-    observed: &str,
-    measured: &Measured,
-    label: &str,
-    cmp: &Compare,
-    vars: &Vars,
-    out: &mut Outcome,
-) -> Truth {
-    let mut tests = Vec::new();
-    let mut all_hold = true;
-    for (op, operand) in cmp.operators() {
-        let Some(holds) = compare_one(measured, op, operand, vars) else {
-            return unknown(
-                out,
-                fact,
-                &format!("cannot compare {observed:?} {} {operand}", op.symbol()),
-            );
-        };
-        let shown = scalar_text(operand, vars).unwrap_or_else(|_| operand.to_string());
-        let symbol = if holds { op.symbol() } else { negate(op) };
-        tests.push(format!("{label} {symbol} {shown}"));
-        all_hold &= holds;
-    }
-    out.evidence.push(Evidence {
-        fact: fact.to_owned(),
-        observed: observed.to_owned(),
-        test: tests.join(", "),
-    });
-    if all_hold { Truth::True } else { Truth::False }
-}
-
-fn negate(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Equals => "!=",
-        CompareOp::NotEquals => "==",
-        CompareOp::Below => ">=",
-        CompareOp::Above => "<=",
-        CompareOp::AtLeast => "<",
-        CompareOp::AtMost => ">",
-    }
-}
-
-fn compare_one(measured: &Measured, op: CompareOp, operand: &Scalar, vars: &Vars) -> Option<bool> {
-    let text = scalar_text(operand, vars).ok()?;
-    let number = text.trim().parse::<f64>().ok();
-    match (measured, number) {
-        (Measured::Number(m), Some(n)) => Some(match op {
-            CompareOp::Equals => *m == n,
-            CompareOp::NotEquals => *m != n,
-            CompareOp::Below => *m < n,
-            CompareOp::Above => *m > n,
-            CompareOp::AtLeast => *m >= n,
-            CompareOp::AtMost => *m <= n,
-        }),
-        (Measured::Text(t), _) => {
-            let other = crate::kernel::sysctl::normalize(&text);
-            match op {
-                CompareOp::Equals => Some(*t == other),
-                CompareOp::NotEquals => Some(*t != other),
-                _ => None,
-            }
-        }
-        (Measured::Number(_), None) => match op {
-            CompareOp::Equals => Some(false),
-            CompareOp::NotEquals => Some(true),
-            _ => None,
-        },
     }
 }

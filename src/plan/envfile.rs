@@ -6,20 +6,20 @@
 //! in the same plan leaves it, so two rules editing one file compose); a fix whose
 //! value is already in the file plans nothing.
 
-use std::collections::BTreeMap;
-
+use crate::domain::jvm::replace_heap_flags;
 use crate::facts::{Fact, Facts};
-use crate::plan::{Change, Mutation};
 use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
 
+use super::jvm::{limits_seen, xmx_for};
+use super::mutation::{Earlier, Mutation};
+
 /// The file change a `set_env` asks for, or `None` when it is already in effect.
-pub fn plan_set_env(
+pub fn plan_set_env<'a>(
     e: &SetEnv,
     detect: &Condition,
     vars: &Vars,
     facts: &Facts,
-    changes: &[Change],
-    projected: &BTreeMap<String, usize>,
+    earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
 ) -> Result<Option<Mutation>, String> {
     let file = expand(&e.file, vars)?;
     if file.is_empty() {
@@ -32,10 +32,7 @@ pub fn plan_set_env(
         Fact::Value(content) => content.clone(),
         Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
     };
-    let earlier = projected
-        .get(&format!("envfile:{file}"))
-        .and_then(|&i| changes.get(i));
-    let current = match earlier.map(|c| &c.mutation) {
+    let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
         Some(Mutation::EnvFile { after, .. }) => after.clone(),
         _ => measured.clone(),
     };
@@ -47,17 +44,15 @@ pub fn plan_set_env(
     let old_options = old_value.as_deref().unwrap_or("");
     let new_value = match mode {
         EnvMode::Value => operand,
-        EnvMode::JvmHeapFlags => {
-            crate::domain::jvm::replace_heap_flags(old_options, operand.trim())
-        }
+        EnvMode::JvmHeapFlags => replace_heap_flags(old_options, operand.trim()),
         EnvMode::HeapPercentOfLimit => {
             let percent: f64 = operand
                 .trim()
                 .parse()
                 .map_err(|_| format!("heap_percent_of_limit {operand:?} is not a number"))?;
-            let (limits, headroom) = crate::domain::jvm::limits_seen(detect, vars, facts);
-            let xmx = crate::domain::jvm::xmx_for(&limits, headroom, percent)?;
-            crate::domain::jvm::replace_heap_flags(old_options, &xmx)
+            let (limits, headroom) = limits_seen(detect, vars, facts);
+            let xmx = xmx_for(&limits, headroom, percent)?;
+            replace_heap_flags(old_options, &xmx)
         }
     };
     if old_value.as_deref() == Some(new_value.as_str()) {
@@ -73,21 +68,14 @@ pub fn plan_set_env(
     }))
 }
 
-/// A file's state in one short line: `(absent)` or its size.
-pub fn label(content: Option<&str>) -> String {
-    match content {
-        None => "(absent)".to_owned(),
-        Some(c) => format!("{} line(s), {} bytes", c.lines().count(), c.len()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::detect::FindingStatus;
     use crate::facts::{MemoryCgroup, OomKill, ProcessInfo};
+    use crate::finding::FindingStatus;
+    use crate::plan::mutation::label;
     use crate::plan::{FixStatus, Plan, plan_from_facts};
     use crate::playbook::{LoadedPlaybook, parse};
 
@@ -299,14 +287,14 @@ mod tests {
         let no_file = "      - set_env: {file: \"\", key: K, value: x}\n";
         let plan = run(no_file, &f);
         assert!(plan.errors[0].contains("--var env_file="));
-        assert!(crate::domain::jvm::xmx_for(&[], 0, 75.0).is_err());
+        assert!(xmx_for(&[], 0, 75.0).is_err());
         assert!(
-            crate::domain::jvm::xmx_for(&[100 * MIB], 128 * MIB, 75.0)
+            xmx_for(&[100 * MIB], 128 * MIB, 75.0)
                 .unwrap_err()
                 .contains("no room")
         );
         assert_eq!(
-            crate::domain::jvm::xmx_for(&[4096 * MIB], 128 * MIB, 75.0).unwrap(),
+            xmx_for(&[4096 * MIB], 128 * MIB, 75.0).unwrap(),
             "-Xmx3072m"
         );
         assert_eq!(label(None), "(absent)");

@@ -6,18 +6,28 @@
 //! change, so planning right after applying finds nothing to do. Two rules touching the
 //! same resource are merged: later fixes see the values earlier ones planned, so
 //! `at_least` requests compose to the largest, and conflicting exact values are an error.
-
-pub mod envfile;
+//!
+//! This file holds the plan, its changes and their merging; [`mutation`] the
+//! mutations (labels, inverses); each action kind has its own planner: `sysctl`
+//! (`set_sysctl`), `net` (`set_mtu`, `delete_root_qdisc`), `envfile` (`set_env`), with
+//! `jvm` sizing heaps for it.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Evidence, Finding, FindingStatus};
-use crate::domain::qdisc::QdiscSpec;
-use crate::facts::{Fact, Facts};
-use crate::playbook::{Action, LoadedPlaybook, SetMode, SetSysctl, Vars, scalar_text};
+use crate::facts::Facts;
+use crate::finding::{Evidence, Finding, FindingStatus};
+use crate::playbook::{Action, LoadedPlaybook, Vars};
+
+pub mod envfile;
+pub mod jvm;
+pub mod mutation;
+pub mod net;
+pub mod sysctl;
+
+pub use mutation::{ABSENT, Earlier, Mutation};
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -78,157 +88,6 @@ pub struct Change {
     pub evidence: Vec<Evidence>,
 }
 
-/// What changes, with the exact before and after values.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Mutation {
-    Sysctl {
-        key: String,
-        before: String,
-        after: String,
-    },
-    /// A `KEY=VALUE` environment file: its exact content before and after (`null`:
-    /// the file does not exist). Takes effect when the program reading it restarts.
-    EnvFile {
-        /// The file as the playbook names it (symlinks resolved at apply time).
-        path: String,
-        /// The variables this change sets.
-        keys: Vec<String>,
-        before: Option<String>,
-        after: Option<String>,
-    },
-    /// A link's MTU. The link is identified by index and name; a link that vanished
-    /// or was renamed since the plan is an error, not a change to some other link.
-    LinkMtu {
-        link: String,
-        ifindex: u32,
-        before: u32,
-        after: u32,
-    },
-    /// A link's root qdisc: `None` is the kernel's default root qdisc. Deleting
-    /// keeps the whole qdisc (kind, handle, parent, raw options) as `before`, so the
-    /// inverse re-creates it exactly.
-    RootQdisc {
-        link: String,
-        ifindex: u32,
-        before: Option<QdiscSpec>,
-        after: Option<QdiscSpec>,
-    },
-}
-
-fn qdisc_label(spec: &Option<QdiscSpec>) -> String {
-    spec.as_ref()
-        .map_or_else(|| crate::domain::qdisc::NONE.to_owned(), QdiscSpec::short)
-}
-
-fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
-    spec.as_ref().map_or_else(
-        || crate::domain::qdisc::NONE.to_owned(),
-        QdiscSpec::canonical,
-    )
-}
-
-/// The canonical form of "the file does not exist" in [`Mutation::before`] /
-/// [`Mutation::after`]. Files holding NUL bytes are refused, so no content equals it.
-pub const ABSENT: &str = "\u{0}(absent)";
-
-fn file_state(content: &Option<String>) -> String {
-    content.clone().unwrap_or_else(|| ABSENT.to_owned())
-}
-
-impl Mutation {
-    /// A stable name for the resource, e.g. `sysctl:net.core.somaxconn`.
-    pub fn resource(&self) -> String {
-        match self {
-            Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
-            Mutation::EnvFile { path, .. } => format!("envfile:{path}"),
-            Mutation::LinkMtu { link, .. } => format!("link:{link}"),
-            Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
-        }
-    }
-
-    /// The state before, as shown to people and compared when checking for drift.
-    pub fn before(&self) -> String {
-        match self {
-            Mutation::Sysctl { before, .. } => before.clone(),
-            Mutation::EnvFile { before, .. } => file_state(before),
-            Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
-            Mutation::RootQdisc { before, .. } => qdisc_text(before),
-        }
-    }
-
-    pub fn after(&self) -> String {
-        match self {
-            Mutation::Sysctl { after, .. } => after.clone(),
-            Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
-            Mutation::RootQdisc { after, .. } => qdisc_text(after),
-            Mutation::EnvFile { after, .. } => file_state(after),
-        }
-    }
-
-    /// [`Mutation::before`] as one short line for logs and history.
-    pub fn before_label(&self) -> String {
-        match self {
-            Mutation::EnvFile { before, .. } => crate::plan::envfile::label(before.as_deref()),
-            Mutation::RootQdisc { before, .. } => qdisc_label(before),
-            _ => self.before(),
-        }
-    }
-
-    /// [`Mutation::after`] as one short line for logs and history.
-    pub fn after_label(&self) -> String {
-        match self {
-            Mutation::EnvFile { after, .. } => crate::plan::envfile::label(after.as_deref()),
-            Mutation::RootQdisc { after, .. } => qdisc_label(after),
-            _ => self.after(),
-        }
-    }
-
-    /// The mutation that undoes this one.
-    pub fn inverse(&self) -> Mutation {
-        match self {
-            Mutation::Sysctl { key, before, after } => Mutation::Sysctl {
-                key: key.clone(),
-                before: after.clone(),
-                after: before.clone(),
-            },
-            Mutation::EnvFile {
-                path,
-                keys,
-                before,
-                after,
-            } => Mutation::EnvFile {
-                path: path.clone(),
-                keys: keys.clone(),
-                before: after.clone(),
-                after: before.clone(),
-            },
-            Mutation::LinkMtu {
-                link,
-                ifindex,
-                before,
-                after,
-            } => Mutation::LinkMtu {
-                link: link.clone(),
-                ifindex: *ifindex,
-                before: *after,
-                after: *before,
-            },
-            Mutation::RootQdisc {
-                link,
-                ifindex,
-                before,
-                after,
-            } => Mutation::RootQdisc {
-                link: link.clone(),
-                ifindex: *ifindex,
-                before: after.clone(),
-                after: before.clone(),
-            },
-        }
-    }
-}
-
 /// Builds the plan from the findings of [`crate::detect::detect`].
 pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec<Finding>) -> Plan {
     let mut changes: Vec<Change> = Vec::new();
@@ -255,23 +114,26 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
             (FindingStatus::Fired, Some((rule, vars))) => {
                 let mut status = FixStatus::InEffect;
                 for action in &rule.fix {
+                    let earlier = |resource: &str| {
+                        projected.get(resource).map(|&i| Earlier {
+                            mutation: &changes[i].mutation,
+                            rules: &changes[i].rules,
+                        })
+                    };
                     let outcomes = match action {
                         Action::SetSysctl(s) => {
-                            vec![plan_sysctl(s, vars, facts, &changes, &projected)]
+                            vec![sysctl::plan_set_sysctl(s, vars, facts, &earlier)]
                         }
-                        Action::SetMtu(a) => {
-                            crate::detect::net::plan_set_mtu(&rule.detect, a, vars, facts)
-                        }
+                        Action::SetMtu(a) => net::plan_set_mtu(&rule.detect, a, vars, facts),
                         Action::DeleteRootQdisc(a) => {
-                            crate::detect::net::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
+                            net::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
                         }
-                        Action::SetEnv(e) => vec![crate::plan::envfile::plan_set_env(
+                        Action::SetEnv(e) => vec![envfile::plan_set_env(
                             e,
                             &rule.detect,
                             vars,
                             facts,
-                            &changes,
-                            &projected,
+                            &earlier,
                         )],
                     };
                     for outcome in outcomes {
@@ -291,10 +153,8 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                                     }
                                     None => {
                                         projected.insert(resource, changes.len());
-                                        let evidence = crate::detect::net::evidence_for(
-                                            &mutation,
-                                            &finding.evidence,
-                                        );
+                                        let evidence =
+                                            net::evidence_for(&mutation, &finding.evidence);
                                         changes.push(Change {
                                             rules: vec![who.clone()],
                                             mutation,
@@ -376,82 +236,6 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
         // Different kinds never share a resource name.
         (_, newer) => newer,
     }
-}
-
-/// The sysctl change a `set_sysctl` asks for, or `None` when it is already in effect.
-fn plan_sysctl(
-    s: &SetSysctl,
-    vars: &Vars,
-    facts: &Facts,
-    changes: &[Change],
-    projected: &BTreeMap<String, usize>,
-) -> Result<Option<Mutation>, String> {
-    let measured = match facts.sysctl(&s.key) {
-        Fact::Value(v) => crate::kernel::sysctl::normalize(v),
-        Fact::Unknown(why) => {
-            return Err(format!(
-                "cannot plan {}: current value unknown ({why})",
-                s.key
-            ));
-        }
-    };
-    let resource = format!("sysctl:{}", s.key);
-    // An earlier rule may already plan this key: build on its after-value, and refuse
-    // to overwrite an exact value with a different exact value.
-    let earlier = projected.get(&resource).map(|&i| &changes[i]);
-    let current = earlier.map_or(measured.clone(), |c| c.mutation.after());
-    let (mode, operand) = s.mode()?;
-    let operand = crate::kernel::sysctl::normalize(&scalar_text(operand, vars)?);
-    let target = match mode {
-        SetMode::Value => operand,
-        SetMode::AtLeast | SetMode::AtMost => {
-            let want: i64 = operand
-                .parse()
-                .map_err(|_| format!("{}: {operand:?} is not an integer", s.key))?;
-            let have: i64 = current.parse().map_err(|_| {
-                format!(
-                    "{}: at_least/at_most need a single-number value, the value is {current:?}",
-                    s.key
-                )
-            })?;
-            let keep = if mode == SetMode::AtLeast {
-                have >= want
-            } else {
-                have <= want
-            };
-            if keep {
-                current.clone()
-            } else {
-                want.to_string()
-            }
-        }
-        SetMode::WidenTo => {
-            let (lo, hi) = crate::kernel::sysctl::parse_range(&operand)
-                .ok_or_else(|| format!("{}: widen_to {operand:?} is not a range", s.key))?;
-            let (clo, chi) = crate::kernel::sysctl::parse_range(&current).ok_or_else(|| {
-                format!("{}: the value {current:?} is not a `low high` range", s.key)
-            })?;
-            format!("{} {}", clo.min(lo), chi.max(hi))
-        }
-    };
-    if let Some(earlier) = earlier
-        && mode == SetMode::Value
-        && target != current
-    {
-        return Err(format!(
-            "{} is set to {current:?} by {} and to {target:?} by this rule",
-            s.key,
-            earlier.rules.join(", ")
-        ));
-    }
-    if target == current {
-        return Ok(None);
-    }
-    Ok(Some(Mutation::Sysctl {
-        key: s.key.clone(),
-        before: measured,
-        after: target,
-    }))
 }
 
 /// Detection then planning, for callers that do not need the steps apart.

@@ -3,8 +3,18 @@
 
 use super::{EnvMode, JvmHeapCondition, OomKillCondition, Problem, SetEnv, Vars, check_scalar};
 
+impl JvmHeapCondition {
+    /// The condition's headroom, in bytes.
+    pub fn headroom_bytes(&self, vars: &Vars) -> Result<u64, String> {
+        let text = super::scalar_text(&self.headroom, vars)?;
+        crate::domain::jvm::parse_size(&text).ok_or_else(|| {
+            format!("headroom {text:?} is not a size (write e.g. 128MiB, 1G or a number of bytes)")
+        })
+    }
+}
+
 pub(super) fn jvm_heap(c: &JvmHeapCondition, vars: &Vars, out: &mut Vec<Problem>) {
-    if let Err(e) = crate::domain::jvm::headroom(c, vars) {
+    if let Err(e) = c.headroom_bytes(vars) {
         out.push((c.headroom.to_string(), e));
     }
 }

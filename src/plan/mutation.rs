@@ -1,0 +1,176 @@
+//! Mutations: one resource going from an exact before-state to an after-state, with
+//! the names, labels and inverse that journal, rollback and rendering use.
+//!
+//! Pure: no I/O.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::qdisc::QdiscSpec;
+
+/// What changes, with the exact before and after values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mutation {
+    Sysctl {
+        key: String,
+        before: String,
+        after: String,
+    },
+    /// A `KEY=VALUE` environment file: its exact content before and after (`null`:
+    /// the file does not exist). Takes effect when the program reading it restarts.
+    EnvFile {
+        /// The file as the playbook names it (symlinks resolved at apply time).
+        path: String,
+        /// The variables this change sets.
+        keys: Vec<String>,
+        before: Option<String>,
+        after: Option<String>,
+    },
+    /// A link's MTU. The link is identified by index and name; a link that vanished
+    /// or was renamed since the plan is an error, not a change to some other link.
+    LinkMtu {
+        link: String,
+        ifindex: u32,
+        before: u32,
+        after: u32,
+    },
+    /// A link's root qdisc: `None` is the kernel's default root qdisc. Deleting
+    /// keeps the whole qdisc (kind, handle, parent, raw options) as `before`, so the
+    /// inverse re-creates it exactly.
+    RootQdisc {
+        link: String,
+        ifindex: u32,
+        before: Option<QdiscSpec>,
+        after: Option<QdiscSpec>,
+    },
+}
+
+fn qdisc_label(spec: &Option<QdiscSpec>) -> String {
+    spec.as_ref()
+        .map_or_else(|| crate::domain::qdisc::NONE.to_owned(), QdiscSpec::short)
+}
+
+fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
+    spec.as_ref().map_or_else(
+        || crate::domain::qdisc::NONE.to_owned(),
+        QdiscSpec::canonical,
+    )
+}
+
+/// The canonical form of "the file does not exist" in [`Mutation::before`] /
+/// [`Mutation::after`]. Files holding NUL bytes are refused, so no content equals it.
+pub const ABSENT: &str = "\u{0}(absent)";
+
+fn file_state(content: &Option<String>) -> String {
+    content.clone().unwrap_or_else(|| ABSENT.to_owned())
+}
+
+impl Mutation {
+    /// A stable name for the resource, e.g. `sysctl:net.core.somaxconn`.
+    pub fn resource(&self) -> String {
+        match self {
+            Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
+            Mutation::EnvFile { path, .. } => format!("envfile:{path}"),
+            Mutation::LinkMtu { link, .. } => format!("link:{link}"),
+            Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
+        }
+    }
+
+    /// The state before, as shown to people and compared when checking for drift.
+    pub fn before(&self) -> String {
+        match self {
+            Mutation::Sysctl { before, .. } => before.clone(),
+            Mutation::EnvFile { before, .. } => file_state(before),
+            Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
+            Mutation::RootQdisc { before, .. } => qdisc_text(before),
+        }
+    }
+
+    pub fn after(&self) -> String {
+        match self {
+            Mutation::Sysctl { after, .. } => after.clone(),
+            Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
+            Mutation::RootQdisc { after, .. } => qdisc_text(after),
+            Mutation::EnvFile { after, .. } => file_state(after),
+        }
+    }
+
+    /// [`Mutation::before`] as one short line for logs and history.
+    pub fn before_label(&self) -> String {
+        match self {
+            Mutation::EnvFile { before, .. } => label(before.as_deref()),
+            Mutation::RootQdisc { before, .. } => qdisc_label(before),
+            _ => self.before(),
+        }
+    }
+
+    /// [`Mutation::after`] as one short line for logs and history.
+    pub fn after_label(&self) -> String {
+        match self {
+            Mutation::EnvFile { after, .. } => label(after.as_deref()),
+            Mutation::RootQdisc { after, .. } => qdisc_label(after),
+            _ => self.after(),
+        }
+    }
+
+    /// The mutation that undoes this one.
+    pub fn inverse(&self) -> Mutation {
+        match self {
+            Mutation::Sysctl { key, before, after } => Mutation::Sysctl {
+                key: key.clone(),
+                before: after.clone(),
+                after: before.clone(),
+            },
+            Mutation::EnvFile {
+                path,
+                keys,
+                before,
+                after,
+            } => Mutation::EnvFile {
+                path: path.clone(),
+                keys: keys.clone(),
+                before: after.clone(),
+                after: before.clone(),
+            },
+            Mutation::LinkMtu {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::LinkMtu {
+                link: link.clone(),
+                ifindex: *ifindex,
+                before: *after,
+                after: *before,
+            },
+            Mutation::RootQdisc {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::RootQdisc {
+                link: link.clone(),
+                ifindex: *ifindex,
+                before: after.clone(),
+                after: before.clone(),
+            },
+        }
+    }
+}
+
+/// What earlier changes in the same plan leave a resource as, and which rules asked
+/// for them: a later fix builds on that after-value rather than on the measured one.
+#[derive(Clone, Copy)]
+pub struct Earlier<'a> {
+    pub mutation: &'a Mutation,
+    pub rules: &'a [String],
+}
+
+/// A file's state in one short line: `(absent)` or its size.
+pub fn label(content: Option<&str>) -> String {
+    match content {
+        None => "(absent)".to_owned(),
+        Some(c) => format!("{} line(s), {} bytes", c.lines().count(), c.len()),
+    }
+}
