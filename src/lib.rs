@@ -12,4 +12,3 @@ pub mod finding;
 pub mod kernel;
 pub mod plan;
 pub mod playbook;
-pub mod schema;

@@ -19,7 +19,7 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 use support::{Netns, have, require, require_netns};
 use tune::domain::qdisc::{QdiscSpec, TC_H_ROOT};
 use tune::facts::Fact;
-use tune::facts::netlink::{Link, Qdisc, link_from_record, root_qdisc_from_record};
+use tune::facts::net::{Link, Qdisc, link_from_record, root_qdisc_from_record};
 use tune::kernel::rtdump;
 
 const SEQ: u32 = 4711;
@@ -221,7 +221,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         (
             capture(&link_request),
             capture(&qdisc_request),
-            tune::facts::netlink::gather(true),
+            tune::facts::net::gather(true),
         )
     });
 

@@ -6,16 +6,19 @@
 //! the completed steps are undone in reverse order, each undo journaled the same way,
 //! and the original error is returned together with the outcome of the undo.
 //!
-//! Executors are per resource kind ([`sysctl`]); [`Executor`] is the seam where
-//! tests and other kinds (netlink, files) plug in. Rollback is the same machinery run
+//! Executors are per resource kind ([`sysctl`], [`net`], [`envfile`]); [`Executor`]
+//! is the seam where tests plug in. Rollback ([`rollback()`]) is the same machinery run
 //! with each change's inverse.
 
 pub mod envfile;
 pub mod journal;
-pub mod netlink;
+pub mod net;
+mod rollback;
 pub mod sysctl;
 
-use anyhow::{Result, anyhow, bail};
+pub use rollback::{rollback, rollback_target};
+
+use anyhow::{Result, bail};
 
 use crate::plan::{Change, Mutation};
 use journal::{Direction, Event, Journal, StateDir, Status};
@@ -37,8 +40,8 @@ impl Executor for SystemExecutor {
         match mutation {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
             Mutation::EnvFile { path, .. } => envfile::read(path),
-            Mutation::LinkMtu { link, ifindex, .. } => netlink::read_mtu(link, *ifindex),
-            Mutation::RootQdisc { link, ifindex, .. } => netlink::read_root_qdisc(link, *ifindex),
+            Mutation::LinkMtu { link, ifindex, .. } => net::read_mtu(link, *ifindex),
+            Mutation::RootQdisc { link, ifindex, .. } => net::read_root_qdisc(link, *ifindex),
         }
     }
 
@@ -51,13 +54,13 @@ impl Executor for SystemExecutor {
                 ifindex,
                 after,
                 ..
-            } => netlink::write_mtu(link, *ifindex, *after),
+            } => net::write_mtu(link, *ifindex, *after),
             Mutation::RootQdisc {
                 link,
                 ifindex,
                 before,
                 after,
-            } => netlink::write_root_qdisc(link, *ifindex, before.as_ref(), after.as_ref()),
+            } => net::write_root_qdisc(link, *ifindex, before.as_ref(), after.as_ref()),
         }
     }
 }
@@ -224,7 +227,7 @@ fn run_step(
 
 /// Undoes the given steps in the order given. A step whose resource already holds its
 /// before-value is left alone. Returns the errors; keeps going after one.
-fn undo_steps(
+pub(crate) fn undo_steps(
     journal: &mut Journal,
     exec: &mut dyn Executor,
     changes: &[Change],
@@ -266,98 +269,4 @@ pub fn describe_drift(drift: &[Drift]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The transaction `tune rollback [ID]` acts on: the given one, or the last one that
-/// changed something.
-pub fn rollback_target(state: &StateDir, id: Option<u64>) -> Result<journal::Transaction> {
-    match id {
-        Some(id) => state.transaction(id),
-        None => state
-            .transactions()?
-            .into_iter()
-            .rev()
-            .find(|t| {
-                matches!(
-                    t.status(),
-                    Status::Applied | Status::Interrupted | Status::NeedsAttention
-                )
-            })
-            .ok_or_else(|| anyhow!("no applied transaction to roll back")),
-    }
-}
-
-/// Rolls back a transaction (the last one that changed something when `id` is None).
-pub fn rollback(
-    state: &StateDir,
-    exec: &mut dyn Executor,
-    id: Option<u64>,
-    force: bool,
-) -> Result<Report> {
-    let _lock = state.lock()?;
-    let transaction = rollback_target(state, id)?;
-    match transaction.status() {
-        Status::RolledBack => bail!("transaction {} is already rolled back", transaction.id),
-        Status::FailedRolledBack => bail!(
-            "transaction {} failed and was rolled back automatically; nothing to do",
-            transaction.id
-        ),
-        _ => {}
-    }
-    let steps: Vec<usize> = transaction.attempted_steps().into_iter().rev().collect();
-    // Refuse before touching anything if a resource holds neither value.
-    let mut drift = Vec::new();
-    for &step in &steps {
-        let m = &transaction.changes[step].mutation;
-        let now = exec
-            .read(m)
-            .unwrap_or_else(|e| format!("unreadable: {e:#}"));
-        if now != m.after() && now != m.before() {
-            drift.push(Drift {
-                resource: m.resource(),
-                expected: m.after(),
-                found: now,
-            });
-        }
-    }
-    if !drift.is_empty() && !force {
-        bail!(
-            "refusing to roll back transaction {}: these values changed since it was applied (use --force to restore them anyway); nothing was changed:\n{}",
-            transaction.id,
-            describe_drift(&drift)
-        );
-    }
-    let mut journal = state.reopen(&transaction)?;
-    journal.append(&Event::RollbackBegin {
-        at: crate::facts::now_unix(),
-        forced: force && !drift.is_empty(),
-    })?;
-    let mut report = Report {
-        transaction: transaction.id,
-        steps: Vec::new(),
-        status: Status::RolledBack,
-        error: None,
-        undo_errors: Vec::new(),
-    };
-    report.undo_errors = undo_steps(
-        &mut journal,
-        exec,
-        &transaction.changes,
-        &steps,
-        &mut report.steps,
-    );
-    let ok = report.undo_errors.is_empty();
-    journal.append(&Event::RollbackEnd {
-        ok,
-        at: crate::facts::now_unix(),
-    })?;
-    if !ok {
-        report.status = Status::NeedsAttention;
-    }
-    if report.steps.is_empty() {
-        report
-            .steps
-            .push("every value already held its recorded before-value".into());
-    }
-    Ok(report)
 }

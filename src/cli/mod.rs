@@ -4,6 +4,7 @@
 //! are returned up to [`run`] and printed once, with their whole chain.
 
 mod render;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -235,8 +236,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { kind } => {
             let text = match kind {
-                SchemaKind::Playbook => crate::schema::playbook_schema(),
-                SchemaKind::Plan => crate::schema::plan_schema(),
+                SchemaKind::Playbook => schema::playbook_schema(),
+                SchemaKind::Plan => schema::plan_schema(),
             };
             print_out(&text)?;
             Ok(exit::OK)

@@ -6,7 +6,7 @@
 
 use glob::Pattern;
 
-use crate::facts::netlink::{Link, Qdisc};
+use crate::facts::net::{Link, Qdisc};
 use crate::facts::{Fact, Facts};
 use crate::finding::Evidence;
 use crate::playbook::{

@@ -88,7 +88,7 @@ const LAUNCHER_OPTIONS_WITH_ARG: &[&str] = &[
     "--enable-native-access",
 ];
 
-/// The JVM options of a `java` command line: from after argv[0] up to the main
+/// The JVM options of a `java` command line: from after `argv[0]` up to the main
 /// class, `-jar FILE` or `-m MODULE`.
 pub fn launcher_options(cmdline: &[String]) -> Vec<String> {
     let mut out = Vec::new();

@@ -8,16 +8,16 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod counters;
 pub mod envfile;
 pub mod kmsg;
-pub mod netlink;
+pub mod net;
 pub mod oom;
-pub mod procfs;
-pub mod procs;
-pub mod sockdiag;
+pub mod processes;
+pub mod sockets;
 
 pub use oom::OomKill;
-pub use procs::{MemoryCgroup, ProcessInfo};
+pub use processes::{MemoryCgroup, ProcessInfo};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -117,10 +117,10 @@ pub struct Facts {
     pub env_files: BTreeMap<String, Fact<Option<String>>>,
     /// Network interfaces (one rtnetlink dump), when a rule looks at links.
     #[serde(default)]
-    pub links: Fact<Vec<netlink::Link>>,
+    pub links: Fact<Vec<net::Link>>,
     /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
     #[serde(default)]
-    pub qdiscs: Fact<Vec<netlink::Qdisc>>,
+    pub qdiscs: Fact<Vec<net::Qdisc>>,
 }
 
 impl Facts {
@@ -339,10 +339,10 @@ pub fn gather(request: &FactRequest) -> Facts {
         facts.sysctls.insert(key.clone(), fact);
     }
     if !request.counters.is_empty() {
-        facts.counters = procfs::read_counters(&request.counters);
+        facts.counters = counters::read_counters(&request.counters);
     }
     if !request.socket_states.is_empty() {
-        facts.sockets = sockdiag::count_tcp_states(&request.socket_states);
+        facts.sockets = sockets::count_tcp_states(&request.socket_states);
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
     let log = (!request.kernel_log.is_empty() || request.oom_kills).then(kmsg::read_lines);
@@ -353,7 +353,7 @@ pub fn gather(request: &FactRequest) -> Facts {
     }
     gather_jvm(request, log.as_ref(), &mut facts);
     if request.links || request.qdiscs {
-        (facts.links, facts.qdiscs) = netlink::gather(request.qdiscs);
+        (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
     }
     facts
 }
@@ -391,10 +391,10 @@ fn gather_jvm(
     facts: &mut Facts,
 ) {
     if !request.process_comms.is_empty() {
-        facts.processes = Some(procs::gather(&request.process_comms));
+        facts.processes = Some(processes::gather(&request.process_comms));
     }
     if request.mem_total {
-        facts.mem_total = Some(procs::mem_total());
+        facts.mem_total = Some(processes::mem_total());
     }
     if request.oom_kills
         && let Some(log) = log

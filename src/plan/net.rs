@@ -9,7 +9,7 @@
 
 use crate::detect::net::{link_matches, links, pattern, qdisc_matches, qdiscs, target_conditions};
 use crate::facts::Facts;
-use crate::facts::netlink::Link;
+use crate::facts::net::Link;
 use crate::finding::Evidence;
 use crate::playbook::{Condition, DeleteRootQdisc, SetMtu, Vars, scalar_text};
 
@@ -157,7 +157,7 @@ mod tests {
     use crate::detect::net::{eval_link, eval_qdisc};
     use crate::domain::qdisc::{QdiscSpec, TC_H_ROOT};
     use crate::facts::Fact;
-    use crate::facts::netlink::Qdisc;
+    use crate::facts::net::Qdisc;
     use crate::playbook::Scalar;
 
     fn link(index: u32, name: &str, kind: &str, mtu: u32, max: u32) -> Link {

@@ -9,12 +9,12 @@
 use anyhow::{Result, anyhow, bail};
 
 use crate::domain::qdisc::{NONE, QdiscSpec};
-use crate::facts::netlink::{link_from_record, root_qdisc_from_record};
+use crate::facts::net::{link_from_record, root_qdisc_from_record};
 use crate::kernel::rtdump;
 use crate::kernel::rtnl::{NlError, with_session};
 
 /// Checks that `ifindex` is still the link called `name`.
-fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::netlink::Link> {
+fn check_identity(name: &str, ifindex: u32) -> Result<crate::facts::net::Link> {
     let found = rtdump::link(ifindex, link_from_record)
         .map_err(|e| anyhow!("cannot read link {name}: {e}"))?;
     let Some(link) = found else {
