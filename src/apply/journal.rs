@@ -82,6 +82,38 @@ pub enum Event {
         ok: bool,
         at: f64,
     },
+    /// Applied with `--confirm-within`: rolled back at `deadline` (unix seconds) unless
+    /// `tune confirm` comes first; the probes are re-run every `probe_interval` seconds
+    /// until then (see [`super::confirm`]).
+    ConfirmPending {
+        at: f64,
+        deadline: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        probes: Vec<super::probe::Probe>,
+        /// Where the probes run (absent: tune's own network namespace).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probe_netns: Option<NetnsRecord>,
+        probe_interval: f64,
+    },
+    /// The process that enforces the deadline.
+    Watchdog {
+        pid: u32,
+        at: f64,
+    },
+    /// `tune confirm`: the changes are kept.
+    Confirmed {
+        at: f64,
+    },
+    /// The deadline passed without a confirm; a rollback follows.
+    NotConfirmed {
+        at: f64,
+    },
+    /// A probe that passed before the apply failed after it; a rollback follows.
+    ProbeFailed {
+        at: f64,
+        probe: String,
+        output: String,
+    },
 }
 
 /// What a journal says happened.
@@ -96,6 +128,14 @@ pub enum Status {
     NeedsAttention,
     /// The process stopped in the middle (crash, kill, power loss).
     Interrupted,
+    /// Applied with `--confirm-within`; rolled back at the deadline unless confirmed.
+    PendingConfirmation,
+    /// Applied with `--confirm-within`, then confirmed.
+    Confirmed,
+    /// Rolled back because `tune confirm` did not come before the deadline.
+    RolledBackNotConfirmed,
+    /// Rolled back because a probe failed after the apply.
+    RolledBackProbeFailed,
 }
 
 impl Status {
@@ -106,6 +146,10 @@ impl Status {
             Status::FailedRolledBack => "failed, rolled back",
             Status::NeedsAttention => "NEEDS ATTENTION: rollback incomplete",
             Status::Interrupted => "interrupted",
+            Status::PendingConfirmation => "pending confirmation",
+            Status::Confirmed => "confirmed",
+            Status::RolledBackNotConfirmed => "rolled back: not confirmed",
+            Status::RolledBackProbeFailed => "rolled back: probe failed",
         }
     }
 }
@@ -134,10 +178,14 @@ impl Transaction {
                 Event::RollbackBegin { .. } => Status::Interrupted,
                 Event::RollbackEnd { ok: true, .. } => Status::RolledBack,
                 Event::RollbackEnd { ok: false, .. } => Status::NeedsAttention,
+                Event::ConfirmPending { .. } => Status::PendingConfirmation,
+                Event::Confirmed { .. } => Status::Confirmed,
+                // A rollback is due: until it ends, the transaction is unfinished.
+                Event::NotConfirmed { .. } | Event::ProbeFailed { .. } => Status::Interrupted,
                 _ => status,
             };
         }
-        status
+        super::confirm::why_rolled_back(&self.events, status)
     }
 
     /// Steps that were ever started forward (and so may have changed the system).

@@ -10,9 +10,11 @@
 //! is the seam where tests plug in. Rollback ([`rollback()`]) is the same machinery run
 //! with each change's inverse.
 
+pub mod confirm;
 pub mod envfile;
 pub mod journal;
 pub mod net;
+pub mod probe;
 mod rollback;
 pub mod sysctl;
 
@@ -121,10 +123,12 @@ pub fn apply(
 ) -> Result<Report> {
     let _lock = state.lock()?;
     let transactions = state.transactions()?;
-    if let Some(t) = transactions
-        .iter()
-        .find(|t| matches!(t.status(), Status::Interrupted | Status::NeedsAttention))
-    {
+    if let Some(t) = transactions.iter().find(|t| {
+        matches!(
+            t.status(),
+            Status::Interrupted | Status::NeedsAttention | Status::PendingConfirmation
+        )
+    }) {
         bail!(
             "transaction {} is {}: run `tune rollback {}` (or inspect {}) before applying anything new; nothing was changed",
             t.id,

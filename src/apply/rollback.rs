@@ -21,7 +21,11 @@ pub fn rollback_target(state: &StateDir, id: Option<u64>) -> Result<journal::Tra
             .find(|t| {
                 matches!(
                     t.status(),
-                    Status::Applied | Status::Interrupted | Status::NeedsAttention
+                    Status::Applied
+                        | Status::Interrupted
+                        | Status::NeedsAttention
+                        | Status::PendingConfirmation
+                        | Status::Confirmed
                 )
             })
             .ok_or_else(|| anyhow!("no applied transaction to roll back")),
@@ -38,7 +42,9 @@ pub fn rollback(
     let _lock = state.lock()?;
     let transaction = rollback_target(state, id)?;
     match transaction.status() {
-        Status::RolledBack => bail!("transaction {} is already rolled back", transaction.id),
+        Status::RolledBack | Status::RolledBackNotConfirmed | Status::RolledBackProbeFailed => {
+            bail!("transaction {} is already rolled back", transaction.id)
+        }
         Status::FailedRolledBack => bail!(
             "transaction {} failed and was rolled back automatically; nothing to do",
             transaction.id

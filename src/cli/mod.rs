@@ -3,6 +3,7 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod confirm;
 mod render;
 pub mod schema;
 
@@ -66,6 +67,14 @@ enum Command {
         #[command(flatten)]
         netns: NetnsArgs,
     },
+    /// Keep a transaction applied with --confirm-within (default: the pending one).
+    Confirm {
+        /// Transaction id (see `tune history`).
+        id: Option<u64>,
+    },
+    /// The watchdog of a --confirm-within apply (started by apply itself).
+    #[command(hide = true)]
+    Watchdog { id: u64 },
     /// List applied transactions.
     History {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -186,6 +195,8 @@ struct ApplyArgs {
     yes: bool,
     #[command(flatten)]
     sources: Sources,
+    #[command(flatten)]
+    confirm: confirm::ConfirmArgs,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -228,11 +239,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    if confirm::settles(&cli.command)
+        && let Some(code) = confirm::settle_overdue(&cli.state_dir)?
+    {
+        return Ok(code);
+    }
     match cli.command {
         Command::Plan(args) => cmd_plan(args),
         Command::Apply(args) => cmd_apply(&cli.state_dir, args),
         Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
         Command::History { format } => cmd_history(&cli.state_dir, format),
+        Command::Confirm { id } => confirm::cmd_confirm(&cli.state_dir, id),
+        Command::Watchdog { id } => confirm::cmd_watchdog(&cli.state_dir, id),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { kind } => {
             let text = match kind {
@@ -456,6 +474,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         print_out("Not applied.\n")?;
         return Ok(exit::OK);
     }
+    let checks = confirm::preflight(&args.confirm, state_dir)?;
     let state = StateDir::open(state_dir)?;
     let ns = plan.netns.as_ref();
     let report = netns::run_in(ns, || {
@@ -469,7 +488,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     })?;
     print_out(&render::report("apply", &report))?;
     Ok(match report.status {
-        Status::Applied => exit::OK,
+        Status::Applied => confirm::after_apply(&state, &checks, report.transaction)?,
         Status::FailedRolledBack => exit::ROLLED_BACK,
         _ => exit::NEEDS_ATTENTION,
     })

@@ -330,7 +330,7 @@ pub fn report(what: &str, report: &Report) -> String {
     out
 }
 
-fn time(t: f64) -> String {
+pub fn time(t: f64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -346,7 +346,7 @@ pub fn history(transactions: &[Transaction]) -> String {
             "{:>4}  {}  {:<12}  {}",
             t.id,
             time(t.at),
-            t.status().describe(),
+            status_label(t),
             t.changes
                 .iter()
                 .map(|c| format!(
@@ -362,18 +362,32 @@ pub fn history(transactions: &[Transaction]) -> String {
     out
 }
 
+/// A transaction's status for history: a pending one shows its deadline.
+fn status_label(t: &Transaction) -> String {
+    match (t.status(), crate::apply::confirm::pending(t)) {
+        (Status::PendingConfirmation, Some(p)) => {
+            format!("pending confirmation (deadline {})", time(p.deadline))
+        }
+        (status, _) => status.describe().to_owned(),
+    }
+}
+
 pub fn history_json(transactions: &[Transaction]) -> serde_json::Result<String> {
     let items: Vec<serde_json::Value> = transactions
         .iter()
         .map(|t| {
-            serde_json::json!({
+            let mut item = serde_json::json!({
                 "id": t.id,
                 "at": t.at,
                 "hostname": t.hostname,
                 "netns": t.netns,
                 "status": t.status(),
                 "changes": t.changes,
-            })
+            });
+            if let Some(p) = crate::apply::confirm::pending(t) {
+                item["deadline"] = p.deadline.into();
+            }
+            item
         })
         .collect();
     serde_json::to_string_pretty(&items)
