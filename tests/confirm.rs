@@ -10,10 +10,8 @@
 mod support;
 use support::{Netns, require_netns, text, tune_bin};
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -371,19 +369,6 @@ fn mtu(ns: &Netns, dev: &str) -> u64 {
     v[0]["mtu"].as_u64().unwrap()
 }
 
-/// Runs `f` on a thread inside `ns`.
-fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = File::open(format!("/run/netns/{}", ns.name)).unwrap();
-    std::thread::spawn(move || {
-        // SAFETY: file is an open nsfs fd; only this thread changes namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
 fn path3() -> (Netns, Netns, Netns) {
     let (client, router, server) = (
         Netns::new("cf-cli"),
@@ -416,7 +401,7 @@ fn path3() -> (Netns, Netns, Netns) {
         ns.sh(&format!("set -e; {script}"));
     }
     // The server answers a request line `N` with N bytes.
-    in_ns(&server, || {
+    server.run(|| {
         let listener = TcpListener::bind(SERVER).unwrap();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -503,7 +488,7 @@ fn an_mtu_change_that_breaks_a_200_kb_transfer_is_rolled_back() {
         .unwrap();
     assert!(text(&history).contains("rolled back: probe failed"));
     // The transfer passes again through the restored path.
-    let got = in_ns(&client, || {
+    let got = client.run(|| {
         let mut s = TcpStream::connect(SERVER).unwrap();
         s.write_all(b"200000\n").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -512,4 +497,30 @@ fn an_mtu_change_that_breaks_a_200_kb_transfer_is_rolled_back() {
         buf.len()
     });
     assert_eq!(got, 200_000);
+}
+
+#[test]
+fn icmp_probes_use_a_ping_socket_when_allowed_and_a_raw_one_otherwise() {
+    if !require_netns() {
+        return;
+    }
+    let case = Case::new("cf-icmp");
+    // A new namespace allows ping sockets to no group, so root falls back to raw.
+    assert_eq!(case.ns.sysctl("net.ipv4.ping_group_range"), "1 0");
+    let out = case.apply(&["--probe", "icmp:127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("preflight: icmp:127.0.0.1 ok: 127.0.0.1: echo reply in"));
+    assert!(text(&out).contains("(raw socket)"));
+    assert_eq!(case.tune(&["rollback"]).status.code(), Some(0));
+    case.ns
+        .set_sysctl("net.ipv4.ping_group_range", "0 2147483647");
+    let out = case.apply(&["--probe", "icmp:127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("(ping socket)"), "{}", text(&out));
+    assert_eq!(case.tune(&["rollback"]).status.code(), Some(0));
+    // No route to the host: refused before anything changes.
+    let out = case.apply(&["--probe", "icmp:10.99.99.99,timeout=300ms"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("probe icmp:10.99.99.99 failed before anything changed"));
+    assert_eq!(case.value(), "4096");
 }

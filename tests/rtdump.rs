@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
@@ -23,19 +22,6 @@ use tune::facts::net::{Link, Qdisc, link_from_record, root_qdisc_from_record};
 use tune::kernel::rtdump;
 
 const SEQ: u32 = 4711;
-
-/// Runs `f` on a thread inside the namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let file = File::open(format!("/run/netns/{}", ns.name)).unwrap();
-    std::thread::spawn(move || {
-        // SAFETY: file is an open nsfs fd; only this thread changes namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap()
-}
 
 /// The datagrams of a dump exactly as the kernel sends them, read by the test's own
 /// socket (not tune's) until NLMSG_DONE.
@@ -217,7 +203,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         &[(29, &8u32.to_ne_bytes())],
     );
     let qdisc_request = rtdump::request(rtdump::RTM_GETQDISC, 0x300, SEQ, &[0; 20], &[]);
-    let (link_dump, qdisc_dump, live) = in_netns(&ns, move || {
+    let (link_dump, qdisc_dump, live) = ns.run(move || {
         (
             capture(&link_request),
             capture(&qdisc_request),
@@ -310,7 +296,7 @@ fn a_single_link_is_read_by_index_and_a_missing_one_is_none() {
     }
     let ns = Netns::new("rtdump");
     ns.sh("ip link add va type veth peer name vb && ip link set vb mtu 9000");
-    let (found, missing) = in_netns(&ns, || {
+    let (found, missing) = ns.run(|| {
         let index = rtdump::links(|r| (r.index, r.name.map(<[u8]>::to_vec)))
             .unwrap()
             .into_iter()

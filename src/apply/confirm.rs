@@ -301,10 +301,7 @@ pub fn roll_back_in_netns(state: &StateDir, t: &Transaction, reason: &Reason) ->
 }
 
 /// Runs the probes in their namespace: the first failure as `(probe, output)`.
-pub fn run_probes(
-    probes: &[Probe],
-    probe_netns: Option<&NetnsRecord>,
-) -> Result<Result<Vec<(String, String)>, (String, String)>> {
+pub fn run_probes(probes: &[Probe], probe_netns: Option<&NetnsRecord>) -> Result<probe::Probed> {
     netns::run_in(probe_netns, || Ok(probe::run_all(probes)))
 }
 

@@ -377,8 +377,9 @@ fn icmp(host: &str, timeout: Duration) -> Result<String, String> {
             && (!raw || icmp[4..6] == ident.to_be_bytes());
         if is_ours {
             return Ok(format!(
-                "{ip}: echo reply in {:.1} ms",
-                start.elapsed().as_secs_f64() * 1000.0
+                "{ip}: echo reply in {:.1} ms ({} socket)",
+                start.elapsed().as_secs_f64() * 1000.0,
+                if raw { "raw" } else { "ping" }
             ));
         }
     }
@@ -458,8 +459,12 @@ fn one_line(text: &str) -> String {
     format!("{}…", &joined[..cut])
 }
 
-/// Runs every probe in order; the first failure is returned with its probe.
-pub fn run_all(probes: &[Probe]) -> Result<Vec<(String, String)>, (String, String)> {
+/// `(probe, summary)` of every probe that passed, or `(probe, output)` of the first
+/// that failed.
+pub type Probed = Result<Vec<(String, String)>, (String, String)>;
+
+/// Runs every probe in order, stopping at the first failure.
+pub fn run_all(probes: &[Probe]) -> Probed {
     let mut passed = Vec::new();
     for p in probes {
         match p.run() {

@@ -75,6 +75,8 @@ pub struct Checks {
     probe_netns: Option<NetnsRecord>,
     confirm_within: Option<Duration>,
     probe_interval: Duration,
+    /// Set by [`arm`]: the deadline and the watchdog's pid.
+    armed: Option<(f64, u32)>,
 }
 
 /// Before anything changes: refuses while a transaction waits for its confirm, then
@@ -108,7 +110,14 @@ pub fn preflight(args: &ConfirmArgs, state_dir: &Path) -> Result<Checks> {
         probe_netns,
         confirm_within: args.confirm_within,
         probe_interval: args.probe_interval,
+        armed: None,
     };
+    if checks.confirm_within.is_some() {
+        // The change may cut the very SSH session this runs in: a hangup must not stop
+        // tune between the apply and the start of the watchdog.
+        // SAFETY: signal(2) with SIG_IGN has no preconditions.
+        unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    }
     if checks.probes.is_empty() {
         return Ok(checks);
     }
@@ -131,26 +140,41 @@ fn deadline_text(t: &crate::apply::journal::Transaction) -> String {
         .unwrap_or_default()
 }
 
-/// After a successful apply: start the watchdog (with `--confirm-within`), run the
-/// probes once, roll back at once if one fails. Returns the exit code.
-pub fn after_apply(state: &StateDir, checks: &Checks, id: u64) -> Result<i32> {
-    let mut watchdog = None;
-    if let Some(within) = checks.confirm_within {
-        let deadline = crate::facts::now_unix() + within.as_secs_f64();
-        confirmed::mark_pending(
-            state,
-            id,
-            &Pending {
-                deadline,
-                probes: checks.probes.clone(),
-                probe_netns: checks.probe_netns.clone(),
-                probe_interval: checks.probe_interval.as_secs_f64(),
-            },
-        )?;
-        let pid = spawn_watchdog(state, id)?;
-        confirmed::record_watchdog(state, id, pid)?;
-        watchdog = Some((deadline, pid, within));
+/// Right after a successful apply, before anything is printed (the terminal may be
+/// gone): with `--confirm-within`, journals the deadline and starts the watchdog.
+///
+/// NOTE for persistence: a transaction armed here must not write persisted
+/// configuration files at apply time; they are written when it is confirmed
+/// (`crate::apply::confirm::on_confirmed`), so a reboot before the confirm comes back to
+/// the old state.
+pub fn arm(state: &StateDir, checks: &mut Checks, report: &Report) -> Result<()> {
+    let Some(within) = checks.confirm_within else {
+        return Ok(());
+    };
+    if report.status != Status::Applied {
+        return Ok(());
     }
+    let id = report.transaction;
+    let deadline = crate::facts::now_unix() + within.as_secs_f64();
+    confirmed::mark_pending(
+        state,
+        id,
+        &Pending {
+            deadline,
+            probes: checks.probes.clone(),
+            probe_netns: checks.probe_netns.clone(),
+            probe_interval: checks.probe_interval.as_secs_f64(),
+        },
+    )?;
+    let pid = spawn_watchdog(state, id)?;
+    confirmed::record_watchdog(state, id, pid)?;
+    checks.armed = Some((deadline, pid));
+    Ok(())
+}
+
+/// After a successful apply (and [`arm`]): runs the probes once and rolls back at once
+/// if one fails; says how to confirm. Returns the exit code.
+pub fn after_apply(state: &StateDir, checks: &Checks, id: u64) -> Result<i32> {
     if !checks.probes.is_empty() {
         match confirmed::run_probes(&checks.probes, checks.probe_netns.as_ref())? {
             Ok(passed) => {
@@ -173,7 +197,7 @@ pub fn after_apply(state: &StateDir, checks: &Checks, id: u64) -> Result<i32> {
             }
         }
     }
-    if let Some((deadline, pid, within)) = watchdog {
+    if let (Some((deadline, pid)), Some(within)) = (checks.armed, checks.confirm_within) {
         print_out(&format!(
             "transaction {id} is pending confirmation: run `tune confirm {id}` before {} (within {}), or it is rolled back (watchdog pid {pid})\n",
             render::time(deadline),

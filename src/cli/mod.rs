@@ -474,7 +474,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         print_out("Not applied.\n")?;
         return Ok(exit::OK);
     }
-    let checks = confirm::preflight(&args.confirm, state_dir)?;
+    let mut checks = confirm::preflight(&args.confirm, state_dir)?;
     let state = StateDir::open(state_dir)?;
     let ns = plan.netns.as_ref();
     let report = netns::run_in(ns, || {
@@ -486,6 +486,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             &plan.changes,
         )
     })?;
+    confirm::arm(&state, &mut checks, &report)?;
     print_out(&render::report("apply", &report))?;
     Ok(match report.status {
         Status::Applied => confirm::after_apply(&state, &checks, report.transaction)?,

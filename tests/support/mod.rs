@@ -116,6 +116,20 @@ impl Netns {
             .join(" ")
     }
 
+    /// Runs `f` on a thread inside the namespace (setns), for sockets of the test's own.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: file is an open nsfs fd; only this thread changes namespace.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
     pub fn set_sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         self.sh(&format!("echo '{value}' > {path}"));
