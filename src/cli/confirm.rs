@@ -183,12 +183,17 @@ pub fn after_apply(state: &StateDir, checks: &Checks, id: u64) -> Result<i32> {
                 }
             }
             Err((probe, output)) => {
-                print_out(&format!(
-                    "after apply: probe {probe} FAILED: {output}\nrolling back transaction {id}\n"
-                ))?;
-                let reason = Reason::ProbeFailed { probe, output };
+                // Roll back before printing: the terminal may be what the change broke.
+                let reason = Reason::ProbeFailed {
+                    probe: probe.clone(),
+                    output: output.clone(),
+                };
                 let t = state.transaction(id)?;
-                let report = confirmed::roll_back_in_netns(state, &t, &reason)?;
+                let report = confirmed::roll_back_in_netns(state, &t, &reason);
+                print_out(&format!(
+                    "after apply: probe {probe} FAILED: {output}\nrolled back transaction {id}:\n"
+                ))?;
+                let report = report?;
                 print_out(&render::report("rollback", &report))?;
                 return Ok(match report.status {
                     Status::RolledBack => exit::ROLLED_BACK,
@@ -323,8 +328,14 @@ pub fn settles(command: &Command) -> bool {
 
 /// Rolls back every transaction whose confirmation deadline passed without a watchdog
 /// doing it (killed, power loss), before the command runs. `Some(code)` stops the
-/// command: a rollback that failed needs the operator first.
-pub fn settle_overdue(state_dir: &Path) -> Result<Option<i32>> {
+/// command: a rollback that failed needs the operator first (`history` still runs, to
+/// show it).
+pub fn settle_overdue(state_dir: &Path, command: &Command) -> Result<Option<i32>> {
+    let stop = if matches!(command, Command::History { .. }) {
+        None
+    } else {
+        Some(exit::NEEDS_ATTENTION)
+    };
     let Some(state) = StateDir::existing(state_dir) else {
         return Ok(None);
     };
@@ -356,15 +367,15 @@ pub fn settle_overdue(state_dir: &Path) -> Result<Option<i32>> {
             Ok(report) => {
                 anstream::eprint!("{}", render::report("rollback", &report));
                 if report.status != Status::RolledBack {
-                    return Ok(Some(exit::NEEDS_ATTENTION));
+                    return Ok(stop);
                 }
             }
             Err(e) => {
                 anstream::eprintln!(
-                    "tune: error: transaction {id} could not be rolled back: {e:#}\n  deal with it first (`tune rollback {id}`, with --force if you mean it); nothing else was done",
+                    "tune: error: transaction {id} could not be rolled back: {e:#}\n  deal with it first (`tune rollback {id}`, with --force if you mean it)",
                     id = t.id
                 );
-                return Ok(Some(exit::NEEDS_ATTENTION));
+                return Ok(stop);
             }
         }
     }

@@ -240,7 +240,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     if confirm::settles(&cli.command)
-        && let Some(code) = confirm::settle_overdue(&cli.state_dir)?
+        && let Some(code) = confirm::settle_overdue(&cli.state_dir, &cli.command)?
     {
         return Ok(code);
     }
