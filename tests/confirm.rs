@@ -207,6 +207,17 @@ fn a_killed_watchdog_is_finished_by_the_next_history() {
     assert!(case.history().contains("pending confirmation"));
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(case.value(), "5000", "nobody rolled it back yet");
+    // From another namespace (the host's, sharing the state dir) it is left alone.
+    let out = support::tune(&case.state_dir())
+        .arg("history")
+        .output()
+        .unwrap();
+    assert!(
+        text(&out).contains("applied in another network namespace"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(case.value(), "5000");
     let history = case.history();
     assert!(
         history.contains("transaction 1 was not confirmed by its deadline")

@@ -36,6 +36,8 @@ pub struct Pending {
     pub probes: Vec<Probe>,
     pub probe_netns: Option<NetnsRecord>,
     pub probe_interval: f64,
+    /// Set by [`mark_pending`]: the inode of the namespace the apply ran in.
+    pub own_netns: Option<u64>,
 }
 
 /// The last `confirm_pending` of a transaction, whatever happened after it.
@@ -46,12 +48,14 @@ pub fn pending(t: &Transaction) -> Option<Pending> {
             probes,
             probe_netns,
             probe_interval,
+            own_netns,
             ..
         } => Some(Pending {
             deadline: *deadline,
             probes: probes.clone(),
             probe_netns: probe_netns.clone(),
             probe_interval: *probe_interval,
+            own_netns: *own_netns,
         }),
         _ => None,
     })
@@ -160,6 +164,31 @@ pub fn mark_pending(state: &StateDir, id: u64, pending: &Pending) -> Result<()> 
         probes: pending.probes.clone(),
         probe_netns: pending.probe_netns.clone(),
         probe_interval: pending.probe_interval,
+        own_netns: own_netns(),
+    })
+}
+
+/// The inode of the calling thread's network namespace.
+fn own_netns() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net")
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// Why `t` cannot be rolled back from here: it was applied in tune's own namespace,
+/// and that was another one than the caller's (`ip netns exec` shares a state dir).
+pub fn foreign(t: &Transaction) -> Option<String> {
+    if t.netns.is_some() {
+        return None;
+    }
+    let then = pending(t)?.own_netns?;
+    let now = own_netns();
+    (now != Some(then)).then(|| {
+        format!(
+            "transaction {} was applied in another network namespace (inode {then}); run tune there (e.g. with `ip netns exec`)",
+            t.id
+        )
     })
 }
 
@@ -294,6 +323,9 @@ pub fn roll_back(
 
 /// [`roll_back`] inside the namespace the transaction was applied in.
 pub fn roll_back_in_netns(state: &StateDir, t: &Transaction, reason: &Reason) -> Result<Report> {
+    if let Some(why) = foreign(t) {
+        bail!("{why}");
+    }
     let id = t.id;
     netns::run_in(t.netns.as_ref(), || {
         roll_back(state, &mut SystemExecutor, id, reason)
@@ -384,6 +416,7 @@ mod tests {
             probes: vec![],
             probe_netns: None,
             probe_interval: 5.0,
+            own_netns: None,
         }
     }
 

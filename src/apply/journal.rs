@@ -94,6 +94,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         probe_netns: Option<NetnsRecord>,
         probe_interval: f64,
+        /// Inode of tune's own network namespace at apply time: a transaction without
+        /// `netns` is rolled back only from that namespace.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        own_netns: Option<u64>,
     },
     /// The process that enforces the deadline.
     Watchdog {

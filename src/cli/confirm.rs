@@ -164,6 +164,7 @@ pub fn arm(state: &StateDir, checks: &mut Checks, report: &Report) -> Result<()>
             probes: checks.probes.clone(),
             probe_netns: checks.probe_netns.clone(),
             probe_interval: checks.probe_interval.as_secs_f64(),
+            own_netns: None,
         },
     )?;
     let pid = spawn_watchdog(state, id)?;
@@ -355,6 +356,10 @@ pub fn settle_overdue(state_dir: &Path, command: &Command) -> Result<Option<i32>
         return Ok(None);
     }
     for (t, reason) in &overdue {
+        if let Some(why) = confirmed::foreign(t) {
+            anstream::eprintln!("tune: warning: transaction {} is overdue: {why}", t.id);
+            continue;
+        }
         let why = match reason {
             Reason::NotConfirmed => {
                 format!("was not confirmed by its deadline{}", deadline_text(t))
