@@ -488,6 +488,10 @@ fn an_mtu_change_that_breaks_a_200_kb_transfer_is_rolled_back() {
         .collect();
     let failed = at_of(&events, "probe_failed");
     let restored = at_of(&events, "rollback_end");
+    eprintln!(
+        "rolled back {:.3} s after the failed probe",
+        restored - failed
+    );
     assert!(
         restored - failed < 1.0,
         "rolled back {:.3} s after the failed probe",
