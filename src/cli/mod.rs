@@ -5,12 +5,13 @@
 
 mod render;
 pub mod schema;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::apply::journal::{DEFAULT_STATE_DIR, StateDir, Status};
@@ -231,8 +232,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan(args) => cmd_plan(args),
         Command::Apply(args) => cmd_apply(&cli.state_dir, args),
-        Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
-        Command::History { format } => cmd_history(&cli.state_dir, format),
+        Command::Rollback { id, force, netns } => {
+            transactions::rollback(&cli.state_dir, id, force, &netns)
+        }
+        Command::History { format } => transactions::history(&cli.state_dir, format),
         Command::Validate { paths } => cmd_validate(&paths),
         Command::Schema { kind } => {
             let text = match kind {
@@ -488,46 +491,6 @@ fn confirm(n: usize) -> Result<bool> {
     let mut answer = String::new();
     stdin.read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool, asked: &NetnsArgs) -> Result<i32> {
-    require_root("rollback")?;
-    let state = StateDir::existing(state_dir).ok_or_else(|| {
-        anyhow!(
-            "no transactions in {}: nothing to roll back",
-            state_dir.display()
-        )
-    })?;
-    let transaction = apply::rollback_target(&state, id)?;
-    let what = format!("transaction {}", transaction.id);
-    if let Some(recorded) = &transaction.netns {
-        recorded.target()?.resolve().map_err(|e| {
-            anyhow!("{what} was applied in {recorded}, which cannot be entered any more ({e:#}); nothing was changed")
-        })?;
-    }
-    check_same_netns(asked, transaction.netns.as_ref(), &what)?;
-    let ns = transaction.netns.as_ref();
-    let report = netns::run_in(ns, || {
-        apply::rollback(&state, &mut SystemExecutor, Some(transaction.id), force)
-    })?;
-    print_out(&render::report("rollback", &report))?;
-    Ok(match report.status {
-        Status::RolledBack => exit::OK,
-        _ => exit::NEEDS_ATTENTION,
-    })
-}
-
-fn cmd_history(state_dir: &Path, format: Format) -> Result<i32> {
-    let transactions = match StateDir::existing(state_dir) {
-        Some(state) => state.transactions()?,
-        None => Vec::new(),
-    };
-    let text = match format {
-        Format::Json => render::history_json(&transactions)? + "\n",
-        Format::Text => render::history(&transactions),
-    };
-    print_out(&text)?;
-    Ok(exit::OK)
 }
 
 fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {
