@@ -9,7 +9,9 @@
 //! - `TUNE_FAULT_CRASH_AT=N` aborts the process at point N, as a kill or a power cut
 //!   would (at a journal write, after writing half of the line: a torn write);
 //! - `TUNE_FAULT_FAIL_AT=N[,M...]` makes those points fail: a journal operation with
-//!   ENOSPC (as on a full disk), a mutation with EIO.
+//!   ENOSPC, a mutation with EIO;
+//! - `TUNE_FAULT_FULL_FROM=N` makes every journal operation from point N on fail with
+//!   ENOSPC, as a disk that filled up would.
 //!
 //! `TUNE_FAULT_CRASH_AFTER_STEP=N` (in `apply/mod.rs`) aborts right after step N was
 //! mutated and before it is journaled as done.
@@ -59,6 +61,7 @@ struct Config {
     trace: bool,
     crash_at: Option<usize>,
     fail_at: Vec<usize>,
+    full_from: Option<usize>,
 }
 
 fn config() -> &'static Config {
@@ -71,6 +74,9 @@ fn config() -> &'static Config {
         fail_at: std::env::var("TUNE_FAULT_FAIL_AT")
             .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
             .unwrap_or_default(),
+        full_from: std::env::var("TUNE_FAULT_FULL_FROM")
+            .ok()
+            .and_then(|v| v.trim().parse().ok()),
     })
 }
 
@@ -78,7 +84,8 @@ fn config() -> &'static Config {
 pub(crate) fn at(point: Point) -> Fault {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
     let config = config();
-    if !config.trace && config.crash_at.is_none() && config.fail_at.is_empty() {
+    let off = config.crash_at.is_none() && config.fail_at.is_empty() && config.full_from.is_none();
+    if !config.trace && off {
         return Fault::None;
     }
     let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
@@ -87,16 +94,23 @@ pub(crate) fn at(point: Point) -> Fault {
     }
     if config.crash_at == Some(n) {
         Fault::Crash
-    } else if config.fail_at.contains(&n) {
+    } else if config.fail_at.contains(&n)
+        || (point != Point::Mutation && config.full_from.is_some_and(|from| n >= from))
+    {
         Fault::Fail
     } else {
         Fault::None
     }
 }
 
-/// Aborts the process at once: no destructor runs, nothing more is written.
+/// Kills the process at once (SIGKILL, as `kill -9` or a power cut would): no
+/// destructor runs, nothing more is written, no core is dumped.
 pub(crate) fn crash() -> ! {
     eprintln!("tune-fault: crashing here");
+    // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
     std::process::abort()
 }
 

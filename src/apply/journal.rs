@@ -285,7 +285,7 @@ fn journal_id(path: &Path) -> Option<u64> {
 
 fn refused(path: &Path, what: &str, r: Refused) -> anyhow::Error {
     match r {
-        Refused::Untrusted(why) => anyhow::anyhow!("refusing {what}: {why}"),
+        Refused::Untrusted(why) => anyhow::anyhow!("refusing {what}: {why}; nothing was changed"),
         Refused::Io(e) => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
     }
 }
@@ -453,6 +453,7 @@ impl StateDir {
             changes: changes.to_vec(),
             netns: netns.cloned(),
         };
+        let mut renamed = false;
         let created = (|| -> Result<Journal> {
             fault::journal_op(Point::JournalCreate)?;
             let file = OpenOptions::new()
@@ -476,12 +477,14 @@ impl StateDir {
             journal.file.sync_all()?;
             fault::journal_op(Point::JournalRename)?;
             rename_noreplace(&tmp, &path)?;
+            renamed = true;
             journal.path = path.clone();
             fsync_dir(&dir)?;
             Ok(journal)
         })();
         created.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
+            // Nothing was mutated under this journal: it may go.
+            let _ = std::fs::remove_file(if renamed { &path } else { &tmp });
             e.context(format!(
                 "cannot create journal {} (nothing was changed)",
                 path.display()
@@ -651,10 +654,12 @@ fn read_journal(path: &Path, id: u64) -> std::result::Result<Transaction, Skippe
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let bytes = &bytes[..complete];
     if bytes.is_empty() {
-        return Err(skip(
-            "empty journal (a crash before its first event was complete)".into(),
-            false,
-        ));
+        let reason = if complete == 0 && file.metadata().is_ok_and(|m| m.len() > 0) {
+            "no complete line (a crash while its first event was written)"
+        } else {
+            "empty journal (a crash before its first event was written)"
+        };
+        return Err(skip(reason.into(), false));
     }
     let mut events = Vec::new();
     let mut damage = Vec::new();

@@ -337,7 +337,7 @@ fn run_step(
     let outcome = written.and_then(|()| {
         if crash_after == Some(step) && forward {
             eprintln!("{CRASH_HOOK}: aborting after step {step}");
-            std::process::abort();
+            fault::crash();
         }
         let now = exec.read(m)?;
         if now != m.after() {
