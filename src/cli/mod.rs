@@ -470,7 +470,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             &plan.changes,
         )
     })?;
-    print_out(&render::report("apply", &report))?;
+    // The exit code must tell what happened even when the report cannot be printed.
+    let _ = print_out(&render::report("apply", &report));
     Ok(match report.status {
         Status::Applied => exit::OK,
         Status::FailedRolledBack => exit::ROLLED_BACK,

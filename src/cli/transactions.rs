@@ -57,7 +57,8 @@ pub(super) fn rollback(
             warnings,
         )
     })?;
-    print_out(&render::report("rollback", &report))?;
+    // The exit code must tell what happened even when the report cannot be printed.
+    let _ = print_out(&render::report("rollback", &report));
     Ok(match report.status {
         Status::RolledBack => exit::OK,
         _ => exit::NEEDS_ATTENTION,
