@@ -446,8 +446,8 @@ fn journal_and_sysctl_write_errors_exit_as_the_readme_says() {
     );
     let last_undo = points(&out)
         .into_iter()
-        .filter(|(_, k)| k == "mutation")
-        .last()
+        .rev()
+        .find(|(_, k)| k == "mutation")
         .map(|(n, _)| n)
         .expect("mutations");
     let state = lab.state("refused-4");
