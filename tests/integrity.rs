@@ -361,7 +361,49 @@ fn journal_and_sysctl_write_errors_exit_as_the_readme_says() {
             assert!(lost == 0 && !stuck, "{}", notes.join("\n"));
         }
     }
-    println!("journal errors: {injected} injected, exit codes {codes:?}");
+    // The same for a rollback: exit 1 leaves the applied values alone, 0 restores
+    // everything (a journal that failed on the way is a warning), 4 names what is not.
+    let state = lab.state("rollback-trace");
+    assert_code(&lab.apply(&state, &[]), 0, "apply");
+    let out = lab.run(&state, &["rollback"], &trace());
+    assert_code(&out, 0, "traced rollback");
+    let mut rollback_codes = std::collections::BTreeMap::<i32, usize>::new();
+    for (n, kind) in points(&out) {
+        for hook in ["TUNE_FAULT_FAIL_AT", "TUNE_FAULT_FULL_FROM"] {
+            if hook == "TUNE_FAULT_FULL_FROM" && kind == "mutation" {
+                continue;
+            }
+            let label = format!("rollback, {hook}={n} ({kind})");
+            let state = lab.state(&format!("rollback-{hook}-{n}"));
+            assert_code(&lab.apply(&state, &[]), 0, "apply");
+            let out = lab.run(&state, &["rollback"], &[(hook, n.to_string())]);
+            injected += 1;
+            let t = text(&out);
+            let c = code(&out);
+            let ok = match c {
+                0 => lab.changed() == 0,
+                1 => lab.values() == AFTER && t.contains("nothing was changed"),
+                4 => lab.changed() > 0 && t.contains("still changed:"),
+                _ => false,
+            };
+            if !ok {
+                notes.push(format!(
+                    "{label}: exit {c} with values {:?}: {t}",
+                    lab.values()
+                ));
+            }
+            *rollback_codes.entry(c).or_default() += 1;
+            let (lost, stuck) = recover(&lab, &state, &label, &mut notes);
+            assert!(lost == 0 && !stuck, "{}", notes.join("\n"));
+        }
+    }
+    println!(
+        "journal errors: {injected} injected, apply exit codes {codes:?}, rollback exit codes {rollback_codes:?}"
+    );
+    assert!(
+        rollback_codes.get(&4).is_some_and(|n| *n > 0),
+        "{rollback_codes:?}"
+    );
     assert!(notes.is_empty(), "{}", notes.join("\n"));
     assert!(codes.get(&3).is_some_and(|n| *n > 0), "{codes:?}");
 

@@ -6,14 +6,14 @@
 //! from 1 in the order the process reaches them:
 //!
 //! - `TUNE_FAULT_TRACE=1` prints `tune-fault: point N: KIND` on stderr at each point;
-//! - `TUNE_FAULT_CRASH_AT=N` aborts the process at point N, as a kill or a power cut
+//! - `TUNE_FAULT_CRASH_AT=N` kills the process (SIGKILL) at point N, as a power cut
 //!   would (at a journal write, after writing half of the line: a torn write);
 //! - `TUNE_FAULT_FAIL_AT=N[,M...]` makes those points fail: a journal operation with
 //!   ENOSPC, a mutation with EIO;
 //! - `TUNE_FAULT_FULL_FROM=N` makes every journal operation from point N on fail with
 //!   ENOSPC, as a disk that filled up would.
 //!
-//! `TUNE_FAULT_CRASH_AFTER_STEP=N` (in `apply/mod.rs`) aborts right after step N was
+//! `TUNE_FAULT_CRASH_AFTER_STEP=N` (in `apply/mod.rs`) kills it right after step N was
 //! mutated and before it is journaled as done.
 
 use std::sync::OnceLock;

@@ -114,8 +114,9 @@ impl Report {
     }
 }
 
-/// Test hook: `TUNE_FAULT_CRASH_AFTER_STEP=N` aborts the process right after step N
+/// Test hook: `TUNE_FAULT_CRASH_AFTER_STEP=N` kills the process right after step N
 /// (0-based) was mutated and before it is journaled as done, as a power cut would.
+/// The other hooks are in [`fault`].
 const CRASH_HOOK: &str = "TUNE_FAULT_CRASH_AFTER_STEP";
 
 /// Checks every change's before-value against the system.
@@ -176,7 +177,6 @@ pub fn apply(
     let crash_after: Option<usize> = std::env::var(CRASH_HOOK).ok().and_then(|v| v.parse().ok());
     for (step, change) in changes.iter().enumerate() {
         let m = &change.mutation;
-        let mut warnings = Vec::new();
         let result = run_step(
             &mut journal,
             exec,
@@ -184,7 +184,7 @@ pub fn apply(
             m,
             Direction::Forward,
             crash_after,
-            &mut warnings,
+            &mut report.warnings,
         );
         match result {
             Ok(()) => report.steps.push(format!(
