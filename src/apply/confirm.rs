@@ -131,6 +131,7 @@ pub fn overdue(state: &StateDir) -> Result<Vec<(Transaction, Reason)>> {
     let now = crate::facts::now_unix();
     Ok(state
         .transactions()?
+        .transactions
         .into_iter()
         .filter_map(|t| rollback_due(&t, now).map(|r| (t, r)))
         .collect())
@@ -150,7 +151,7 @@ pub fn lock_patiently(state: &StateDir, wait: Duration) -> Result<Lock> {
 
 /// Journals that transaction `id` (just applied) is pending confirmation.
 pub fn mark_pending(state: &StateDir, id: u64, pending: &Pending) -> Result<()> {
-    let _lock = lock_patiently(state, LOCK_WAIT)?;
+    let lock = lock_patiently(state, LOCK_WAIT)?;
     let t = state.transaction(id)?;
     if t.status() != Status::Applied {
         bail!(
@@ -158,7 +159,7 @@ pub fn mark_pending(state: &StateDir, id: u64, pending: &Pending) -> Result<()> 
             t.status().describe()
         );
     }
-    state.reopen(&t)?.append(&Event::ConfirmPending {
+    state.reopen(&lock, &t)?.append(&Event::ConfirmPending {
         at: crate::facts::now_unix(),
         deadline: pending.deadline,
         probes: pending.probes.clone(),
@@ -194,9 +195,9 @@ pub fn foreign(t: &Transaction) -> Option<String> {
 
 /// Journals the watchdog's pid.
 pub fn record_watchdog(state: &StateDir, id: u64, pid: u32) -> Result<()> {
-    let _lock = lock_patiently(state, LOCK_WAIT)?;
+    let lock = lock_patiently(state, LOCK_WAIT)?;
     let t = state.transaction(id)?;
-    state.reopen(&t)?.append(&Event::Watchdog {
+    state.reopen(&lock, &t)?.append(&Event::Watchdog {
         pid,
         at: crate::facts::now_unix(),
     })
@@ -213,11 +214,12 @@ pub enum Confirmation {
 
 /// Confirms transaction `id`, or the pending one.
 pub fn confirm(state: &StateDir, id: Option<u64>) -> Result<Confirmation> {
-    let _lock = lock_patiently(state, LOCK_WAIT)?;
+    let lock = lock_patiently(state, LOCK_WAIT)?;
     let t = match id {
         Some(id) => state.transaction(id)?,
         None => match state
             .transactions()?
+            .transactions
             .into_iter()
             .rev()
             .find(|t| t.status() == Status::PendingConfirmation)
@@ -242,7 +244,7 @@ pub fn confirm(state: &StateDir, id: Option<u64>) -> Result<Confirmation> {
             deadline: p.deadline,
         });
     }
-    state.reopen(&t)?.append(&Event::Confirmed {
+    state.reopen(&lock, &t)?.append(&Event::Confirmed {
         at: crate::facts::now_unix(),
     })?;
     on_confirmed(state, &t)?;
@@ -268,57 +270,48 @@ pub fn roll_back(
     id: u64,
     reason: &Reason,
 ) -> Result<Report> {
-    let start = Instant::now();
-    loop {
-        {
-            let _lock = lock_patiently(state, LOCK_WAIT)?;
-            let t = state.transaction(id)?;
-            let status = t.status();
-            match status {
-                Status::PendingConfirmation => state.reopen(&t)?.append(&reason.event())?,
-                // A probe run right after a plain apply (no --confirm-within).
-                Status::Applied if matches!(reason, Reason::ProbeFailed { .. }) => {
-                    state.reopen(&t)?.append(&reason.event())?
-                }
-                Status::Interrupted if recorded_reason(&t.events).is_some() => {}
-                Status::RolledBack
-                | Status::RolledBackNotConfirmed
-                | Status::RolledBackProbeFailed
-                | Status::NeedsAttention => {
-                    return Ok(Report {
-                        transaction: id,
-                        steps: vec![format!(
-                            "another tune process already ended it: {}",
-                            status.describe()
-                        )],
-                        status: if status == Status::NeedsAttention {
-                            status
-                        } else {
-                            Status::RolledBack
-                        },
-                        error: None,
-                        undo_errors: Vec::new(),
-                    });
-                }
-                _ => bail!(
-                    "transaction {id} is {}: not rolling it back",
+    let lock = lock_patiently(state, LOCK_WAIT)?;
+    let journals = state.transactions()?;
+    journals.refuse_untrusted()?;
+    let t = journals.get(id)?.clone();
+    let status = t.status();
+    match status {
+        Status::PendingConfirmation => state.reopen(&lock, &t)?.append(&reason.event())?,
+        // A probe run right after a plain apply (no --confirm-within).
+        Status::Applied if matches!(reason, Reason::ProbeFailed { .. }) => {
+            state.reopen(&lock, &t)?.append(&reason.event())?
+        }
+        Status::Interrupted if recorded_reason(&t.events).is_some() => {}
+        Status::RolledBack
+        | Status::RolledBackNotConfirmed
+        | Status::RolledBackProbeFailed
+        | Status::NeedsAttention => {
+            return Ok(Report {
+                transaction: id,
+                steps: vec![format!(
+                    "another tune process already ended it: {}",
                     status.describe()
-                ),
-            }
+                )],
+                status: if status == Status::NeedsAttention {
+                    status
+                } else {
+                    Status::RolledBack
+                },
+                error: None,
+                undo_errors: Vec::new(),
+                still_changed: Vec::new(),
+                warnings: journals.warnings(),
+            });
         }
-        // The lock is free between the decision and the rollback; another process may
-        // take it (to do the same): then try again and find its result.
-        match super::rollback(state, exec, Some(id), false) {
-            Ok(report) => return Ok(report),
-            Err(e) => {
-                let contended = state.lock().is_err();
-                if !contended || start.elapsed() > LOCK_WAIT {
-                    return Err(e);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+        _ => bail!(
+            "transaction {id} is {}: not rolling it back",
+            status.describe()
+        ),
     }
+    // The decision is journaled; the rollback runs under the same lock, so no other
+    // process can slip in between.
+    let t = state.transaction(id)?;
+    super::rollback(state, &lock, exec, &t, false, journals.warnings())
 }
 
 /// [`roll_back`] inside the namespace the transaction was applied in.
@@ -405,8 +398,11 @@ mod tests {
             },
             evidence: vec![],
         };
-        let mut j = state.begin(1, "h", None, &[change]).unwrap();
-        j.append(&Event::Applied { at: 1.0 }).unwrap();
+        {
+            let lock = state.lock().unwrap();
+            let mut j = state.begin(&lock, 1, "h", None, &[change]).unwrap();
+            j.append(&Event::Applied { at: 1.0 }).unwrap();
+        }
         state.transaction(1).unwrap()
     }
 
@@ -453,15 +449,16 @@ mod tests {
             Confirmation::TooLate { id: 1, .. }
         ));
         let t = state.transaction(1).unwrap();
+        let lock = state.lock().unwrap();
         state
-            .reopen(&t)
+            .reopen(&lock, &t)
             .unwrap()
             .append(&Reason::NotConfirmed.event())
             .unwrap();
         let t = state.transaction(1).unwrap();
         assert_eq!(t.status(), Status::Interrupted);
         assert_eq!(rollback_due(&t, 0.0), Some(Reason::NotConfirmed));
-        let mut j = state.reopen(&t).unwrap();
+        let mut j = state.reopen(&lock, &t).unwrap();
         j.append(&Event::RollbackBegin {
             at: 2.0,
             forced: false,

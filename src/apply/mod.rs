@@ -6,23 +6,33 @@
 //! the completed steps are undone in reverse order, each undo journaled the same way,
 //! and the original error is returned together with the outcome of the undo.
 //!
+//! Exit 1 must mean that nothing changed, so an error is returned (rather than a
+//! [`Report`]) only before the first mutation. After it, every failure, including a
+//! journal that can no longer be written (a full disk), ends in an undo from the
+//! in-memory record: undo steps are journaled where the journal still takes them and
+//! performed anyway where it does not, and the report lists each resource that still
+//! holds a changed value.
+//!
 //! Executors are per resource kind ([`sysctl`], [`net`], [`envfile`]); [`Executor`]
 //! is the seam where tests plug in. Rollback ([`rollback()`]) is the same machinery run
 //! with each change's inverse.
 
 pub mod confirm;
 pub mod envfile;
+mod fault;
 pub mod journal;
 pub mod net;
 pub mod probe;
 mod rollback;
 pub mod sysctl;
+mod trust;
 
 pub use rollback::{rollback, rollback_target};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 
 use crate::plan::{Change, Mutation};
+use fault::Point;
 use journal::{Direction, Event, Journal, StateDir, Status};
 
 /// Reads and writes the resources that mutations name.
@@ -86,10 +96,29 @@ pub struct Report {
     pub error: Option<String>,
     /// Steps that could not be undone.
     pub undo_errors: Vec<String>,
+    /// After a failure: each resource that still does not hold its before-value.
+    pub still_changed: Vec<String>,
+    /// Skipped journals, events the journal could not take, and the like.
+    pub warnings: Vec<String>,
 }
 
-/// Test hook: `TUNE_FAULT_CRASH_AFTER_STEP=N` aborts the process right after step N
+impl Report {
+    fn new(transaction: u64, status: Status, warnings: Vec<String>) -> Report {
+        Report {
+            transaction,
+            steps: Vec::new(),
+            status,
+            error: None,
+            undo_errors: Vec::new(),
+            still_changed: Vec::new(),
+            warnings,
+        }
+    }
+}
+
+/// Test hook: `TUNE_FAULT_CRASH_AFTER_STEP=N` kills the process right after step N
 /// (0-based) was mutated and before it is journaled as done, as a power cut would.
+/// The other hooks are in [`fault`].
 const CRASH_HOOK: &str = "TUNE_FAULT_CRASH_AFTER_STEP";
 
 /// Checks every change's before-value against the system.
@@ -113,7 +142,7 @@ pub fn drifted(exec: &mut dyn Executor, changes: &[Change]) -> Vec<Drift> {
 
 /// Applies the changes under the state dir's lock, journaling the network namespace
 /// the calling thread runs in (so that rollback goes back into it). The caller has
-/// checked privileges.
+/// checked privileges. `Err` means nothing was changed.
 pub fn apply(
     state: &StateDir,
     exec: &mut dyn Executor,
@@ -121,9 +150,11 @@ pub fn apply(
     netns: Option<&crate::kernel::netns::NetnsRecord>,
     changes: &[Change],
 ) -> Result<Report> {
-    let _lock = state.lock()?;
-    let transactions = state.transactions()?;
-    if let Some(t) = transactions.iter().find(|t| {
+    let lock = state.lock()?;
+    state.remove_stale_temp(&lock);
+    let journals = state.transactions()?;
+    journals.refuse_untrusted()?;
+    if let Some(t) = journals.transactions.iter().find(|t| {
         matches!(
             t.status(),
             Status::Interrupted | Status::NeedsAttention | Status::PendingConfirmation
@@ -144,19 +175,20 @@ pub fn apply(
             describe_drift(&drift)
         );
     }
-    let id = transactions.last().map_or(1, |t| t.id + 1);
-    let mut journal = state.begin(id, hostname, netns, changes)?;
-    let mut report = Report {
-        transaction: journal.id,
-        steps: Vec::new(),
-        status: Status::Applied,
-        error: None,
-        undo_errors: Vec::new(),
-    };
+    let mut journal = state.begin(&lock, journals.next_id, hostname, netns, changes)?;
+    let mut report = Report::new(journal.id, Status::Applied, journals.warnings());
     let crash_after: Option<usize> = std::env::var(CRASH_HOOK).ok().and_then(|v| v.parse().ok());
     for (step, change) in changes.iter().enumerate() {
         let m = &change.mutation;
-        let result = run_step(&mut journal, exec, step, m, Direction::Forward, crash_after);
+        let result = run_step(
+            &mut journal,
+            exec,
+            step,
+            m,
+            Direction::Forward,
+            crash_after,
+            &mut report.warnings,
+        );
         match result {
             Ok(()) => report.steps.push(format!(
                 "applied {}: {} → {}",
@@ -164,35 +196,115 @@ pub fn apply(
                 m.before_label(),
                 m.after_label()
             )),
-            Err(e) => {
-                let error = format!("{}: {e:#}", m.resource());
-                report.steps.push(format!("FAILED {error}"));
-                report.error = Some(error);
-                // Undo this step too if it got half-way, then the completed ones.
-                let undo: Vec<usize> = (0..=step).rev().collect();
-                report.undo_errors =
-                    undo_steps(&mut journal, exec, changes, &undo, &mut report.steps);
-                let ok = report.undo_errors.is_empty();
-                journal.append(&Event::AutoRollback {
-                    ok,
-                    at: crate::facts::now_unix(),
-                })?;
-                report.status = if ok {
-                    Status::FailedRolledBack
-                } else {
-                    Status::NeedsAttention
-                };
+            Err(StepError { mutated, error }) => {
+                if step == 0 && !mutated {
+                    // Its intent could not be journaled: nothing was touched.
+                    state.discard(journal);
+                    return Err(error.context(format!(
+                        "{}: not applied; nothing was changed",
+                        m.resource()
+                    )));
+                }
+                let touched = if mutated { step + 1 } else { step };
+                let error = format!("{}: {error:#}", m.resource());
+                fail(&mut journal, exec, changes, touched, error, &mut report);
                 return Ok(report);
             }
         }
     }
-    journal.append(&Event::Applied {
+    if let Err(e) = journal.append(&Event::Applied {
         at: crate::facts::now_unix(),
-    })?;
+    }) {
+        // Every value is set, but the journal cannot say so: undo rather than leave
+        // changes that history does not show as applied.
+        let error = format!("every step was applied but the journal could not record it: {e:#}");
+        fail(
+            &mut journal,
+            exec,
+            changes,
+            changes.len(),
+            error,
+            &mut report,
+        );
+    }
     Ok(report)
 }
 
-/// Journals, performs and verifies one step.
+/// Apply failed after steps `0..touched` may have changed something: undoes them in
+/// reverse and records the outcome in the report (and, if it can, in the journal).
+fn fail(
+    journal: &mut Journal,
+    exec: &mut dyn Executor,
+    changes: &[Change],
+    touched: usize,
+    error: String,
+    report: &mut Report,
+) {
+    report.steps.push(format!("FAILED {error}"));
+    report.error = Some(error);
+    let undo: Vec<usize> = (0..touched).rev().collect();
+    report.undo_errors = undo_steps(
+        journal,
+        exec,
+        changes,
+        &undo,
+        &mut report.steps,
+        &mut report.warnings,
+    );
+    report.still_changed = still_changed(exec, changes, &undo);
+    let ok = report.undo_errors.is_empty() && report.still_changed.is_empty();
+    if let Err(e) = journal.append(&Event::AutoRollback {
+        ok,
+        at: crate::facts::now_unix(),
+    }) {
+        report.warnings.push(format!(
+            "{e:#}: `tune history` shows transaction {} as interrupted until `tune rollback {}` (which finds the values already restored)",
+            journal.id, journal.id
+        ));
+    }
+    report.status = if ok {
+        Status::FailedRolledBack
+    } else {
+        Status::NeedsAttention
+    };
+}
+
+/// Each resource of `steps` that does not hold its before-value now.
+pub(crate) fn still_changed(
+    exec: &mut dyn Executor,
+    changes: &[Change],
+    steps: &[usize],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for &step in steps {
+        let Some(change) = changes.get(step) else {
+            continue;
+        };
+        let m = &change.mutation;
+        match exec.read(m) {
+            Ok(now) if now == m.before() => {}
+            Ok(now) if now == m.after() => {
+                out.push(format!("{} is still {}", m.resource(), m.after_label()));
+            }
+            Ok(now) => out.push(format!(
+                "{} holds {now:?}, neither its before- nor its after-value",
+                m.resource()
+            )),
+            Err(e) => out.push(format!("{} cannot be read: {e:#}", m.resource())),
+        }
+    }
+    out
+}
+
+/// Why a step failed, and whether its mutation was attempted.
+struct StepError {
+    mutated: bool,
+    error: anyhow::Error,
+}
+
+/// Journals, performs and verifies one step. Forward, the intent must be on disk
+/// before the mutation; backward (an undo), a journal that cannot be written does not
+/// stop the undo, it adds a warning.
 fn run_step(
     journal: &mut Journal,
     exec: &mut dyn Executor,
@@ -200,12 +312,35 @@ fn run_step(
     m: &Mutation,
     direction: Direction,
     crash_after: Option<usize>,
-) -> Result<()> {
-    journal.append(&Event::Intent { step, direction })?;
-    let outcome = exec.write(m).and_then(|()| {
-        if crash_after == Some(step) && direction == Direction::Forward {
+    warnings: &mut Vec<String>,
+) -> Result<(), StepError> {
+    let forward = direction == Direction::Forward;
+    let mut journaled = |journal: &mut Journal, event: &Event| -> Result<(), StepError> {
+        match journal.append(event) {
+            Ok(()) => Ok(()),
+            Err(error) if forward => Err(StepError {
+                mutated: !matches!(event, Event::Intent { .. }),
+                error,
+            }),
+            Err(e) => {
+                warnings.push(format!("{e:#} (undo of {} done anyway)", m.resource()));
+                Ok(())
+            }
+        }
+    };
+    journaled(journal, &Event::Intent { step, direction })?;
+    let written = match fault::at(Point::Mutation) {
+        fault::Fault::None => exec.write(m),
+        fault::Fault::Crash => fault::crash(),
+        fault::Fault::Fail => Err(anyhow!(
+            "injected I/O error (TUNE_FAULT_FAIL_AT) writing {}",
+            m.resource()
+        )),
+    };
+    let outcome = written.and_then(|()| {
+        if crash_after == Some(step) && forward {
             eprintln!("{CRASH_HOOK}: aborting after step {step}");
-            std::process::abort();
+            fault::crash();
         }
         let now = exec.read(m)?;
         if now != m.after() {
@@ -217,30 +352,39 @@ fn run_step(
         Ok(())
     });
     match outcome {
-        Ok(()) => journal.append(&Event::Done { step, direction }),
-        Err(e) => {
-            journal.append(&Event::Failed {
+        Ok(()) => journaled(journal, &Event::Done { step, direction }),
+        Err(error) => {
+            // The failure itself is in the report; the journal's copy is best effort.
+            let _ = journal.append(&Event::Failed {
                 step,
                 direction,
-                error: format!("{e:#}"),
-            })?;
-            Err(e)
+                error: format!("{error:#}"),
+            });
+            Err(StepError {
+                mutated: true,
+                error,
+            })
         }
     }
 }
 
 /// Undoes the given steps in the order given. A step whose resource already holds its
-/// before-value is left alone. Returns the errors; keeps going after one.
+/// before-value is left alone. Returns the errors; keeps going after one, and after a
+/// journal write that fails (noted in `warnings`).
 pub(crate) fn undo_steps(
     journal: &mut Journal,
     exec: &mut dyn Executor,
     changes: &[Change],
     steps: &[usize],
     log: &mut Vec<String>,
+    warnings: &mut Vec<String>,
 ) -> Vec<String> {
     let mut errors = Vec::new();
     for &step in steps {
-        let m = &changes[step].mutation;
+        let Some(change) = changes.get(step) else {
+            continue;
+        };
+        let m = &change.mutation;
         let inverse = m.inverse();
         match exec.read(m) {
             Ok(now) if now == m.before() => continue,
@@ -250,10 +394,18 @@ pub(crate) fn undo_steps(
                 continue;
             }
         }
-        match run_step(journal, exec, step, &inverse, Direction::Backward, None) {
+        match run_step(
+            journal,
+            exec,
+            step,
+            &inverse,
+            Direction::Backward,
+            None,
+            warnings,
+        ) {
             Ok(()) => log.push(format!("restored {}: {}", m.resource(), m.before_label())),
-            Err(e) => {
-                let msg = format!("{}: {e:#}", m.resource());
+            Err(StepError { error, .. }) => {
+                let msg = format!("{}: {error:#}", m.resource());
                 log.push(format!("RESTORE FAILED {msg}"));
                 errors.push(msg);
             }

@@ -1,22 +1,26 @@
 //! Rollback: restores the recorded before-values of a transaction, in reverse order,
 //! through the same journaled steps as apply ([`super::undo_steps`]).
 //!
-//! It refuses, before touching anything, when a resource holds neither the recorded
-//! before- nor after-value, unless forced.
+//! The caller takes the lock first and only then picks the transaction
+//! ([`rollback_target`]) from journals read under it, so no apply can slip in between.
+//! Rollback refuses, before touching anything, when a resource holds neither the
+//! recorded before- nor after-value, unless forced, and when its first journal event
+//! cannot be written. After that it does not stop for a journal that fails: it
+//! restores every value it can and reports the rest.
 
 use anyhow::{Result, anyhow, bail};
 
-use super::journal::{self, Event, StateDir, Status};
-use super::{Drift, Executor, Report, describe_drift, undo_steps};
+use super::journal::{Event, Journals, Lock, StateDir, Status, Transaction};
+use super::{Drift, Executor, Report, describe_drift, still_changed, undo_steps};
 
 /// The transaction `tune rollback [ID]` acts on: the given one, or the last one that
-/// changed something.
-pub fn rollback_target(state: &StateDir, id: Option<u64>) -> Result<journal::Transaction> {
+/// changed something. `journals` must have been read under the lock.
+pub fn rollback_target(journals: &Journals, id: Option<u64>) -> Result<Transaction> {
     match id {
-        Some(id) => state.transaction(id),
-        None => state
-            .transactions()?
-            .into_iter()
+        Some(id) => journals.get(id).cloned(),
+        None => journals
+            .transactions
+            .iter()
             .rev()
             .find(|t| {
                 matches!(
@@ -28,19 +32,20 @@ pub fn rollback_target(state: &StateDir, id: Option<u64>) -> Result<journal::Tra
                         | Status::Confirmed
                 )
             })
+            .cloned()
             .ok_or_else(|| anyhow!("no applied transaction to roll back")),
     }
 }
 
-/// Rolls back a transaction (the last one that changed something when `id` is None).
+/// Rolls back a transaction, with the lock held. `Err` means nothing was changed.
 pub fn rollback(
     state: &StateDir,
+    lock: &Lock,
     exec: &mut dyn Executor,
-    id: Option<u64>,
+    transaction: &Transaction,
     force: bool,
+    warnings: Vec<String>,
 ) -> Result<Report> {
-    let _lock = state.lock()?;
-    let transaction = rollback_target(state, id)?;
     match transaction.status() {
         Status::RolledBack | Status::RolledBackNotConfirmed | Status::RolledBackProbeFailed => {
             bail!("transaction {} is already rolled back", transaction.id)
@@ -74,30 +79,33 @@ pub fn rollback(
             describe_drift(&drift)
         );
     }
-    let mut journal = state.reopen(&transaction)?;
-    journal.append(&Event::RollbackBegin {
-        at: crate::facts::now_unix(),
-        forced: force && !drift.is_empty(),
-    })?;
-    let mut report = Report {
-        transaction: transaction.id,
-        steps: Vec::new(),
-        status: Status::RolledBack,
-        error: None,
-        undo_errors: Vec::new(),
-    };
+    let mut journal = state.reopen(lock, transaction)?;
+    journal
+        .append(&Event::RollbackBegin {
+            at: crate::facts::now_unix(),
+            forced: force && !drift.is_empty(),
+        })
+        .map_err(|e| e.context("nothing was changed"))?;
+    let mut report = Report::new(transaction.id, Status::RolledBack, warnings);
     report.undo_errors = undo_steps(
         &mut journal,
         exec,
         &transaction.changes,
         &steps,
         &mut report.steps,
+        &mut report.warnings,
     );
-    let ok = report.undo_errors.is_empty();
-    journal.append(&Event::RollbackEnd {
+    report.still_changed = still_changed(exec, &transaction.changes, &steps);
+    let ok = report.undo_errors.is_empty() && report.still_changed.is_empty();
+    if let Err(e) = journal.append(&Event::RollbackEnd {
         ok,
         at: crate::facts::now_unix(),
-    })?;
+    }) {
+        report.warnings.push(format!(
+            "{e:#}: `tune history` shows transaction {} as interrupted until `tune rollback {}` completes its record",
+            transaction.id, transaction.id
+        ));
+    }
     if !ok {
         report.status = Status::NeedsAttention;
     }

@@ -86,9 +86,10 @@ pub fn preflight(args: &ConfirmArgs, state_dir: &Path) -> Result<Checks> {
         Some(name) => Some(NetnsTarget::Name(name.clone()).resolve()?),
         None => None,
     };
-    if let Some(state) = StateDir::existing(state_dir) {
+    if let Some(state) = StateDir::existing(state_dir)? {
         let waiting = state
             .transactions()?
+            .transactions
             .into_iter()
             .find(|t| t.status() == Status::PendingConfirmation);
         if let Some(t) = waiting {
@@ -291,7 +292,7 @@ pub fn cmd_watchdog(state_dir: &Path, id: u64) -> Result<i32> {
 /// `tune confirm [ID]`.
 pub fn cmd_confirm(state_dir: &Path, id: Option<u64>) -> Result<i32> {
     require_root("confirm")?;
-    let Some(state) = StateDir::existing(state_dir) else {
+    let Some(state) = StateDir::existing(state_dir)? else {
         bail!(
             "no transaction is pending confirmation (no state in {})",
             state_dir.display()
@@ -337,8 +338,15 @@ pub fn settle_overdue(state_dir: &Path, command: &Command) -> Result<Option<i32>
     } else {
         Some(exit::NEEDS_ATTENTION)
     };
-    let Some(state) = StateDir::existing(state_dir) else {
-        return Ok(None);
+    // An untrusted state directory is refused by the commands that act on it; the
+    // overdue check only says so and lets the command go on.
+    let state = match StateDir::existing(state_dir) {
+        Ok(Some(state)) => state,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("warning: not checking for overdue transactions: {e:#}");
+            return Ok(None);
+        }
     };
     let overdue = confirmed::overdue(&state)?;
     if overdue.is_empty() {

@@ -6,12 +6,13 @@
 mod confirm;
 mod render;
 pub mod schema;
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::apply::journal::{DEFAULT_STATE_DIR, StateDir, Status};
@@ -247,8 +248,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan(args) => cmd_plan(args),
         Command::Apply(args) => cmd_apply(&cli.state_dir, args),
-        Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
-        Command::History { format } => cmd_history(&cli.state_dir, format),
+        Command::Rollback { id, force, netns } => {
+            transactions::rollback(&cli.state_dir, id, force, &netns)
+        }
+        Command::History { format } => transactions::history(&cli.state_dir, format),
         Command::Confirm { id } => confirm::cmd_confirm(&cli.state_dir, id),
         Command::Watchdog { id } => confirm::cmd_watchdog(&cli.state_dir, id),
         Command::Validate { paths } => cmd_validate(&paths),
@@ -487,7 +490,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         )
     })?;
     confirm::arm(&state, &mut checks, &report)?;
-    print_out(&render::report("apply", &report))?;
+    // The exit code must tell what happened even when the report cannot be printed.
+    let _ = print_out(&render::report("apply", &report));
     Ok(match report.status {
         Status::Applied => confirm::after_apply(&state, &checks, report.transaction)?,
         Status::FailedRolledBack => exit::ROLLED_BACK,
@@ -508,46 +512,6 @@ fn confirm(n: usize) -> Result<bool> {
     let mut answer = String::new();
     stdin.read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-fn cmd_rollback(state_dir: &Path, id: Option<u64>, force: bool, asked: &NetnsArgs) -> Result<i32> {
-    require_root("rollback")?;
-    let state = StateDir::existing(state_dir).ok_or_else(|| {
-        anyhow!(
-            "no transactions in {}: nothing to roll back",
-            state_dir.display()
-        )
-    })?;
-    let transaction = apply::rollback_target(&state, id)?;
-    let what = format!("transaction {}", transaction.id);
-    if let Some(recorded) = &transaction.netns {
-        recorded.target()?.resolve().map_err(|e| {
-            anyhow!("{what} was applied in {recorded}, which cannot be entered any more ({e:#}); nothing was changed")
-        })?;
-    }
-    check_same_netns(asked, transaction.netns.as_ref(), &what)?;
-    let ns = transaction.netns.as_ref();
-    let report = netns::run_in(ns, || {
-        apply::rollback(&state, &mut SystemExecutor, Some(transaction.id), force)
-    })?;
-    print_out(&render::report("rollback", &report))?;
-    Ok(match report.status {
-        Status::RolledBack => exit::OK,
-        _ => exit::NEEDS_ATTENTION,
-    })
-}
-
-fn cmd_history(state_dir: &Path, format: Format) -> Result<i32> {
-    let transactions = match StateDir::existing(state_dir) {
-        Some(state) => state.transactions()?,
-        None => Vec::new(),
-    };
-    let text = match format {
-        Format::Json => render::history_json(&transactions)? + "\n",
-        Format::Text => render::history(&transactions),
-    };
-    print_out(&text)?;
-    Ok(exit::OK)
 }
 
 fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {

@@ -327,11 +327,28 @@ pub fn report(what: &str, report: &Report) -> String {
         ),
     };
     let _ = writeln!(out, "{summary}");
+    if !report.still_changed.is_empty() {
+        let _ = writeln!(out, "{}", paint(RED, "still changed:"));
+        for s in &report.still_changed {
+            let _ = writeln!(out, "  {s}");
+        }
+    }
+    for w in &report.warnings {
+        let _ = writeln!(out, "{} {w}", paint(YELLOW, "warning:"));
+    }
     out
 }
 
+/// The last second humantime (RFC 3339, four-digit years) can print: 9999-12-31T23:59:59Z.
+const LAST_PRINTABLE_SECOND: f64 = 253_402_300_799.0;
+
+/// A journal time; one from a damaged or hand-made journal that no calendar date can
+/// show is printed as the number it is.
 pub fn time(t: f64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
+    if !(0.0..=LAST_PRINTABLE_SECOND).contains(&t) {
+        return format!("(time {t} out of range)");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
