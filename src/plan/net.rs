@@ -7,7 +7,9 @@
 //! outside the range the kernel reports for a link (min/max MTU): that is a plan
 //! error, not a failed apply.
 
-use crate::detect::net::{link_matches, links, pattern, qdisc_matches, qdiscs, target_conditions};
+use crate::detect::net::{
+    PathMtu, link_matches, links, path_cap, pattern, qdisc_matches, qdiscs, target_conditions,
+};
 use crate::facts::Facts;
 use crate::facts::net::Link;
 use crate::finding::Evidence;
@@ -23,11 +25,18 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
     let mut conds = Vec::new();
     target_conditions(detect, &mut conds);
     let result = (|| {
-        let text = scalar_text(&a.value, vars)?;
-        let target: u32 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("set_mtu: {text:?} is not an MTU"))?;
+        let value = match (&a.value, a.to_path) {
+            (Some(v), false) => {
+                let text = scalar_text(v, vars)?;
+                Some(
+                    text.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("set_mtu: {text:?} is not an MTU"))?,
+                )
+            }
+            (None, true) => None,
+            _ => return Err("set_mtu takes exactly one of `value` and `to_path`".into()),
+        };
         let mut selectors = Vec::new();
         for c in conds {
             if let Condition::Link(l) = c {
@@ -37,22 +46,61 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
         if selectors.is_empty() {
             return Err("set_mtu needs a `link` condition in the rule to choose links".into());
         }
-        let mut out = Vec::new();
-        for link in links(facts)? {
-            let mut matched = false;
+        let all = links(facts)?;
+        let mut matched = Vec::new();
+        for link in all {
             for (l, glob) in &selectors {
-                if link_matches(l, glob, link, vars)?.is_some() {
-                    matched = true;
+                if let Some(m) = link_matches(l, glob, link, all, vars)? {
+                    matched.push((link, m));
                     break;
                 }
             }
-            if matched {
-                out.push(plan_one_mtu(link, target));
-            }
+        }
+        let mut out = Vec::new();
+        for (link, m) in &matched {
+            out.push(match value {
+                Some(target) => {
+                    let raised = |other: &Link| {
+                        target > other.mtu && matched.iter().any(|(l, _)| l.index == other.index)
+                    };
+                    capped_by_path(link, target, all, &raised)
+                        .and_then(|()| plan_one_mtu(link, target))
+                }
+                None => match &m.path {
+                    Some(PathMtu {
+                        blocked: Some(why), ..
+                    }) => Err(why.clone()),
+                    Some(PathMtu { want, .. }) => plan_one_mtu(link, *want),
+                    None => Err(format!(
+                        "set_mtu to_path needs `path_mismatch: true` on the `link` condition that matched {}",
+                        link.name
+                    )),
+                },
+            });
         }
         Ok(out)
     })();
     result.unwrap_or_else(|e| vec![Err(e)])
+}
+
+/// An exact MTU never goes above what the link's path carries: its peer, master or
+/// lower device, unless this plan raises that one as well.
+fn capped_by_path(
+    link: &Link,
+    target: u32,
+    all: &[Link],
+    raised: &dyn Fn(&Link) -> bool,
+) -> Result<(), String> {
+    if target <= link.mtu {
+        return Ok(());
+    }
+    match path_cap(link, all, raised)? {
+        Some((cap, what)) if target > cap => Err(format!(
+            "cannot set the MTU of {} to {target}: {what} allows only {cap}",
+            link.name
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn plan_one_mtu(link: &Link, target: u32) -> Result<Option<Mutation>, String> {
@@ -169,6 +217,11 @@ mod tests {
             min_mtu: Some(68),
             max_mtu: Some(max),
             state: "up".into(),
+            link: None,
+            link_netnsid: None,
+            link_remote: None,
+            master: None,
+            vxlan_ipv6: false,
         }
     }
 
@@ -209,7 +262,8 @@ mod tests {
         let planned = plan_set_mtu(
             &detect,
             &SetMtu {
-                value: Scalar::Integer(1500),
+                value: Some(Scalar::Integer(1500)),
+                to_path: false,
             },
             &Vars::default(),
             &f,
@@ -230,7 +284,8 @@ mod tests {
         let f = facts(vec![link(2, "eth0", "ethernet", 576, 1000)], vec![]);
         let detect = cond("link: {below: 1500}");
         let set = |v| SetMtu {
-            value: Scalar::Integer(v),
+            value: Some(Scalar::Integer(v)),
+            to_path: false,
         };
         let err = plan_set_mtu(&detect, &set(1500), &Vars::default(), &f);
         assert!(
