@@ -288,7 +288,10 @@ fn dumps_read_directly_match_netlink_packet_route() {
     assert_eq!((va.link, va.link_netnsid), (index("vb"), None));
     assert_eq!(by_name("vc").master, index("br.0"));
     assert_eq!(by_name("vx1").link, index("vb"));
-    assert_eq!((by_name("vx0").link, by_name("vx0").vxlan_ipv6), (None, false));
+    assert_eq!(
+        (by_name("vx0").link, by_name("vx0").vxlan_ipv6),
+        (None, false)
+    );
     assert!(by_name("vx6").vxlan_ipv6);
 
     let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)

@@ -142,7 +142,13 @@ pub fn path_mtu(link: &Link, all: &[Link]) -> Result<Option<(PathMtu, String)>, 
         && link.mtu > lower.mtu
     {
         let test = format!("mtu {} > {} allowed by {}", link.mtu, lower.mtu, lower.what);
-        return Ok(Some((PathMtu { want: lower.mtu, blocked: None }, test)));
+        return Ok(Some((
+            PathMtu {
+                want: lower.mtu,
+                blocked: None,
+            },
+            test,
+        )));
     }
     let peer = veth_peer(link, &by_index)?;
     let master = master(link, &by_index);
@@ -183,7 +189,11 @@ pub fn path_mtu(link: &Link, all: &[Link]) -> Result<Option<(PathMtu, String)>, 
 
 /// The largest MTU the ends of a link's path allow (its peer, master and lower
 /// device), leaving out the links named in `raised`, which the plan raises too.
-pub fn path_cap(link: &Link, all: &[Link], raised: &dyn Fn(&Link) -> bool) -> Result<Option<(u32, String)>, String> {
+pub fn path_cap(
+    link: &Link,
+    all: &[Link],
+    raised: &dyn Fn(&Link) -> bool,
+) -> Result<Option<(u32, String)>, String> {
     let by_index = |i: u32| all.iter().find(|l| l.index == i && !raised(l));
     let ends = [
         veth_peer(link, &by_index)?,

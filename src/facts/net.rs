@@ -135,9 +135,9 @@ fn read_remote_links(links: &mut [Link]) {
         link.link_remote = Some(match remote {
             Ok(Some(r)) => Fact::Value(r),
             Ok(None) => Fact::Unknown(format!("no link {index} in netns id {nsid}")),
-            Err(e) if e.errno == libc::EPERM || e.errno == libc::EACCES => Fact::Unknown(
-                format!("link {index} in netns id {nsid}: permission denied (run as root)"),
-            ),
+            Err(e) if e.errno == libc::EPERM || e.errno == libc::EACCES => Fact::Unknown(format!(
+                "link {index} in netns id {nsid}: permission denied (run as root)"
+            )),
             Err(e) => Fact::Unknown(format!("link {index} in netns id {nsid}: {e}")),
         });
     }

@@ -584,20 +584,14 @@ fn get_link<T>(
     body[4..8].copy_from_slice(&index.to_ne_bytes());
     let mut convert = Some(convert);
     let mut found = None;
-    let result = exchange(
-        RTM_GETLINK,
-        0,
-        &body,
-        attrs,
-        |kind, payload| {
-            if kind == RTM_NEWLINK
-                && let Some(convert) = convert.take()
-            {
-                found = Some(convert(&parse_link(payload)?));
-            }
-            Ok(())
-        },
-    );
+    let result = exchange(RTM_GETLINK, 0, &body, attrs, |kind, payload| {
+        if kind == RTM_NEWLINK
+            && let Some(convert) = convert.take()
+        {
+            found = Some(convert(&parse_link(payload)?));
+        }
+        Ok(())
+    });
     match result {
         Ok(_) => Ok(found),
         Err(e) if e.errno == libc::ENODEV => Ok(None),
