@@ -3,7 +3,7 @@
 //!
 //! The kernel stores the list as a bitmap and prints it back canonically (ascending,
 //! adjacent ports merged into ranges, an empty list as an empty line), so
-//! [`format`] produces exactly that: what apply writes is what it reads back.
+//! [`format()`] produces exactly that: what apply writes is what it reads back.
 
 use std::collections::BTreeSet;
 
