@@ -280,6 +280,47 @@ mod tests {
     }
 
     #[test]
+    fn to_path_raises_to_the_larger_end_and_never_past_another_end() {
+        let mut port = link(5, "p0", "veth", 1400, 65535);
+        port.link = Some(6);
+        port.master = Some(3);
+        let mut peer = link(6, "p1", "veth", 1400, 65535);
+        peer.link = Some(5);
+        let bridge = link(3, "br0", "bridge", 1500, 65535);
+        let detect = cond("link: {path_mismatch: true}");
+        let to_path = SetMtu {
+            value: None,
+            to_path: true,
+        };
+        let planned = plan_set_mtu(
+            &detect,
+            &to_path,
+            &Vars::default(),
+            &facts(vec![port.clone(), peer.clone(), bridge.clone()], vec![]),
+        );
+        assert!(
+            matches!(&planned[..], [Err(e)] if e == "cannot raise the MTU of p0 to the 1500 of its master br0 (bridge): its veth peer p1 allows only 1400"),
+            "{planned:?}"
+        );
+        peer.mtu = 1500;
+        let planned = plan_set_mtu(
+            &detect,
+            &to_path,
+            &Vars::default(),
+            &facts(vec![port, peer, bridge], vec![]),
+        );
+        assert_eq!(
+            planned,
+            vec![Ok(Some(Mutation::LinkMtu {
+                link: "p0".into(),
+                ifindex: 5,
+                before: 1400,
+                after: 1500
+            }))]
+        );
+    }
+
+    #[test]
     fn mtu_above_maximum_or_below_minimum_is_a_plan_error() {
         let f = facts(vec![link(2, "eth0", "ethernet", 576, 1000)], vec![]);
         let detect = cond("link: {below: 1500}");
