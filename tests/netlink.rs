@@ -699,6 +699,67 @@ fn peers_in_two_namespaces_are_compared_from_either_side() {
 }
 
 #[test]
+fn a_peer_elsewhere_that_an_unprivileged_user_cannot_read_leaves_the_rule_undecided() {
+    if !(prerequisites() && require(have_setpriv(), "this test needs `setpriv` (util-linux)")) {
+        return;
+    }
+    let (here, there) = (Ns::new(), Ns::new());
+    run(&[
+        "ip",
+        "link",
+        "add",
+        "x0",
+        "netns",
+        &here.name,
+        "mtu",
+        "1400",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "y0",
+        "netns",
+        &there.name,
+        "mtu",
+        "1500",
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let mtu = playbook("mtu.yml");
+    // Without CAP_NET_ADMIN the kernel does not answer about another namespace: the
+    // rule is undecided, with the reason, rather than guessed either way.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &here.name,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args(["--clear-groups", env!("CARGO_BIN_EXE_tune"), "plan", "-p"])
+        .arg(&mtu)
+        .env("TUNE_STATE_DIR", state.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("mtu/mtu-path-mismatch  undecided"),
+        "{shown}"
+    );
+    assert!(shown.contains("veth peer of x0"), "{shown}");
+    assert!(shown.contains("permission denied"), "{shown}");
+}
+
+fn have_setpriv() -> bool {
+    Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
 fn rollback_refuses_when_the_namespace_is_gone() {
     if !prerequisites() {
         return;
