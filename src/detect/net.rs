@@ -80,6 +80,10 @@ struct End {
     mtu: u32,
 }
 
+/// How the error of a veth peer that could not be read begins: such a link is
+/// undecided, while other links may still decide the condition.
+const PEER_UNKNOWN: &str = "veth peer of ";
+
 /// The veth peer of a link: in this namespace, or read in its own (`Err` when that
 /// could not be read).
 fn veth_peer<'a>(
@@ -100,8 +104,8 @@ fn veth_peer<'a>(
             what: format!("its veth peer {} in netns id {nsid}", r.name),
             mtu: r.mtu,
         })),
-        Some(Fact::Unknown(why)) => Err(format!("veth peer of {}: {why}", link.name)),
-        None => Err(format!("veth peer of {}: not read", link.name)),
+        Some(Fact::Unknown(why)) => Err(format!("{PEER_UNKNOWN}{}: {why}", link.name)),
+        None => Err(format!("{PEER_UNKNOWN}{}: not read", link.name)),
     }
 }
 
@@ -284,7 +288,7 @@ pub fn eval_link(c: &LinkCondition, facts: &Facts, vars: &Vars) -> Decided {
                 test: m.tests,
             }),
             Ok(None) => {}
-            Err(e) if c.path_mismatch && e.starts_with("veth peer of ") => unknown.push(e),
+            Err(e) if c.path_mismatch && e.starts_with(PEER_UNKNOWN) => unknown.push(e),
             Err(e) => return Err(e),
         }
     }
