@@ -613,6 +613,101 @@ fn a_veth_below_its_peer_is_raised_to_it_and_rolled_back() {
 }
 
 #[test]
+fn a_port_below_its_bridge_is_raised_and_rolled_back() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    // A bridge set to 1500 by hand with a port at 1400 (its peer at 1500).
+    ns.ip("link add p0 type veth peer name q0");
+    ns.ip("link add br0 type bridge");
+    ns.ip("link set p0 master br0");
+    ns.ip("link set p0 mtu 1400");
+    ns.ip("link set br0 mtu 1500");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let plan = [
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ];
+    let out = tune.run(&plan);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("mtu 1400 < 1500 of its master br0 (bridge)"),
+        "{shown}"
+    );
+    assert!(shown.contains("link:p0  mtu 1400 → mtu 1500"), "{shown}");
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &ns.name]),
+        0
+    );
+    assert_eq!((ns.mtu("p0"), ns.mtu("br0")), (1500, 1500));
+    assert_eq!(tune.code(&plan), 0);
+    assert_eq!(tune.code(&["rollback"]), 0);
+    assert_eq!((ns.mtu("p0"), ns.mtu("br0")), (1400, 1500));
+}
+
+#[test]
+fn a_vxlan_too_large_for_its_lower_device_comes_down_and_the_lower_device_stays() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    // A VXLAN made at 1450 over a0, whose MTU was lowered to 1400 afterwards.
+    ns.ip("link add a0 type veth peer name b0");
+    ns.ip("link add vx0 type vxlan id 9 dstport 4789 dev a0");
+    ns.ip("link set a0 mtu 1400");
+    ns.ip("link set b0 mtu 1400");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let plan = [
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ];
+    let out = tune.run(&plan);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains(
+            "mtu 1450 > 1350 allowed by its lower device a0 (mtu 1400, less 50 bytes of vxlan over IPv4)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("link:vx0  mtu 1450 → mtu 1350"), "{shown}");
+    assert!(
+        !shown.contains("link:a0"),
+        "the lower device is not raised: {shown}"
+    );
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &ns.name]),
+        0
+    );
+    assert_eq!((ns.mtu("vx0"), ns.mtu("a0")), (1350, 1400));
+    assert_eq!(tune.code(&plan), 0);
+    // The kernel no longer accepts the old MTU above what a0 carries, so the fault
+    // cannot be re-created: rollback says so (exit 4) and leaves the fix in place.
+    let out = tune.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("the kernel refused MTU 1450 on vx0"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ns.mtu("vx0"), 1350);
+}
+
+#[test]
 fn a_veth_pair_at_1400_on_both_ends_is_left_alone() {
     if !prerequisites() {
         return;
