@@ -704,6 +704,44 @@ mod tests {
     }
 
     #[test]
+    fn peer_master_netnsid_and_vxlan_lower_device_are_read() {
+        let mut veth = veth_payload(7, "va1", 1400);
+        veth.extend(nla(IFLA_LINK, &9u32.to_ne_bytes()));
+        veth.extend(nla(IFLA_LINK_NETNSID, &3i32.to_ne_bytes()));
+        veth.extend(nla(IFLA_MASTER, &3u32.to_ne_bytes()));
+        let link = parse_link(&veth).unwrap();
+        assert_eq!(
+            (link.link, link.link_netnsid, link.master, link.vxlan_ipv6),
+            (Some(9), Some(3), Some(3), false)
+        );
+
+        let vxlan = |data: Vec<u8>| {
+            let mut p = vec![0u8; IFINFOMSG_LEN];
+            p.extend(nla(IFLA_IFNAME, b"vx0\0"));
+            let mut info = nla(IFLA_INFO_KIND, b"vxlan\0");
+            info.extend(nla(IFLA_INFO_DATA | 0x8000, &data));
+            p.extend(nla(IFLA_LINKINFO, &info));
+            p
+        };
+        let mut data = nla(1, &42u32.to_ne_bytes()); // IFLA_VXLAN_ID
+        data.extend(nla(IFLA_VXLAN_LINK, &2u32.to_ne_bytes()));
+        data.extend(nla(IFLA_VXLAN_LOCAL6, &[0; 16]));
+        let payload = vxlan(data);
+        let link = parse_link(&payload).unwrap();
+        assert_eq!((link.link, link.vxlan_ipv6), (Some(2), true));
+        // No lower device: IFLA_VXLAN_LINK 0 names nothing.
+        let payload = vxlan(nla(IFLA_VXLAN_LINK, &0u32.to_ne_bytes()));
+        assert_eq!(parse_link(&payload).unwrap().link, None);
+        let payload = vxlan(nla(IFLA_VXLAN_LINK, &[1, 2]));
+        assert!(
+            parse_link(&payload)
+                .unwrap_err()
+                .to_string()
+                .contains("IFLA_VXLAN_LINK")
+        );
+    }
+
+    #[test]
     fn a_link_without_optional_attributes_has_none() {
         let mut payload = vec![0u8; IFINFOMSG_LEN];
         payload[2..4].copy_from_slice(&772u16.to_ne_bytes()); // ARPHRD_LOOPBACK
