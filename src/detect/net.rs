@@ -4,6 +4,8 @@
 //! Pure: no I/O. `plan::net` uses the same matching ([`link_matches`],
 //! [`qdisc_matches`], [`target_conditions`]) to choose the links its actions change.
 
+use std::collections::HashMap;
+
 use glob::Pattern;
 
 use crate::facts::net::{Link, Qdisc};
@@ -39,6 +41,20 @@ pub fn qdiscs(facts: &Facts) -> Result<&Vec<Qdisc>, String> {
     match &facts.qdiscs {
         Fact::Value(v) => Ok(v),
         Fact::Unknown(why) => Err(format!("qdiscs: {why}")),
+    }
+}
+
+/// The links of a snapshot by index, to follow IFLA_LINK and IFLA_MASTER without a
+/// scan per link (a host may have 10,000 veths).
+pub struct LinkIndex<'a>(HashMap<u32, &'a Link>);
+
+impl<'a> LinkIndex<'a> {
+    pub fn new(all: &'a [Link]) -> LinkIndex<'a> {
+        LinkIndex(all.iter().map(|l| (l.index, l)).collect())
+    }
+
+    pub fn get(&self, index: u32) -> Option<&'a Link> {
+        self.0.get(&index).copied()
     }
 }
 
@@ -138,8 +154,8 @@ fn master<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -> Option
 
 /// The MTU a link's path asks for and the evidence, or `None` when the link agrees
 /// with every link it is attached to. `Err` when its veth peer could not be read.
-pub fn path_mtu(link: &Link, all: &[Link]) -> Result<Option<(PathMtu, String)>, String> {
-    let by_index = |i: u32| all.iter().find(|l| l.index == i);
+pub fn path_mtu(link: &Link, links: &LinkIndex) -> Result<Option<(PathMtu, String)>, String> {
+    let by_index = |i: u32| links.get(i);
     // Too large for its lower device: the lower device's own path is not visible
     // from here, so the upper device comes down to what the lower one carries.
     if let Some(lower) = lower_capacity(link, &by_index)
@@ -195,14 +211,14 @@ pub fn path_mtu(link: &Link, all: &[Link]) -> Result<Option<(PathMtu, String)>, 
 /// device), leaving out the links named in `raised`, which the plan raises too.
 pub fn path_cap(
     link: &Link,
-    all: &[Link],
+    links: &LinkIndex,
     raised: &dyn Fn(&Link) -> bool,
 ) -> Result<Option<(u32, String)>, String> {
-    let by_index = |i: u32| all.iter().find(|l| l.index == i && !raised(l));
+    let by_index = |i: u32| links.get(i).filter(|l| !raised(l));
     let ends = [
         veth_peer(link, &by_index)?,
         master(link, &by_index),
-        lower_capacity(link, &|i| all.iter().find(|l| l.index == i)),
+        lower_capacity(link, &|i| links.get(i)),
     ];
     Ok(ends
         .into_iter()
@@ -216,7 +232,7 @@ pub fn link_matches(
     c: &LinkCondition,
     glob: &Pattern,
     link: &Link,
-    all: &[Link],
+    links: &LinkIndex,
     vars: &Vars,
 ) -> Result<Option<LinkMatch>, String> {
     if !glob.matches(&link.name) || !(c.kind.is_empty() || c.kind.contains(&link.kind)) {
@@ -250,7 +266,7 @@ pub fn link_matches(
     }
     let mut path = None;
     if c.path_mismatch {
-        let Some((found, test)) = path_mtu(link, all)? else {
+        let Some((found, test)) = path_mtu(link, links)? else {
             return Ok(None);
         };
         tests.push(test);
@@ -280,8 +296,9 @@ pub fn eval_link(c: &LinkCondition, facts: &Facts, vars: &Vars) -> Decided {
     let glob = pattern(&c.name, vars)?;
     let mut evidence = Vec::new();
     let mut unknown = Vec::new();
+    let index = LinkIndex::new(all);
     for link in all {
-        match link_matches(c, &glob, link, all, vars) {
+        match link_matches(c, &glob, link, &index, vars) {
             Ok(Some(m)) => evidence.push(Evidence {
                 fact: format!("link {} ({})", link.name, link.kind),
                 observed: format!("mtu {}", link.mtu),

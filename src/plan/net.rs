@@ -7,8 +7,11 @@
 //! outside the range the kernel reports for a link (min/max MTU): that is a plan
 //! error, not a failed apply.
 
+use std::collections::HashSet;
+
 use crate::detect::net::{
-    PathMtu, link_matches, links, path_cap, pattern, qdisc_matches, qdiscs, target_conditions,
+    LinkIndex, PathMtu, link_matches, links, path_cap, pattern, qdisc_matches, qdiscs,
+    target_conditions,
 };
 use crate::facts::Facts;
 use crate::facts::net::Link;
@@ -47,23 +50,24 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
             return Err("set_mtu needs a `link` condition in the rule to choose links".into());
         }
         let all = links(facts)?;
+        let index = LinkIndex::new(all);
         let mut matched = Vec::new();
         for link in all {
             for (l, glob) in &selectors {
-                if let Some(m) = link_matches(l, glob, link, all, vars)? {
+                if let Some(m) = link_matches(l, glob, link, &index, vars)? {
                     matched.push((link, m));
                     break;
                 }
             }
         }
+        let targets: HashSet<u32> = matched.iter().map(|(l, _)| l.index).collect();
         let mut out = Vec::new();
         for (link, m) in &matched {
             out.push(match value {
                 Some(target) => {
-                    let raised = |other: &Link| {
-                        target > other.mtu && matched.iter().any(|(l, _)| l.index == other.index)
-                    };
-                    capped_by_path(link, target, all, &raised)
+                    let raised =
+                        |other: &Link| target > other.mtu && targets.contains(&other.index);
+                    capped_by_path(link, target, &index, &raised)
                         .and_then(|()| plan_one_mtu(link, target))
                 }
                 None => match &m.path {
@@ -88,13 +92,13 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
 fn capped_by_path(
     link: &Link,
     target: u32,
-    all: &[Link],
+    links: &LinkIndex,
     raised: &dyn Fn(&Link) -> bool,
 ) -> Result<(), String> {
     if target <= link.mtu {
         return Ok(());
     }
-    match path_cap(link, all, raised)? {
+    match path_cap(link, links, raised)? {
         Some((cap, what)) if target > cap => Err(format!(
             "cannot set the MTU of {} to {target}: {what} allows only {cap}",
             link.name
