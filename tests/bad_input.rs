@@ -99,6 +99,22 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "needs a `low high` range",
         ),
         (
+            "to-path-without-mismatch.yml",
+            ok_rule(
+                "      link: {name: '*', below: 1500}",
+                "      - set_mtu: {to_path: true}",
+            ),
+            "needs `path_mismatch: true`",
+        ),
+        (
+            "mtu-two-modes.yml",
+            ok_rule(
+                "      link: {name: '*', path_mismatch: true}",
+                "      - set_mtu: {value: 1500, to_path: true}",
+            ),
+            "exactly one of `value` and `to_path: true`",
+        ),
+        (
             "duplicate-ids.yml",
             "name: t\ndescription: d\nrules:\n  - id: r\n    description: d\n    detect: {sysctl: {key: a.b, equals: 1}}\n  - id: r\n    description: d\n    detect: {sysctl: {key: a.b, equals: 1}}\n".into(),
             "duplicate-ids.yml:7:5: duplicate rule id \"r\"",

@@ -51,6 +51,9 @@ const MODULES: &[&str] = &[
     "nf_conntrack",
     "nf_tables",
     "nft_ct",
+    // sock_diag for TCP (LISTEN ports for the port-range widening): a host loads it on
+    // demand, the VM has no modprobe.
+    "tcp_diag",
 ];
 
 fn main() -> ExitCode {

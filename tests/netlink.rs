@@ -504,8 +504,21 @@ fn vanished_renamed_and_refused_links_are_clear_errors() {
     let mtu = mtu.to_str().unwrap();
     let plan_path = dir.path().join("plan.json");
     let plan = plan_path.to_str().unwrap();
+    // Both ends declared at 1500, so both are raised (neither caps the other).
+    let declared = [
+        "--var",
+        "expected_mtu_links=*0",
+        "--var",
+        "expected_mtu=1500",
+    ];
     assert_eq!(
-        tune.code(&["plan", "-p", mtu, "--netns", &ns.name, "-o", plan]),
+        tune.code(
+            &[
+                &["plan", "-p", mtu, "--netns", &ns.name, "-o", plan][..],
+                &declared
+            ]
+            .concat()
+        ),
         0
     );
 
@@ -548,6 +561,297 @@ fn vanished_renamed_and_refused_links_are_clear_errors() {
     let out = tune.run(&["plan", "-p", mtu, "--netns", "tune-nl-no-such-ns"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("does not exist"));
+}
+
+/// `ip -j link show` of one device in a namespace.
+fn link_json(ns: &Ns, dev: &str) -> Value {
+    let out = Command::new("ip")
+        .args(["-n", &ns.name, "-j", "link", "show", dev])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+#[test]
+fn a_veth_below_its_peer_is_raised_to_it_and_rolled_back() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    ns.ip("link add a0 type veth peer name b0");
+    ns.ip("link set a0 mtu 1400");
+    ns.ip("link set b0 mtu 1500");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let plan = [
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ];
+    let out = tune.run(&plan);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("link:a0  mtu 1400 → mtu 1500"), "{shown}");
+    assert!(
+        shown.contains("link a0 (veth) = mtu 1400  (mtu 1400 < 1500 of its veth peer b0)"),
+        "both ends and their MTUs are the evidence: {shown}"
+    );
+    assert!(!shown.contains("link:b0"), "{shown}");
+
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &ns.name]),
+        0
+    );
+    assert_eq!((ns.mtu("a0"), ns.mtu("b0")), (1500, 1500));
+    assert_eq!(tune.code(&plan), 0, "nothing left to do after the fix");
+    assert_eq!(tune.code(&["rollback"]), 0);
+    assert_eq!((ns.mtu("a0"), ns.mtu("b0")), (1400, 1500));
+}
+
+#[test]
+fn a_port_below_its_bridge_is_raised_and_rolled_back() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    // A bridge set to 1500 by hand with a port at 1400 (its peer at 1500).
+    ns.ip("link add p0 type veth peer name q0");
+    ns.ip("link add br0 type bridge");
+    ns.ip("link set p0 master br0");
+    ns.ip("link set p0 mtu 1400");
+    ns.ip("link set br0 mtu 1500");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let plan = [
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ];
+    let out = tune.run(&plan);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("mtu 1400 < 1500 of its master br0 (bridge)"),
+        "{shown}"
+    );
+    assert!(shown.contains("link:p0  mtu 1400 → mtu 1500"), "{shown}");
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &ns.name]),
+        0
+    );
+    assert_eq!((ns.mtu("p0"), ns.mtu("br0")), (1500, 1500));
+    assert_eq!(tune.code(&plan), 0);
+    assert_eq!(tune.code(&["rollback"]), 0);
+    assert_eq!((ns.mtu("p0"), ns.mtu("br0")), (1400, 1500));
+}
+
+#[test]
+fn a_vxlan_too_large_for_its_lower_device_comes_down_and_the_lower_device_stays() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    // A VXLAN made at 1450 over a0, whose MTU was lowered to 1400 afterwards.
+    ns.ip("link add a0 type veth peer name b0");
+    ns.ip("link add vx0 type vxlan id 9 dstport 4789 dev a0");
+    ns.ip("link set a0 mtu 1400");
+    ns.ip("link set b0 mtu 1400");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let plan = [
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ];
+    let out = tune.run(&plan);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains(
+            "mtu 1450 > 1350 allowed by its lower device a0 (mtu 1400, less 50 bytes of vxlan over IPv4)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("link:vx0  mtu 1450 → mtu 1350"), "{shown}");
+    assert!(
+        !shown.contains("link:a0"),
+        "the lower device is not raised: {shown}"
+    );
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &ns.name]),
+        0
+    );
+    assert_eq!((ns.mtu("vx0"), ns.mtu("a0")), (1350, 1400));
+    assert_eq!(tune.code(&plan), 0);
+    // The kernel no longer accepts the old MTU above what a0 carries, so the fault
+    // cannot be re-created: rollback says so (exit 4) and leaves the fix in place.
+    let out = tune.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("the kernel refused MTU 1450 on vx0"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ns.mtu("vx0"), 1350);
+}
+
+#[test]
+fn a_veth_pair_at_1400_on_both_ends_is_left_alone() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Ns::new();
+    ns.ip("link add a0 type veth peer name b0");
+    ns.ip("link set a0 mtu 1400");
+    ns.ip("link set b0 mtu 1400");
+    ns.ip("link add br9 type bridge");
+    ns.ip("link add c0 type veth peer name d0");
+    ns.ip("link set c0 mtu 1400");
+    ns.ip("link set d0 mtu 1400");
+    ns.ip("link set c0 master br9");
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let out = tune.run(&[
+        "plan",
+        "-p",
+        mtu.to_str().unwrap(),
+        "--netns",
+        &ns.name,
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("No rule fired"), "{}", text(&out));
+}
+
+#[test]
+fn peers_in_two_namespaces_are_compared_from_either_side() {
+    if !prerequisites() {
+        return;
+    }
+    let (low, high) = (Ns::new(), Ns::new());
+    run(&[
+        "ip", "link", "add", "lo0", "netns", &low.name, "mtu", "1400", "type", "veth", "peer",
+        "name", "hi0", "netns", &high.name, "mtu", "1500",
+    ]);
+    let tune = Tune::new();
+    let mtu = playbook("mtu.yml");
+    let mtu = mtu.to_str().unwrap();
+    let out = tune.run(&[
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &low.name,
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("mtu 1400 < 1500 of its veth peer hi0 in netns id"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("link:lo0  mtu 1400 → mtu 1500"));
+    // From the larger end nothing is below its peer.
+    let out = tune.run(&[
+        "plan",
+        "-p",
+        mtu,
+        "--netns",
+        &high.name,
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The facts record the remote end as read in its own namespace.
+    let out = tune.run(&["facts", "-p", mtu, "--netns", &low.name, "--format", "json"]);
+    let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lo0 = facts["links"]["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "lo0")
+        .unwrap()
+        .clone();
+    assert_eq!(lo0["link_remote"]["value"]["name"], "hi0");
+    assert_eq!(lo0["link_remote"]["value"]["mtu"], 1500);
+    assert_eq!(lo0["link"], link_json(&high, "hi0")["ifindex"]);
+    assert_eq!(
+        tune.code(&["apply", "--yes", "-p", mtu, "--netns", &low.name]),
+        0
+    );
+    assert_eq!((low.mtu("lo0"), high.mtu("hi0")), (1500, 1500));
+}
+
+#[test]
+fn a_peer_elsewhere_that_an_unprivileged_user_cannot_read_leaves_the_rule_undecided() {
+    if !(prerequisites() && require(have_setpriv(), "this test needs `setpriv` (util-linux)")) {
+        return;
+    }
+    let (here, there) = (Ns::new(), Ns::new());
+    run(&[
+        "ip",
+        "link",
+        "add",
+        "x0",
+        "netns",
+        &here.name,
+        "mtu",
+        "1400",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "y0",
+        "netns",
+        &there.name,
+        "mtu",
+        "1500",
+    ]);
+    let state = tempfile::tempdir().unwrap();
+    let mtu = playbook("mtu.yml");
+    // Without CAP_NET_ADMIN the kernel does not answer about another namespace: the
+    // rule is undecided, with the reason, rather than guessed either way.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &here.name,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args(["--clear-groups", env!("CARGO_BIN_EXE_tune"), "plan", "-p"])
+        .arg(&mtu)
+        .env("TUNE_STATE_DIR", state.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("mtu/mtu-path-mismatch  undecided"),
+        "{shown}"
+    );
+    assert!(shown.contains("veth peer of x0"), "{shown}");
+    assert!(shown.contains("permission denied"), "{shown}");
+}
+
+fn have_setpriv() -> bool {
+    Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

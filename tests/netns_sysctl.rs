@@ -101,6 +101,65 @@ fn narrow_port_range_detected_fixed_and_rolled_back() {
     assert!(text(&history).contains("rolled back"), "{}", text(&history));
 }
 
+#[test]
+fn widening_over_a_listening_port_reserves_it_and_it_can_still_be_bound() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("reserve");
+    let state = tempfile::tempdir().expect("tempdir");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+    ns.set_sysctl("net.ipv4.ip_local_reserved_ports", "30000-30002");
+    // 12345 and 40000 are newly inside 10000-65535; 20010 was already in the range.
+    let listeners = in_netns(&ns, || {
+        ["0.0.0.0:12345", "[::]:40000", "127.0.0.1:20010"]
+            .map(|a| TcpListener::bind(a).expect("listen"))
+    });
+    let playbook = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ephemeral-ports.yml");
+    let plan = ns.tune(
+        state.path(),
+        &["plan", "-p", playbook, "--detailed-exitcode"],
+    );
+    assert_code(&plan, 2, "plan on a narrow range with listeners");
+    let shown = text(&plan);
+    let reserve = "sysctl:net.ipv4.ip_local_reserved_ports  30000-30002 → 12345,30000-30002,40000";
+    let widen = "sysctl:net.ipv4.ip_local_port_range  20000 20050 → 10000 65535";
+    let (r, w) = (shown.find(reserve), shown.find(widen));
+    assert!(
+        r.is_some() && w.is_some() && r < w,
+        "reserve, then widen: {shown}"
+    );
+
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", "-p", playbook]),
+        0,
+        "apply",
+    );
+    assert_eq!(
+        ns.sysctl("net.ipv4.ip_local_reserved_ports"),
+        "12345,30000-30002,40000"
+    );
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
+    // The services restart: their ports are still free to bind.
+    drop(listeners);
+    in_netns(&ns, || {
+        let again = TcpListener::bind("0.0.0.0:12345").expect("12345 can be bound again");
+        let v6 = TcpListener::bind("[::]:40000").expect("40000 can be bound again");
+        drop((again, v6));
+    });
+    assert_code(
+        &ns.tune(
+            state.path(),
+            &["plan", "-p", playbook, "--detailed-exitcode"],
+        ),
+        0,
+        "plan after apply",
+    );
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
+    assert_eq!(ns.sysctl("net.ipv4.ip_local_reserved_ports"), "30000-30002");
+}
+
 /// Makes `n` real TIME_WAIT sockets: the client closes first, so its side waits.
 fn make_time_wait(n: usize) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen");

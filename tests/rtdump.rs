@@ -13,7 +13,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkLayerType, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVxlan, LinkAttribute, LinkInfo, LinkLayerType, LinkMessage,
+};
 use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 use support::{Netns, have, require, require_netns};
 use tune::domain::qdisc::{QdiscSpec, TC_H_ROOT};
@@ -85,6 +87,11 @@ fn reference_link(m: &LinkMessage) -> Link {
         min_mtu: None,
         max_mtu: None,
         state: "unknown".to_owned(),
+        link: None,
+        link_netnsid: None,
+        link_remote: None,
+        master: None,
+        vxlan_ipv6: false,
     };
     for attr in &m.attributes {
         match attr {
@@ -93,10 +100,25 @@ fn reference_link(m: &LinkMessage) -> Link {
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
             LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase(),
+            LinkAttribute::Link(i) if *i != 0 => link.link = Some(*i),
+            LinkAttribute::Controller(i) => link.master = Some(*i),
+            LinkAttribute::LinkNetNsId(i) => link.link_netnsid = Some(*i),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(k) = info {
-                        link.kind = k.to_string();
+                    match info {
+                        LinkInfo::Kind(k) => link.kind = k.to_string(),
+                        LinkInfo::Data(InfoData::Vxlan(vxlan)) => {
+                            for v in vxlan {
+                                match v {
+                                    InfoVxlan::Link(i) if *i != 0 => link.link = Some(*i),
+                                    InfoVxlan::Group6(_) | InfoVxlan::Local6(_) => {
+                                        link.vxlan_ipv6 = true;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -187,6 +209,9 @@ fn dumps_read_directly_match_netlink_packet_route() {
          && ip link set va up && ip link set vb up \
          && ip link add br.0 type bridge && ip link set br.0 mtu 1400 \
          && ip link add vx0 type vxlan id 5 dstport 4789 \
+         && ip link add vx1 type vxlan id 6 dstport 4790 dev vb \
+         && ip link add vx6 type vxlan id 7 dstport 4791 local fd00::1 \
+         && ip link add vc type veth peer name vd && ip link set vc master br.0 \
          && ip link add ifb0 type ifb \
          && tc qdisc add dev va root handle 1: tbf rate 1mbit burst 32kbit latency 400ms \
          && tc qdisc add dev vb root handle 5: htb default 10 r2q 7 \
@@ -242,6 +267,18 @@ fn dumps_read_directly_match_netlink_packet_route() {
         (va.mtu, va.min_mtu, va.state.as_str()),
         (576, Some(68), "up")
     );
+    // What the MTU rule reads: a veth's peer, a bridge port's master, a VXLAN's lower
+    // device and its address family.
+    let index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
+    let by_name = |name: &str| links.iter().find(|l| l.name == name).unwrap();
+    assert_eq!((va.link, va.link_netnsid), (index("vb"), None));
+    assert_eq!(by_name("vc").master, index("br.0"));
+    assert_eq!(by_name("vx1").link, index("vb"));
+    assert_eq!(
+        (by_name("vx0").link, by_name("vx0").vxlan_ipv6),
+        (None, false)
+    );
+    assert!(by_name("vx6").vxlan_ipv6);
 
     let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)
         .iter()

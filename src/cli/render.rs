@@ -255,6 +255,27 @@ fn gathered<T>(f: &Fact<T>) -> bool {
     !matches!(f, Fact::Unknown(w) if w == crate::facts::NOT_GATHERED)
 }
 
+/// What a link is attached to: ` link #6`, ` link #2 in netns id 0 (eth0 mtu 1500)`,
+/// ` master #3`.
+fn link_relations(l: &crate::facts::net::Link) -> String {
+    let mut s = String::new();
+    if let Some(index) = l.link {
+        s.push_str(&format!(" link #{index}"));
+        if let Some(nsid) = l.link_netnsid {
+            s.push_str(&format!(" in netns id {nsid}"));
+        }
+        match &l.link_remote {
+            Some(Fact::Value(r)) => s.push_str(&format!(" ({} mtu {})", r.name, r.mtu)),
+            Some(Fact::Unknown(why)) => s.push_str(&format!(" ({})", unknown(why))),
+            None => {}
+        }
+    }
+    if let Some(master) = l.master {
+        s.push_str(&format!(" master #{master}"));
+    }
+    s
+}
+
 fn net_facts(out: &mut String, facts: &Facts) {
     if gathered(&facts.links) {
         match &facts.links {
@@ -266,8 +287,13 @@ fn net_facts(out: &mut String, facts: &Facts) {
                     };
                     let _ = writeln!(
                         out,
-                        "link     {} #{} {} mtu {}{range} {}",
-                        l.name, l.index, l.kind, l.mtu, l.state
+                        "link     {} #{} {} mtu {}{range} {}{}",
+                        l.name,
+                        l.index,
+                        l.kind,
+                        l.mtu,
+                        l.state,
+                        link_relations(l)
                     );
                 }
             }
@@ -275,6 +301,16 @@ fn net_facts(out: &mut String, facts: &Facts) {
                 let _ = writeln!(out, "link     {}", unknown(why));
             }
         }
+    }
+    match &facts.listen_ports {
+        Some(Fact::Value(ports)) => {
+            let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+            let _ = writeln!(out, "listen   TCP ports {}", ports.join(", "));
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "listen   {}", unknown(why));
+        }
+        None => {}
     }
     if gathered(&facts.qdiscs) {
         match &facts.qdiscs {

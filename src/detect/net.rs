@@ -4,6 +4,8 @@
 //! Pure: no I/O. `plan::net` uses the same matching ([`link_matches`],
 //! [`qdisc_matches`], [`target_conditions`]) to choose the links its actions change.
 
+use std::collections::HashMap;
+
 use glob::Pattern;
 
 use crate::facts::net::{Link, Qdisc};
@@ -42,13 +44,197 @@ pub fn qdiscs(facts: &Facts) -> Result<&Vec<Qdisc>, String> {
     }
 }
 
-/// The tests a link passes, or `None` when it does not match.
+/// The links of a snapshot by index, to follow IFLA_LINK and IFLA_MASTER without a
+/// scan per link (a host may have 10,000 veths).
+pub struct LinkIndex<'a>(HashMap<u32, &'a Link>);
+
+impl<'a> LinkIndex<'a> {
+    pub fn new(all: &'a [Link]) -> LinkIndex<'a> {
+        LinkIndex(all.iter().map(|l| (l.index, l)).collect())
+    }
+
+    pub fn get(&self, index: u32) -> Option<&'a Link> {
+        self.0.get(&index).copied()
+    }
+}
+
+/// What a link matched: the tests it passed and, for `path_mismatch`, the MTU its
+/// path asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkMatch {
+    pub tests: String,
+    pub path: Option<PathMtu>,
+}
+
+/// The MTU a link's path asks for, from a mismatch the host can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathMtu {
+    /// The MTU to set: the larger end, capped by what the link's path carries, or (a
+    /// VLAN/VXLAN too large for its lower device) what the lower device carries.
+    pub want: u32,
+    /// Why the link cannot be brought to the larger end, when a cap stops it.
+    pub blocked: Option<String>,
+}
+
+/// The encapsulation an upper device of this kind adds on its lower device, in bytes,
+/// or `None` when the kind is not carried by a lower device (IFLA_LINK of a veth names
+/// its peer, not a lower device).
+fn overhead(upper: &Link) -> Option<u32> {
+    match upper.kind.as_str() {
+        // The 802.1Q tag is outside the MTU, as are macvlan/ipvlan frames.
+        "vlan" | "macvlan" | "macvtap" | "ipvlan" | "ipvtap" => Some(0),
+        // Outer IP + UDP + VXLAN + inner Ethernet: 20 + 8 + 8 + 14, or 40 + ... for IPv6.
+        "vxlan" if upper.vxlan_ipv6 => Some(70),
+        "vxlan" => Some(50),
+        _ => None,
+    }
+}
+
+/// Another end of a link, as the evidence names it.
+struct End {
+    what: String,
+    mtu: u32,
+}
+
+/// How the error of a veth peer that could not be read begins: such a link is
+/// undecided, while other links may still decide the condition.
+const PEER_UNKNOWN: &str = "veth peer of ";
+
+/// The veth peer of a link: in this namespace, or read in its own (`Err` when that
+/// could not be read).
+fn veth_peer<'a>(
+    link: &Link,
+    by_index: &dyn Fn(u32) -> Option<&'a Link>,
+) -> Result<Option<End>, String> {
+    let Some(index) = link.link.filter(|_| link.kind == "veth") else {
+        return Ok(None);
+    };
+    let Some(nsid) = link.link_netnsid else {
+        return Ok(by_index(index).map(|peer| End {
+            what: format!("its veth peer {}", peer.name),
+            mtu: peer.mtu,
+        }));
+    };
+    match &link.link_remote {
+        Some(Fact::Value(r)) => Ok(Some(End {
+            what: format!("its veth peer {} in netns id {nsid}", r.name),
+            mtu: r.mtu,
+        })),
+        Some(Fact::Unknown(why)) => Err(format!("{PEER_UNKNOWN}{}: {why}", link.name)),
+        None => Err(format!("{PEER_UNKNOWN}{}: not read", link.name)),
+    }
+}
+
+/// What the lower device of an upper link (VLAN, macvlan, VXLAN) carries for it.
+fn lower_capacity<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -> Option<End> {
+    let extra = overhead(link)?;
+    let lower = by_index(link.link.filter(|_| link.link_netnsid.is_none())?)?;
+    let what = if extra > 0 {
+        let ip = if link.vxlan_ipv6 { 6 } else { 4 };
+        format!(
+            "its lower device {} (mtu {}, less {extra} bytes of {} over IPv{ip})",
+            lower.name, lower.mtu, link.kind
+        )
+    } else {
+        format!("its lower device {} (mtu {})", lower.name, lower.mtu)
+    };
+    Some(End {
+        what,
+        mtu: lower.mtu.saturating_sub(extra),
+    })
+}
+
+fn master<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -> Option<End> {
+    let m = by_index(link.master?)?;
+    Some(End {
+        what: format!("its master {} ({})", m.name, m.kind),
+        mtu: m.mtu,
+    })
+}
+
+/// The MTU a link's path asks for and the evidence, or `None` when the link agrees
+/// with every link it is attached to. `Err` when its veth peer could not be read.
+pub fn path_mtu(link: &Link, links: &LinkIndex) -> Result<Option<(PathMtu, String)>, String> {
+    let by_index = |i: u32| links.get(i);
+    // Too large for its lower device: the lower device's own path is not visible
+    // from here, so the upper device comes down to what the lower one carries.
+    if let Some(lower) = lower_capacity(link, &by_index)
+        && link.mtu > lower.mtu
+    {
+        let test = format!("mtu {} > {} allowed by {}", link.mtu, lower.mtu, lower.what);
+        return Ok(Some((
+            PathMtu {
+                want: lower.mtu,
+                blocked: None,
+            },
+            test,
+        )));
+    }
+    let peer = veth_peer(link, &by_index)?;
+    let master = master(link, &by_index);
+    let larger: Vec<&End> = [&peer, &master]
+        .into_iter()
+        .flatten()
+        .filter(|end| end.mtu > link.mtu)
+        .collect();
+    let Some(widest) = larger.iter().max_by_key(|end| end.mtu) else {
+        return Ok(None);
+    };
+    let test = larger
+        .iter()
+        .map(|end| format!("mtu {} < {} of {}", link.mtu, end.mtu, end.what))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Never above any end of the path: the peer, the master, the lower device.
+    let lower = lower_capacity(link, &by_index);
+    let cap = [&peer, &master, &lower]
+        .into_iter()
+        .flatten()
+        .min_by_key(|end| end.mtu);
+    let path = match cap {
+        Some(cap) if cap.mtu < widest.mtu => PathMtu {
+            want: widest.mtu,
+            blocked: Some(format!(
+                "cannot raise the MTU of {} to the {} of {}: {} allows only {}",
+                link.name, widest.mtu, widest.what, cap.what, cap.mtu
+            )),
+        },
+        _ => PathMtu {
+            want: widest.mtu,
+            blocked: None,
+        },
+    };
+    Ok(Some((path, test)))
+}
+
+/// The largest MTU the ends of a link's path allow (its peer, master and lower
+/// device), leaving out the links named in `raised`, which the plan raises too.
+pub fn path_cap(
+    link: &Link,
+    links: &LinkIndex,
+    raised: &dyn Fn(&Link) -> bool,
+) -> Result<Option<(u32, String)>, String> {
+    let by_index = |i: u32| links.get(i).filter(|l| !raised(l));
+    let ends = [
+        veth_peer(link, &by_index)?,
+        master(link, &by_index),
+        lower_capacity(link, &|i| links.get(i)),
+    ];
+    Ok(ends
+        .into_iter()
+        .flatten()
+        .min_by_key(|end| end.mtu)
+        .map(|end| (end.mtu, end.what)))
+}
+
+/// How a link matches, or `None` when it does not.
 pub fn link_matches(
     c: &LinkCondition,
     glob: &Pattern,
     link: &Link,
+    links: &LinkIndex,
     vars: &Vars,
-) -> Result<Option<String>, String> {
+) -> Result<Option<LinkMatch>, String> {
     if !glob.matches(&link.name) || !(c.kind.is_empty() || c.kind.contains(&link.kind)) {
         return Ok(None);
     }
@@ -78,7 +264,18 @@ pub fn link_matches(
             Some(_) => return Ok(None),
         }
     }
-    Ok(Some(tests.join(", ")))
+    let mut path = None;
+    if c.path_mismatch {
+        let Some((found, test)) = path_mtu(link, links)? else {
+            return Ok(None);
+        };
+        tests.push(test);
+        path = Some(found);
+    }
+    Ok(Some(LinkMatch {
+        tests: tests.join(", "),
+        path,
+    }))
 }
 
 fn selector(c: &LinkCondition) -> String {
@@ -86,38 +283,53 @@ fn selector(c: &LinkCondition) -> String {
     if !c.kind.is_empty() {
         s.push_str(&format!(" of kind {}", c.kind.join("/")));
     }
+    if c.path_mismatch {
+        s.push_str(" with an MTU mismatch");
+    }
     s
 }
 
-/// Evaluates a `link` condition.
+/// Evaluates a `link` condition: true when a link matches; else unknown when a link's
+/// other end could not be read; else false.
 pub fn eval_link(c: &LinkCondition, facts: &Facts, vars: &Vars) -> Decided {
     let all = links(facts)?;
     let glob = pattern(&c.name, vars)?;
     let mut evidence = Vec::new();
+    let mut unknown = Vec::new();
+    let index = LinkIndex::new(all);
     for link in all {
-        if let Some(test) = link_matches(c, &glob, link, vars)? {
-            evidence.push(Evidence {
+        match link_matches(c, &glob, link, &index, vars) {
+            Ok(Some(m)) => evidence.push(Evidence {
                 fact: format!("link {} ({})", link.name, link.kind),
                 observed: format!("mtu {}", link.mtu),
-                test,
-            });
+                test: m.tests,
+            }),
+            Ok(None) => {}
+            Err(e) if c.path_mismatch && e.starts_with(PEER_UNKNOWN) => unknown.push(e),
+            Err(e) => return Err(e),
         }
     }
-    if evidence.is_empty() {
-        let eligible = all
-            .iter()
-            .filter(|l| glob.matches(&l.name) && (c.kind.is_empty() || c.kind.contains(&l.kind)))
-            .count();
-        return Ok((
-            false,
-            vec![Evidence {
-                fact: selector(c),
-                observed: format!("{eligible} of {} link(s) selected", all.len()),
-                test: "none matches".to_owned(),
-            }],
-        ));
+    if !evidence.is_empty() {
+        return Ok((true, evidence));
     }
-    Ok((true, evidence))
+    if let Some(first) = unknown.first() {
+        return Err(match unknown.len() {
+            1 => first.clone(),
+            n => format!("{first} (and {} more)", n - 1),
+        });
+    }
+    let eligible = all
+        .iter()
+        .filter(|l| glob.matches(&l.name) && (c.kind.is_empty() || c.kind.contains(&l.kind)))
+        .count();
+    Ok((
+        false,
+        vec![Evidence {
+            fact: selector(c),
+            observed: format!("{eligible} of {} link(s) selected", all.len()),
+            test: "none matches".to_owned(),
+        }],
+    ))
 }
 
 pub fn qdisc_matches(

@@ -1,9 +1,10 @@
 //! Pure knowledge that depends on no stage: HotSpot's heap arithmetic, `KEY=VALUE`
-//! file editing, qdisc data and netem options.
+//! file editing, port lists, qdisc data and netem options.
 //!
 //! Nothing here does I/O or names `facts`, `detect`, `plan`, `apply`, `cli` or
 //! `playbook`; every stage may use it.
 
 pub mod envfile;
 pub mod jvm;
+pub mod ports;
 pub mod qdisc;

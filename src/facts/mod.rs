@@ -121,6 +121,10 @@ pub struct Facts {
     /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
     #[serde(default)]
     pub qdiscs: Fact<Vec<net::Qdisc>>,
+    /// TCP ports with a LISTEN socket (IPv4 + IPv6, sock_diag), sorted, when a fix
+    /// widens `net.ipv4.ip_local_port_range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_ports: Option<Fact<Vec<u16>>>,
 }
 
 impl Facts {
@@ -185,6 +189,8 @@ pub struct FactRequest {
     pub links: bool,
     /// Root qdiscs are needed.
     pub qdiscs: bool,
+    /// The ports of LISTEN sockets are needed (a fix widens the ephemeral port range).
+    pub listen_ports: bool,
 }
 
 impl FactRequest {
@@ -210,6 +216,10 @@ impl FactRequest {
                     match action {
                         Action::SetSysctl(s) => {
                             req.sysctls.insert(s.key.clone());
+                            if sockets::widens_port_range(s) {
+                                req.listen_ports = true;
+                                req.sysctls.insert(sockets::RESERVED_PORTS.to_owned());
+                            }
                         }
                         Action::SetEnv(e) => {
                             if let Ok(file) = expand(&e.file, vars)
@@ -238,6 +248,7 @@ impl FactRequest {
             kernel_log: std::mem::take(&mut self.kernel_log),
             process_comms: std::mem::take(&mut self.process_comms),
             oom_kills: std::mem::take(&mut self.oom_kills),
+            listen_ports: std::mem::take(&mut self.listen_ports),
             ..FactRequest::default()
         };
         (self, costly)
@@ -281,6 +292,7 @@ impl FactRequest {
                 .collect(),
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
+            listen_ports: self.listen_ports && other.listen_ports,
         }
     }
 
@@ -344,6 +356,9 @@ pub fn gather(request: &FactRequest) -> Facts {
     if !request.socket_states.is_empty() {
         facts.sockets = sockets::count_tcp_states(&request.socket_states);
     }
+    if request.listen_ports {
+        facts.listen_ports = Some(sockets::listen_ports());
+    }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
     let log = (!request.kernel_log.is_empty() || request.oom_kills).then(kmsg::read_lines);
     if let Some(log) = &log
@@ -373,6 +388,9 @@ impl Facts {
         }
         if other.oom_kills.is_some() {
             self.oom_kills = other.oom_kills;
+        }
+        if other.listen_ports.is_some() {
+            self.listen_ports = other.listen_ports;
         }
         self.env_files.extend(other.env_files);
         if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {

@@ -19,7 +19,7 @@ use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
 /// A network interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     pub index: u32,
@@ -35,6 +35,35 @@ pub struct Link {
     pub max_mtu: Option<u32>,
     /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
     pub state: String,
+    /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
+    /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: `link` is in another network namespace, which this id names
+    /// from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_netnsid: Option<i32>,
+    /// For a `link` in another namespace: that link as read there, or why it could not
+    /// be read (the kernel answers only with CAP_NET_ADMIN over that namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_remote: Option<Fact<RemoteLink>>,
+    /// The index of the bridge or bond this link is a port of (IFLA_MASTER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<u32>,
+    /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vxlan_ipv6: bool,
+}
+
+/// A link in another network namespace (a veth's peer), as read there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteLink {
+    pub name: String,
+    pub mtu: u32,
+    /// Largest MTU its driver accepts, when the kernel reports it (0 = no limit).
+    #[serde(default)]
+    pub max_mtu: Option<u32>,
 }
 
 /// A link's root qdisc.
@@ -80,6 +109,37 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
         min_mtu: r.min_mtu,
         max_mtu: r.max_mtu,
         state: r.operstate.map_or_else(|| "unknown".to_owned(), state_name),
+        link: r.link,
+        link_netnsid: r.link_netnsid,
+        link_remote: None,
+        master: r.master,
+        vxlan_ipv6: r.vxlan_ipv6,
+    }
+}
+
+/// Reads, for every link attached to a link in another namespace, that remote link
+/// (RTM_GETLINK with IFLA_TARGET_NETNSID: one request per remote link).
+fn read_remote_links(links: &mut [Link]) {
+    for link in links {
+        let (Some(index), Some(nsid)) = (link.link, link.link_netnsid) else {
+            continue;
+        };
+        let remote = rtdump::link_in(nsid, index, |r| RemoteLink {
+            name: r
+                .name
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default(),
+            mtu: r.mtu.unwrap_or(0),
+            max_mtu: r.max_mtu,
+        });
+        link.link_remote = Some(match remote {
+            Ok(Some(r)) => Fact::Value(r),
+            Ok(None) => Fact::Unknown(format!("no link {index} in netns id {nsid}")),
+            Err(e) if e.errno == libc::EPERM || e.errno == libc::EACCES => Fact::Unknown(format!(
+                "link {index} in netns id {nsid}: permission denied (run as root)"
+            )),
+            Err(e) => Fact::Unknown(format!("link {index} in netns id {nsid}: {e}")),
+        });
     }
 }
 
@@ -129,11 +189,15 @@ pub fn root_qdisc_from_record<'a>(
     })
 }
 
-/// Gathers links (and root qdiscs, when asked) in the calling thread's namespace.
+/// Gathers links (and root qdiscs, when asked) in the calling thread's namespace,
+/// with the links in other namespaces that they are attached to (veth peers).
 pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
     let reason = |e: crate::kernel::rtnl::NlError| format!("rtnetlink: {e}");
     let links = match rtdump::links(link_from_record) {
-        Ok(links) => links,
+        Ok(mut links) => {
+            read_remote_links(&mut links);
+            links
+        }
         Err(e) => {
             let why = reason(e);
             let roots = if qdiscs {

@@ -48,12 +48,21 @@ const IFINFOMSG_LEN: usize = 16;
 const TCMSG_LEN: usize = 20;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
+const IFLA_LINK: u16 = 5;
+const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_EXT_MASK: u16 = 29;
+const IFLA_LINK_NETNSID: u16 = 37;
+/// IFLA_IF_NETNSID in older headers: ask about the namespace this id names.
+const IFLA_TARGET_NETNSID: u16 = 46;
 const IFLA_MIN_MTU: u16 = 50;
 const IFLA_MAX_MTU: u16 = 51;
 const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VXLAN_LINK: u16 = 3;
+const IFLA_VXLAN_GROUP6: u16 = 16;
+const IFLA_VXLAN_LOCAL6: u16 = 17;
 /// Leave out the IPv6 statistics (the bulk of a link message) and VF statistics.
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const TCA_KIND: u16 = 1;
@@ -88,6 +97,15 @@ pub struct LinkRecord<'a> {
     pub operstate: Option<u8>,
     /// IFLA_LINKINFO → IFLA_INFO_KIND without its NUL.
     pub kind: Option<&'a [u8]>,
+    /// IFLA_LINK: a veth's peer, or the lower device of a VLAN or macvlan (for a
+    /// VXLAN, IFLA_VXLAN_LINK); absent when the kernel reports the link itself.
+    pub link: Option<u32>,
+    /// IFLA_LINK_NETNSID: `link` is in another namespace, named by this id.
+    pub link_netnsid: Option<i32>,
+    /// IFLA_MASTER: the bridge or bond this link is a port of.
+    pub master: Option<u32>,
+    /// A VXLAN with an IPv6 group or local address (IFLA_VXLAN_GROUP6/LOCAL6).
+    pub vxlan_ipv6: bool,
 }
 
 /// A qdisc as dumped, borrowing from the reply buffer.
@@ -257,6 +275,11 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
             IFLA_MTU => link.mtu = Some(u32_value(value, "IFLA_MTU")?),
             IFLA_MIN_MTU => link.min_mtu = Some(u32_value(value, "IFLA_MIN_MTU")?),
             IFLA_MAX_MTU => link.max_mtu = Some(u32_value(value, "IFLA_MAX_MTU")?),
+            IFLA_LINK => link.link = Some(u32_value(value, "IFLA_LINK")?),
+            IFLA_MASTER => link.master = Some(u32_value(value, "IFLA_MASTER")?),
+            IFLA_LINK_NETNSID => {
+                link.link_netnsid = Some(u32_value(value, "IFLA_LINK_NETNSID")? as i32);
+            }
             IFLA_OPERSTATE => {
                 link.operstate = Some(
                     *value
@@ -265,15 +288,35 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
                 );
             }
             IFLA_LINKINFO => {
+                let mut data = None;
                 for info in attributes(value) {
                     let (kind, value) = info?;
-                    if kind == IFLA_INFO_KIND {
-                        link.kind = Some(c_string(value));
+                    match kind {
+                        IFLA_INFO_KIND => link.kind = Some(c_string(value)),
+                        IFLA_INFO_DATA => data = Some(value),
+                        _ => {}
+                    }
+                }
+                if let (Some(b"vxlan"), Some(data)) = (link.kind, data) {
+                    for attr in attributes(data) {
+                        let (kind, value) = attr?;
+                        match kind {
+                            IFLA_VXLAN_LINK => {
+                                let lower = u32_value(value, "IFLA_VXLAN_LINK")?;
+                                link.link = (lower != 0).then_some(lower);
+                            }
+                            IFLA_VXLAN_GROUP6 | IFLA_VXLAN_LOCAL6 => link.vxlan_ipv6 = true,
+                            _ => {}
+                        }
                     }
                 }
             }
             _ => {}
         }
+    }
+    // IFLA_LINK 0 (a tunnel with no lower device) names nothing.
+    if link.link == Some(0) {
+        link.link = None;
     }
     Ok(link)
 }
@@ -512,24 +555,43 @@ pub fn links<T>(mut convert: impl FnMut(&LinkRecord) -> T) -> NlResult<Vec<T>> {
 
 /// One link by index; `None` when no such link exists.
 pub fn link<T>(index: u32, convert: impl FnOnce(&LinkRecord) -> T) -> NlResult<Option<T>> {
+    get_link(index, &[(IFLA_EXT_MASK, &SKIP_STATS)], convert)
+}
+
+/// One link by index in the namespace that `netnsid` names from the calling thread's
+/// namespace (IFLA_LINK_NETNSID of a veth whose peer is elsewhere), through
+/// RTM_GETLINK with IFLA_TARGET_NETNSID (Linux 4.20 and later). The kernel answers
+/// only with CAP_NET_ADMIN over that namespace; `None` when no such link exists.
+pub fn link_in<T>(
+    netnsid: i32,
+    index: u32,
+    convert: impl FnOnce(&LinkRecord) -> T,
+) -> NlResult<Option<T>> {
+    let target = netnsid.to_ne_bytes();
+    get_link(
+        index,
+        &[(IFLA_EXT_MASK, &SKIP_STATS), (IFLA_TARGET_NETNSID, &target)],
+        convert,
+    )
+}
+
+fn get_link<T>(
+    index: u32,
+    attrs: &[(u16, &[u8])],
+    convert: impl FnOnce(&LinkRecord) -> T,
+) -> NlResult<Option<T>> {
     let mut body = [0u8; IFINFOMSG_LEN];
     body[4..8].copy_from_slice(&index.to_ne_bytes());
     let mut convert = Some(convert);
     let mut found = None;
-    let result = exchange(
-        RTM_GETLINK,
-        0,
-        &body,
-        &[(IFLA_EXT_MASK, &SKIP_STATS)],
-        |kind, payload| {
-            if kind == RTM_NEWLINK
-                && let Some(convert) = convert.take()
-            {
-                found = Some(convert(&parse_link(payload)?));
-            }
-            Ok(())
-        },
-    );
+    let result = exchange(RTM_GETLINK, 0, &body, attrs, |kind, payload| {
+        if kind == RTM_NEWLINK
+            && let Some(convert) = convert.take()
+        {
+            found = Some(convert(&parse_link(payload)?));
+        }
+        Ok(())
+    });
     match result {
         Ok(_) => Ok(found),
         Err(e) if e.errno == libc::ENODEV => Ok(None),
@@ -636,7 +698,46 @@ mod tests {
                 max_mtu: Some(65535),
                 operstate: Some(6),
                 kind: Some(b"veth"),
+                ..LinkRecord::default()
             }
+        );
+    }
+
+    #[test]
+    fn peer_master_netnsid_and_vxlan_lower_device_are_read() {
+        let mut veth = veth_payload(7, "va1", 1400);
+        veth.extend(nla(IFLA_LINK, &9u32.to_ne_bytes()));
+        veth.extend(nla(IFLA_LINK_NETNSID, &3i32.to_ne_bytes()));
+        veth.extend(nla(IFLA_MASTER, &3u32.to_ne_bytes()));
+        let link = parse_link(&veth).unwrap();
+        assert_eq!(
+            (link.link, link.link_netnsid, link.master, link.vxlan_ipv6),
+            (Some(9), Some(3), Some(3), false)
+        );
+
+        let vxlan = |data: Vec<u8>| {
+            let mut p = vec![0u8; IFINFOMSG_LEN];
+            p.extend(nla(IFLA_IFNAME, b"vx0\0"));
+            let mut info = nla(IFLA_INFO_KIND, b"vxlan\0");
+            info.extend(nla(IFLA_INFO_DATA | 0x8000, &data));
+            p.extend(nla(IFLA_LINKINFO, &info));
+            p
+        };
+        let mut data = nla(1, &42u32.to_ne_bytes()); // IFLA_VXLAN_ID
+        data.extend(nla(IFLA_VXLAN_LINK, &2u32.to_ne_bytes()));
+        data.extend(nla(IFLA_VXLAN_LOCAL6, &[0; 16]));
+        let payload = vxlan(data);
+        let link = parse_link(&payload).unwrap();
+        assert_eq!((link.link, link.vxlan_ipv6), (Some(2), true));
+        // No lower device: IFLA_VXLAN_LINK 0 names nothing.
+        let payload = vxlan(nla(IFLA_VXLAN_LINK, &0u32.to_ne_bytes()));
+        assert_eq!(parse_link(&payload).unwrap().link, None);
+        let payload = vxlan(nla(IFLA_VXLAN_LINK, &[1, 2]));
+        assert!(
+            parse_link(&payload)
+                .unwrap_err()
+                .to_string()
+                .contains("IFLA_VXLAN_LINK")
         );
     }
 

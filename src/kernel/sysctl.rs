@@ -79,6 +79,14 @@ impl SysctlKey {
     }
 }
 
+/// Whether two spellings name the same sysctl (`net.ipv4.x` and `net/ipv4/x`).
+pub fn same_key(a: &str, b: &str) -> bool {
+    match (SysctlKey::parse(a), SysctlKey::parse(b)) {
+        (Ok(a), Ok(b)) => a.components == b.components,
+        _ => false,
+    }
+}
+
 impl fmt::Display for SysctlKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

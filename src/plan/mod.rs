@@ -122,7 +122,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                     };
                     let outcomes = match action {
                         Action::SetSysctl(s) => {
-                            vec![sysctl::plan_set_sysctl(s, vars, facts, &earlier)]
+                            sysctl::plan_set_sysctl_reserving(s, vars, facts, &earlier)
                         }
                         Action::SetMtu(a) => net::plan_set_mtu(&rule.detect, a, vars, facts),
                         Action::DeleteRootQdisc(a) => {
@@ -153,8 +153,9 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                                     }
                                     None => {
                                         projected.insert(resource, changes.len());
-                                        let evidence =
+                                        let mut evidence =
                                             net::evidence_for(&mutation, &finding.evidence);
+                                        evidence.extend(sysctl::reserved_ports_evidence(&mutation));
                                         changes.push(Change {
                                             rules: vec![who.clone()],
                                             mutation,

@@ -7,7 +7,12 @@
 //! outside the range the kernel reports for a link (min/max MTU): that is a plan
 //! error, not a failed apply.
 
-use crate::detect::net::{link_matches, links, pattern, qdisc_matches, qdiscs, target_conditions};
+use std::collections::HashSet;
+
+use crate::detect::net::{
+    LinkIndex, PathMtu, link_matches, links, path_cap, pattern, qdisc_matches, qdiscs,
+    target_conditions,
+};
 use crate::facts::Facts;
 use crate::facts::net::Link;
 use crate::finding::Evidence;
@@ -23,11 +28,18 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
     let mut conds = Vec::new();
     target_conditions(detect, &mut conds);
     let result = (|| {
-        let text = scalar_text(&a.value, vars)?;
-        let target: u32 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("set_mtu: {text:?} is not an MTU"))?;
+        let value = match (&a.value, a.to_path) {
+            (Some(v), false) => {
+                let text = scalar_text(v, vars)?;
+                Some(
+                    text.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("set_mtu: {text:?} is not an MTU"))?,
+                )
+            }
+            (None, true) => None,
+            _ => return Err("set_mtu takes exactly one of `value` and `to_path`".into()),
+        };
         let mut selectors = Vec::new();
         for c in conds {
             if let Condition::Link(l) = c {
@@ -37,22 +49,62 @@ pub fn plan_set_mtu(detect: &Condition, a: &SetMtu, vars: &Vars, facts: &Facts) 
         if selectors.is_empty() {
             return Err("set_mtu needs a `link` condition in the rule to choose links".into());
         }
-        let mut out = Vec::new();
-        for link in links(facts)? {
-            let mut matched = false;
+        let all = links(facts)?;
+        let index = LinkIndex::new(all);
+        let mut matched = Vec::new();
+        for link in all {
             for (l, glob) in &selectors {
-                if link_matches(l, glob, link, vars)?.is_some() {
-                    matched = true;
+                if let Some(m) = link_matches(l, glob, link, &index, vars)? {
+                    matched.push((link, m));
                     break;
                 }
             }
-            if matched {
-                out.push(plan_one_mtu(link, target));
-            }
+        }
+        let targets: HashSet<u32> = matched.iter().map(|(l, _)| l.index).collect();
+        let mut out = Vec::new();
+        for (link, m) in &matched {
+            out.push(match value {
+                Some(target) => {
+                    let raised =
+                        |other: &Link| target > other.mtu && targets.contains(&other.index);
+                    capped_by_path(link, target, &index, &raised)
+                        .and_then(|()| plan_one_mtu(link, target))
+                }
+                None => match &m.path {
+                    Some(PathMtu {
+                        blocked: Some(why), ..
+                    }) => Err(why.clone()),
+                    Some(PathMtu { want, .. }) => plan_one_mtu(link, *want),
+                    None => Err(format!(
+                        "set_mtu to_path needs `path_mismatch: true` on the `link` condition that matched {}",
+                        link.name
+                    )),
+                },
+            });
         }
         Ok(out)
     })();
     result.unwrap_or_else(|e| vec![Err(e)])
+}
+
+/// An exact MTU never goes above what the link's path carries: its peer, master or
+/// lower device, unless this plan raises that one as well.
+fn capped_by_path(
+    link: &Link,
+    target: u32,
+    links: &LinkIndex,
+    raised: &dyn Fn(&Link) -> bool,
+) -> Result<(), String> {
+    if target <= link.mtu {
+        return Ok(());
+    }
+    match path_cap(link, links, raised)? {
+        Some((cap, what)) if target > cap => Err(format!(
+            "cannot set the MTU of {} to {target}: {what} allows only {cap}",
+            link.name
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn plan_one_mtu(link: &Link, target: u32) -> Result<Option<Mutation>, String> {
@@ -169,6 +221,11 @@ mod tests {
             min_mtu: Some(68),
             max_mtu: Some(max),
             state: "up".into(),
+            link: None,
+            link_netnsid: None,
+            link_remote: None,
+            master: None,
+            vxlan_ipv6: false,
         }
     }
 
@@ -209,7 +266,8 @@ mod tests {
         let planned = plan_set_mtu(
             &detect,
             &SetMtu {
-                value: Scalar::Integer(1500),
+                value: Some(Scalar::Integer(1500)),
+                to_path: false,
             },
             &Vars::default(),
             &f,
@@ -226,11 +284,53 @@ mod tests {
     }
 
     #[test]
+    fn to_path_raises_to_the_larger_end_and_never_past_another_end() {
+        let mut port = link(5, "p0", "veth", 1400, 65535);
+        port.link = Some(6);
+        port.master = Some(3);
+        let mut peer = link(6, "p1", "veth", 1400, 65535);
+        peer.link = Some(5);
+        let bridge = link(3, "br0", "bridge", 1500, 65535);
+        let detect = cond("link: {path_mismatch: true}");
+        let to_path = SetMtu {
+            value: None,
+            to_path: true,
+        };
+        let planned = plan_set_mtu(
+            &detect,
+            &to_path,
+            &Vars::default(),
+            &facts(vec![port.clone(), peer.clone(), bridge.clone()], vec![]),
+        );
+        assert!(
+            matches!(&planned[..], [Err(e)] if e == "cannot raise the MTU of p0 to the 1500 of its master br0 (bridge): its veth peer p1 allows only 1400"),
+            "{planned:?}"
+        );
+        peer.mtu = 1500;
+        let planned = plan_set_mtu(
+            &detect,
+            &to_path,
+            &Vars::default(),
+            &facts(vec![port, peer, bridge], vec![]),
+        );
+        assert_eq!(
+            planned,
+            vec![Ok(Some(Mutation::LinkMtu {
+                link: "p0".into(),
+                ifindex: 5,
+                before: 1400,
+                after: 1500
+            }))]
+        );
+    }
+
+    #[test]
     fn mtu_above_maximum_or_below_minimum_is_a_plan_error() {
         let f = facts(vec![link(2, "eth0", "ethernet", 576, 1000)], vec![]);
         let detect = cond("link: {below: 1500}");
         let set = |v| SetMtu {
-            value: Scalar::Integer(v),
+            value: Some(Scalar::Integer(v)),
+            to_path: false,
         };
         let err = plan_set_mtu(&detect, &set(1500), &Vars::default(), &f);
         assert!(

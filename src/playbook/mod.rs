@@ -578,6 +578,18 @@ fn check_targets(rule: &Rule, out: &mut Vec<Problem>) {
                     "set_mtu acts on the links the rule's `link` conditions match; add one to `detect` (outside `not`)".to_owned(),
                 ));
             }
+            Action::SetMtu(m)
+                if m.to_path
+                    && !has_target(
+                        &rule.detect,
+                        |c| matches!(c, Condition::Link(l) if l.path_mismatch),
+                    ) =>
+            {
+                out.push((
+                    "to_path".to_owned(),
+                    "set_mtu `to_path` sets the MTU a mismatch asks for; the rule's `link` condition needs `path_mismatch: true`".to_owned(),
+                ));
+            }
             Action::DeleteRootQdisc(_)
                 if !has_target(&rule.detect, |c| matches!(c, Condition::Qdisc(_))) =>
             {
@@ -594,17 +606,24 @@ fn check_targets(rule: &Rule, out: &mut Vec<Problem>) {
 fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
     match a {
         Action::SetEnv(e) => check_jvm::set_env(e, vars, out),
-        Action::SetMtu(m) => {
-            if let Some(text) = check_scalar(&m.value, vars, out) {
-                match text.trim().parse::<u32>() {
-                    Ok(v) if v >= 68 => {}
-                    _ => out.push((
-                        m.value.to_string(),
-                        format!("set_mtu needs an MTU of at least 68 bytes, got {text:?}"),
-                    )),
+        Action::SetMtu(m) => match (&m.value, m.to_path) {
+            (Some(value), false) => {
+                if let Some(text) = check_scalar(value, vars, out) {
+                    match text.trim().parse::<u32>() {
+                        Ok(v) if v >= 68 => {}
+                        _ => out.push((
+                            value.to_string(),
+                            format!("set_mtu needs an MTU of at least 68 bytes, got {text:?}"),
+                        )),
+                    }
                 }
             }
-        }
+            (None, true) => {}
+            _ => out.push((
+                "set_mtu".to_owned(),
+                "set_mtu takes exactly one of `value` and `to_path: true`".to_owned(),
+            )),
+        },
         Action::DeleteRootQdisc(d) => {
             let ok = !d.kind.is_empty()
                 && d.kind.len() <= 16

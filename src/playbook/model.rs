@@ -289,6 +289,12 @@ measured_condition! {
         /// the kernel reports one, is this or more).
         #[serde(default)]
         max_mtu_at_least: Option<Scalar>,
+        /// Only links whose MTU disagrees with a link they are attached to, as the host
+        /// sees it: a veth below its peer (in any namespace), a port below its bridge or
+        /// bond, a VLAN, macvlan or VXLAN above what its lower device carries. A link
+        /// with no such relation never matches, whatever its MTU.
+        #[serde(default)]
+        path_mismatch: bool,
     }
 }
 
@@ -328,12 +334,21 @@ pub struct QdiscCondition {
     pub reorder_above: Option<Scalar>,
 }
 
-/// Sets the MTU of every link that the rule's `link` conditions matched.
+/// Sets the MTU of every link that the rule's `link` conditions matched. Exactly one
+/// of `value` and `to_path`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetMtu {
-    /// The MTU, in bytes (68 or more; never above a link's maximum MTU).
-    pub value: Scalar,
+    /// The MTU, in bytes (68 or more; never above a link's maximum MTU, nor above the
+    /// MTU of a peer, bridge or lower device that this plan does not raise too).
+    #[serde(default)]
+    pub value: Option<Scalar>,
+    /// The MTU the link's path asks for, per link, as `path_mismatch` found it: a veth
+    /// or port is raised to its peer's or master's MTU (never above its peer, master,
+    /// lower device or maximum MTU); a VLAN or VXLAN is lowered to what its lower
+    /// device carries.
+    #[serde(default)]
+    pub to_path: bool,
 }
 
 /// Deletes the root qdisc of this kind on every link that the rule's `qdisc`
