@@ -3,6 +3,7 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod observe;
 mod render;
 pub mod schema;
 
@@ -19,6 +20,7 @@ use crate::facts::{self, FactRequest, Facts};
 use crate::kernel::netns::{self, NetnsRecord, NetnsTarget};
 use crate::plan::{self, Plan};
 use crate::playbook::{self, Diagnostics, LoadedPlaybook, Vars};
+use observe::ObserveArgs;
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -26,7 +28,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// An error; nothing was changed.
     pub const ERROR: i32 = 1;
-    /// `plan --detailed-exitcode`: changes are pending.
+    /// `plan --detailed-exitcode`: changes are pending, or a finding needs input.
     pub const CHANGES: i32 = 2;
     /// Apply failed; every completed step was rolled back.
     pub const ROLLED_BACK: i32 = 3;
@@ -86,6 +88,8 @@ enum Command {
     Facts {
         #[command(flatten)]
         sources: Sources,
+        #[command(flatten)]
+        observe: ObserveArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -166,7 +170,8 @@ struct PlanArgs {
     sources: Sources,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+    /// Exit 0 when nothing would change, 2 when changes are pending or a finding needs
+    /// input, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
     /// Also write the plan as JSON to this file, for `tune apply FILE`.
@@ -175,6 +180,8 @@ struct PlanArgs {
     /// Plan against a facts snapshot (from `tune facts --format json`) instead of this host.
     #[arg(long, value_name = "FILE")]
     facts: Option<PathBuf>,
+    #[command(flatten)]
+    observe: ObserveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -242,11 +249,19 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print_out(&text)?;
             Ok(exit::OK)
         }
-        Command::Facts { sources, format } => {
+        Command::Facts {
+            sources,
+            observe,
+            format,
+        } => {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
+            let options = observe.options(ns.as_ref())?;
             let facts = netns::run_in(ns.as_ref(), || {
-                Ok(facts::gather(&FactRequest::for_playbooks(&set.pairs())))
+                Ok(facts::gather_with(
+                    &FactRequest::for_playbooks(&set.pairs()),
+                    &options,
+                ))
             })?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
@@ -327,11 +342,15 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
     read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)
 }
 
-fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+fn make_plan(
+    set: &PlaybookSet,
+    facts_file: Option<&Path>,
+    options: &facts::GatherOptions,
+) -> Result<Plan> {
     let pairs = set.pairs();
     let facts = match facts_file {
         Some(path) => read_facts_file(path)?,
-        None => gather_lazily(&pairs),
+        None => gather_lazily(&pairs, options),
     };
     Ok(plan::plan_from_facts(&pairs, &facts))
 }
@@ -342,9 +361,9 @@ fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
 /// fired on the fill ratio also shows the "table full" lines). Three-valued logic makes
 /// this exact: a rule decided while a fact is unknown is decided whatever that fact's
 /// value. On a healthy host the costly probes of rules that cannot fire are skipped.
-fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
+fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOptions) -> Facts {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
-    let mut facts = facts::gather(&cheap);
+    let mut facts = facts::gather_with(&cheap, options);
     if costly.is_empty() {
         return facts;
     }
@@ -358,7 +377,7 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
     })
     .intersect(&costly);
     if !needed.is_empty() {
-        facts.merge(facts::gather(&needed));
+        facts.merge(facts::gather_with(&needed, options));
     }
     facts
 }
@@ -369,7 +388,15 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     if ns.is_some() && args.facts.is_some() {
         bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
     }
-    let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, args.facts.as_deref()))?;
+    if args.observe.given() && args.facts.is_some() {
+        bail!(
+            "--facts replays a snapshot (its kernel log and counter samples included); it cannot be combined with --kernel-log or --sample-window"
+        );
+    }
+    let options = args.observe.options(ns.as_ref())?;
+    let mut plan = netns::run_in(ns.as_ref(), || {
+        make_plan(&set, args.facts.as_deref(), &options)
+    })?;
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -381,7 +408,7 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     print_out(&text)?;
     Ok(if !plan.errors.is_empty() {
         exit::ERROR
-    } else if args.detailed_exitcode && !plan.changes.is_empty() {
+    } else if args.detailed_exitcode && (!plan.changes.is_empty() || plan.needs_input()) {
         exit::CHANGES
     } else {
         exit::OK
@@ -436,7 +463,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None))?;
+            let options = ObserveArgs::default().options(ns.as_ref())?;
+            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None, &options))?;
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan
@@ -449,7 +477,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         );
     }
     if plan.changes.is_empty() {
-        print_out("Nothing to apply.\n")?;
+        print_out(&render::nothing_to_apply(&plan))?;
         return Ok(exit::OK);
     }
     if args.plan_file.is_none() && !args.yes && !confirm(plan.changes.len())? {

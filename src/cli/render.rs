@@ -59,6 +59,7 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
             (_, FixStatus::InEffect) => ("●", paint(GREEN, "fired, fix already in effect")),
             (_, FixStatus::ReportOnly) => ("●", paint(YELLOW, "fired, report only")),
             (_, FixStatus::Blocked) => ("●", paint(RED, "fired, fix cannot be planned")),
+            (_, FixStatus::NeedsInput) => ("●", paint(YELLOW, "fired, fix needs input")),
             (_, FixStatus::Undecided) => ("?", paint(YELLOW, "undecided")),
         };
         let _ = writeln!(out, "\n{mark} {}  {state}", paint(BOLD, &name));
@@ -66,6 +67,9 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         evidence_lines(&mut out, &f.evidence, "    ");
         for u in &f.unknown {
             let _ = writeln!(out, "    {} {u}", paint(YELLOW, "unknown:"));
+        }
+        for n in &pf.needs_input {
+            let _ = writeln!(out, "    {} {n}", paint(YELLOW, "needs input:"));
         }
     }
     if !plan.changes.is_empty() {
@@ -108,12 +112,48 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         .iter()
         .filter(|f| f.finding.status == FindingStatus::Unknown)
         .count();
+    let needs_input = count_needing_input(plan);
+    let waiting = if needs_input > 0 {
+        format!("{needs_input} needing input, ")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\nPlan: {} change(s), {in_effect} finding(s) already fixed, {undecided} undecided, {} error(s).",
+        "\nPlan: {} change(s), {in_effect} finding(s) already fixed, {waiting}{undecided} undecided, {} error(s).",
         plan.changes.len(),
         plan.errors.len()
     );
+    out
+}
+
+fn count_needing_input(plan: &Plan) -> usize {
+    plan.findings
+        .iter()
+        .filter(|f| f.fix == FixStatus::NeedsInput)
+        .count()
+}
+
+/// What `apply` says when a plan has no changes: nothing, or which findings wait for
+/// input and what to pass.
+pub fn nothing_to_apply(plan: &Plan) -> String {
+    let mut out = String::from("Nothing to apply.\n");
+    if count_needing_input(plan) == 0 {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "Nothing was changed: these findings need input before their fix can be planned:"
+    );
+    for pf in plan
+        .findings
+        .iter()
+        .filter(|f| f.fix == FixStatus::NeedsInput)
+    {
+        for n in &pf.needs_input {
+            let _ = writeln!(out, "  {}/{}: {n}", pf.finding.playbook, pf.finding.rule);
+        }
+    }
     out
 }
 
