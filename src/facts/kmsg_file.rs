@@ -237,11 +237,21 @@ fn skip_caller(rest: &str) -> &str {
     rest
 }
 
-/// The message of `host kernel: msg`; `None` for other programs' lines.
+/// The message of `host kernel: msg` (or `kernel: msg`, when whoever pasted the log
+/// removed the host name); `None` for other programs' lines.
 fn kernel_tag(rest: &str) -> Option<&str> {
-    let (_host, rest) = rest.split_once(' ')?;
-    rest.strip_prefix("kernel: ")
-        .or_else(|| (rest == "kernel:").then_some(""))
+    let tagged = |s: &'_ str| -> Option<usize> {
+        if s.starts_with("kernel: ") {
+            Some("kernel: ".len())
+        } else {
+            (s == "kernel:").then_some(s.len())
+        }
+    };
+    if let Some(n) = tagged(rest) {
+        return Some(&rest[n..]);
+    }
+    let (_host, after) = rest.split_once(' ')?;
+    tagged(after).map(|n| &after[n..])
 }
 
 /// Syslog's copy of the printk stamp: `[  193.106393] msg` → `msg`.
