@@ -193,6 +193,8 @@ struct ApplyArgs {
     yes: bool,
     #[command(flatten)]
     sources: Sources,
+    #[command(flatten)]
+    observe: ObserveArgs,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -439,9 +441,12 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     require_root("apply")?;
     let plan = match &args.plan_file {
         Some(path) => {
-            if !args.sources.paths.is_empty() || !args.sources.vars.is_empty() {
+            if !args.sources.paths.is_empty()
+                || !args.sources.vars.is_empty()
+                || args.observe.given()
+            {
                 bail!(
-                    "a saved plan is applied exactly as reviewed; -p and --var cannot be combined with PLAN_FILE"
+                    "a saved plan is applied exactly as reviewed; -p, --var, --kernel-log and --sample-window cannot be combined with PLAN_FILE"
                 );
             }
             let plan = read_plan_file(path)?;
@@ -463,7 +468,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let options = ObserveArgs::default().options(ns.as_ref())?;
+            let options = args.observe.options(ns.as_ref())?;
             let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None, &options))?;
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
