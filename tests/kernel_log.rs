@@ -279,3 +279,83 @@ fn a_bad_kernel_log_is_an_error_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(support::text(&out).contains("cannot be combined"));
 }
+
+/// A `--kernel-log` file with a memcg OOM kill of java in `memcg` and one in another
+/// cgroup, stamped now (ISO 8601, as rsyslog writes kern.log).
+fn two_kills(dir: &Path, memcg: &str) -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let kill = |pid: u32, cg: &str| {
+        format!(
+            "{now} h kernel: java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n\
+             {now} h kernel: oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg={cg},task_memcg={cg},task=java,pid={pid},uid=0\n\
+             {now} h kernel: Memory cgroup out of memory: Killed process {pid} (java) total-vm:1000kB, anon-rss:400kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:10kB oom_score_adj:0\n"
+        )
+    };
+    let path = dir.join("kern.log");
+    let text = kill(101, memcg) + &kill(202, "/docker/someone-else");
+    std::fs::write(&path, text).expect("write log");
+    path.display().to_string()
+}
+
+#[test]
+fn kernel_log_evidence_in_a_namespace_is_host_wide_and_a_container_counts_its_own_kills() {
+    if !support::require_netns() || !support::require(support::have("unshare"), "needs unshare") {
+        return;
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // --netns: the log is the host's; the evidence says so.
+    let ns = support::Netns::new("klog");
+    let log = two_kills(dir.path(), "/docker/abc");
+    let out = support::tune(state.path())
+        .args(["plan", "--format", "json", "-p", &bundled("jvm-heap.yml")])
+        .args(["--netns", &ns.name, "--kernel-log", &log])
+        .output()
+        .expect("run tune");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("plan json: {}", support::text(&out)));
+    let facts: Vec<String> = plan["findings"][0]["evidence"]
+        .as_array()
+        .map(|e| e.iter().map(|e| e["fact"].to_string()).collect())
+        .unwrap_or_default();
+    assert!(
+        facts
+            .iter()
+            .any(|f| f.contains("memcg OOM kill of java (host-wide)")),
+        "{plan:#}"
+    );
+
+    // --netns-pid of a process: only the kills in its memory cgroup count.
+    let mut child = std::process::Command::new("unshare")
+        .args(["-n", "sleep", "30"])
+        .spawn()
+        .expect("unshare");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id();
+    let own = tune::facts::scope::memcg_of_pid(pid).expect("memcg of the child");
+    let log = two_kills(dir.path(), &own);
+    let out = support::tune(state.path())
+        .args(["facts", "--format", "json", "-p", &bundled("jvm-heap.yml")])
+        .args(["--netns-pid", &pid.to_string(), "--kernel-log", &log])
+        .output()
+        .expect("run tune");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", support::text(&out));
+    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("facts json");
+    let kills = facts["oom_kills"]["value"].as_array().expect("kills");
+    let pids: Vec<u64> = kills.iter().filter_map(|k| k["pid"].as_u64()).collect();
+    if own == "/" {
+        assert_eq!(pids, vec![101, 202], "the root cgroup holds every cgroup");
+    } else {
+        assert_eq!(pids, vec![101], "{facts:#}");
+    }
+    assert_eq!(facts["kernel_log_origin"]["memcg"], own.as_str());
+    assert!(
+        facts["kernel_log_origin"]["host_wide_for"]
+            .as_str()
+            .is_some_and(|n| n.contains(&pid.to_string())),
+        "{facts:#}"
+    );
+}

@@ -226,9 +226,9 @@ mod tests {
     fn min_growth_of_thresholds() {
         let vars = Vars::default();
         let cmp = |above: Option<i64>, at_least: Option<i64>, below: Option<i64>| Compare {
-            above: above.map(|n| crate::playbook::Scalar::Integer(n)),
-            at_least: at_least.map(|n| crate::playbook::Scalar::Integer(n)),
-            below: below.map(|n| crate::playbook::Scalar::Integer(n)),
+            above: above.map(crate::playbook::Scalar::Integer),
+            at_least: at_least.map(crate::playbook::Scalar::Integer),
+            below: below.map(crate::playbook::Scalar::Integer),
             ..Compare::default()
         };
         assert_eq!(min_growth(&cmp(Some(0), None, None), &vars), 1);
