@@ -199,6 +199,22 @@ fn shown<T>(fact: &Fact<T>, text: impl Fn(&T) -> String) -> String {
     }
 }
 
+/// Two readings of a counter, or why the second was not taken.
+fn sample_text(s: &crate::facts::CounterSample) -> String {
+    match s.second {
+        Some(second) => format!(
+            "+{} in {:.1}s ({} → {second})",
+            second.saturating_sub(s.first),
+            s.window,
+            s.first
+        ),
+        None => format!(
+            "not sampled ({} since boot, below the {} needed to fire)",
+            s.first, s.min_growth
+        ),
+    }
+}
+
 fn unknown(why: &str) -> String {
     paint(YELLOW, &format!("unknown ({why})"))
 }
@@ -212,8 +228,29 @@ pub fn facts(facts: &Facts) -> String {
     for (k, v) in &facts.counters {
         let _ = writeln!(out, "counter  {k} = {}", shown(v, u64::to_string));
     }
+    for (k, v) in &facts.counter_samples {
+        let _ = writeln!(out, "counter  {k} growth = {}", shown(v, sample_text));
+    }
     for (k, v) in &facts.sockets {
         let _ = writeln!(out, "sockets  TCP {k} = {}", shown(v, u64::to_string));
+    }
+    if let Some(origin) = &facts.kernel_log_origin {
+        let mut notes = Vec::new();
+        if let Some(ns) = &origin.host_wide_for {
+            notes.push(format!("host-wide, not {ns}'s"));
+        }
+        if let Some(memcg) = &origin.memcg {
+            notes.push(format!("OOM kills in cgroup {memcg} only"));
+        }
+        if let Some(why) = &origin.clock_unknown {
+            notes.push(paint(YELLOW, &format!("no wall times: {why}")));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
+        let _ = writeln!(out, "kmsg     source = {}{notes}", origin.source);
     }
     for (k, v) in &facts.kernel_log {
         let count = |lines: &Vec<_>| format!("{} matching line(s)", lines.len());
@@ -273,8 +310,24 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
                 "oomkill  {} memcg OOM kill(s) in the kernel log",
                 kills.len()
             );
+            let boot_relative = facts
+                .kernel_log_origin
+                .as_ref()
+                .is_some_and(|o| o.clock_unknown.is_some());
             for k in kills {
-                let _ = writeln!(out, "oomkill  {}", k.describe());
+                if boot_relative {
+                    // The time is seconds since an undated boot: say so, not 1970.
+                    let _ = writeln!(
+                        out,
+                        "oomkill  pid {} ({}) killed {:.1}s after boot in cgroup {}",
+                        k.pid,
+                        k.comm,
+                        k.time,
+                        k.cgroup.as_deref().unwrap_or("?")
+                    );
+                } else {
+                    let _ = writeln!(out, "oomkill  {}", k.describe());
+                }
             }
         }
         Some(Fact::Unknown(why)) => {
