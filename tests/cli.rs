@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{text, tune};
+use support::{QUIET_KERNEL_LOG, text, tune};
 
 fn check_schema(kind: &str, file: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -75,7 +75,13 @@ fn validate_flags_unknown_sysctl_keys_with_a_suggestion() {
 fn facts_snapshot_replays_to_the_same_plan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let facts = tune(dir.path())
-        .args(["facts", "--format", "json"])
+        .args([
+            "facts",
+            "--format",
+            "json",
+            "--kernel-log",
+            QUIET_KERNEL_LOG,
+        ])
         .output()
         .expect("run");
     assert!(facts.status.success(), "{}", text(&facts));
@@ -93,7 +99,7 @@ fn facts_snapshot_replays_to_the_same_plan() {
     assert_eq!(plan["format"], 1);
     // The replay decides like a live plan of this host: same rules, same changes.
     let live = tune(dir.path())
-        .args(["plan", "--format", "json"])
+        .args(["plan", "--format", "json", "--kernel-log", QUIET_KERNEL_LOG])
         .output()
         .expect("run");
     let live: serde_json::Value = serde_json::from_slice(&live.stdout).expect("plan json");
@@ -143,7 +149,7 @@ fn plan_output_file_is_the_json_plan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("plan.json");
     let out = tune(dir.path())
-        .args(["plan", "-o"])
+        .args(["plan", "--kernel-log", QUIET_KERNEL_LOG, "-o"])
         .arg(&file)
         .output()
         .expect("run");

@@ -227,7 +227,16 @@ fn bundled_plan_works_with_nothing_firing_as_root_and_as_nobody() {
     let _guard = lock();
     let state = tempfile::tempdir().unwrap();
     let s = state.path();
-    let out = tune(s, &["plan", "--format", "json"]);
+    let out = tune(
+        s,
+        &[
+            "plan",
+            "--format",
+            "json",
+            "--kernel-log",
+            support::QUIET_KERNEL_LOG,
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let plan = json(&out);
     assert!(
@@ -277,6 +286,8 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
             "--detailed-exitcode",
             "-o",
             &plan_arg,
+            "--kernel-log",
+            support::QUIET_KERNEL_LOG,
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -299,7 +310,18 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
     assert_eq!(change["after"], "JAVA_TOOL_OPTIONS=-Xmx256m\n");
 
     // The text plan shows the diff and when it takes effect.
-    let out = tune(&state, &["plan", "-p", PLAYBOOK, "--var", &env_arg]);
+    let out = tune(
+        &state,
+        &[
+            "plan",
+            "-p",
+            PLAYBOOK,
+            "--var",
+            &env_arg,
+            "--kernel-log",
+            support::QUIET_KERNEL_LOG,
+        ],
+    );
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("+JAVA_TOOL_OPTIONS=-Xmx256m"), "{shown}");
     assert!(shown.contains("--- /dev/null"), "{shown}");
@@ -323,6 +345,8 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
             "--var",
             &env_arg,
             "--detailed-exitcode",
+            "--kernel-log",
+            support::QUIET_KERNEL_LOG,
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -745,6 +769,71 @@ fn firing_without_an_env_file_says_which_variable_to_pass() {
         &tmp.path().join("state"),
         &["plan", "-p", PLAYBOOK, "--facts", path.to_str().unwrap()],
     );
+    // A finding waiting for input, not an error: exit 0 without --detailed-exitcode.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("fired, fix needs input"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out)
+            .contains("needs input: set_env: no environment file given; pass --var env_file="),
+        "{}",
+        text(&out)
+    );
+    let detailed = |extra: &[&str]| {
+        let mut args = vec!["plan", "-p", PLAYBOOK, "--detailed-exitcode", "--facts"];
+        args.push(path.to_str().unwrap());
+        args.extend(extra);
+        tune(&tmp.path().join("state"), &args)
+    };
+    let out = detailed(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "pending work: {}", text(&out));
+    let plan = json(&out);
+    let f = finding(&plan, "heap-over-cgroup-limit").expect("fires");
+    assert_eq!(f["fix"], "needs_input");
+    assert!(
+        f["needs_input"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("--var env_file="))
+    );
+    assert_eq!(plan["errors"], serde_json::json!([]));
+    assert_eq!(plan["changes"], serde_json::json!([]));
+
+    // A broken playbook is still an error (exit 1), --detailed-exitcode or not.
+    let broken = tmp.path().join("broken.yml");
+    std::fs::write(&broken, "name: b\ndescription: d\nrules:\n  - id: r\n    detect: {counter: {name: X}}\n    fix: []\n").unwrap();
+    let out = tune(
+        &tmp.path().join("state"),
+        &[
+            "plan",
+            "-p",
+            broken.to_str().unwrap(),
+            "--detailed-exitcode",
+            "--facts",
+            path.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("--var env_file="), "{}", text(&out));
+
+    // apply with only needs-input findings changes nothing and says why.
+    if !is_root() {
+        return;
+    }
+    let plan_file = tmp.path().join("plan.json");
+    let out = detailed(&["-o", plan_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = tune(
+        &tmp.path().join("state"),
+        &["apply", plan_file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Nothing was changed: these findings need input")
+            && text(&out)
+                .contains("jvm-heap/heap-over-cgroup-limit: set_env: no environment file given"),
+        "{}",
+        text(&out)
+    );
 }

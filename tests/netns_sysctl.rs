@@ -1,6 +1,7 @@
 //! Real-kernel tests of the per-namespace sysctl fixes. Each test makes a throwaway
 //! network namespace, creates the fault for real in it (a narrow port range that makes
-//! connect() fail, 1,000+ real TIME_WAIT sockets, a real listen-queue overflow), and
+//! connect() fail, 1,000+ real TIME_WAIT sockets, a listen queue overflowing while tune
+//! samples its counter), and
 //! runs the built binary inside it: plan detects (exit 2), apply fixes, plan is clean
 //! (exit 0), rollback restores the exact earlier value. Also: a failure in the middle
 //! of an apply, a crash in the middle of an apply, drift, the lock, and a
@@ -16,6 +17,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use support::{Netns, require_netns, text};
+
+// Each test names the playbook of the fault it makes: the bundled set also reads the
+// host's kernel log and java processes, which a namespace test must not depend on.
+const PORTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ephemeral-ports.yml");
+const TIME_WAIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/time-wait.yml");
+const LISTEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/listen-backlog.yml");
 
 /// Runs `f` on a new thread that has entered the namespace: sockets it creates live
 /// there.
@@ -72,12 +79,12 @@ fn narrow_port_range_detected_fixed_and_rolled_back() {
         "the narrow range must make connect() fail"
     );
 
-    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
+    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode", "-p", PORTS]);
     assert_code(&plan, 2, "plan on a narrow range");
     assert!(text(&plan).contains("width 51 < 10000"), "{}", text(&plan));
 
     let state_dir = state.path().join("state");
-    let apply = ns.tune(&state_dir, &["apply", "--yes"]);
+    let apply = ns.tune(&state_dir, &["apply", "--yes", "-p", PORTS]);
     assert_code(&apply, 0, "apply");
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -91,7 +98,7 @@ fn narrow_port_range_detected_fixed_and_rolled_back() {
     assert_eq!((ok, failed), (120, 0));
 
     assert_code(
-        &ns.tune(&state_dir, &["plan", "--detailed-exitcode"]),
+        &ns.tune(&state_dir, &["plan", "--detailed-exitcode", "-p", PORTS]),
         0,
         "plan after apply",
     );
@@ -185,7 +192,10 @@ fn time_wait_pileup_detected_fixed_and_rolled_back() {
     let ss = ns.sh("ss -Htan state time-wait | wc -l");
     eprintln!("TIME_WAIT sockets per ss: {}", ss.trim());
 
-    let facts = ns.tune(state.path(), &["facts", "--format", "json"]);
+    let facts = ns.tune(
+        state.path(),
+        &["facts", "--format", "json", "-p", TIME_WAIT],
+    );
     let json: serde_json::Value = serde_json::from_slice(&facts.stdout).expect("facts json");
     let counted = json["sockets"]["TIME_WAIT"]["value"]
         .as_u64()
@@ -193,17 +203,27 @@ fn time_wait_pileup_detected_fixed_and_rolled_back() {
     assert!(counted >= 1100, "sock_diag counted {counted}");
     assert_eq!(counted.to_string(), ss.trim(), "tune and ss agree");
 
-    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
+    let plan = ns.tune(
+        state.path(),
+        &["plan", "--detailed-exitcode", "-p", TIME_WAIT],
+    );
     assert_code(&plan, 2, "plan with TIME_WAIT pile-up");
     assert!(
         text(&plan).contains("TCP sockets in TIME_WAIT"),
         "{}",
         text(&plan)
     );
-    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", "-p", TIME_WAIT]),
+        0,
+        "apply",
+    );
     assert_eq!(ns.sysctl("net.ipv4.tcp_tw_reuse"), "1");
     assert_code(
-        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
+        &ns.tune(
+            state.path(),
+            &["plan", "--detailed-exitcode", "-p", TIME_WAIT],
+        ),
         0,
         "plan after",
     );
@@ -246,41 +266,128 @@ fn listener_with_backlog(backlog: i32) -> TcpListener {
     listener
 }
 
+/// Keeps a listener's accept queue overflowing until `stop` is set: connections that
+/// are never accepted fill the queue, and every SYN after that is an overflow.
+fn overflow_until(
+    ns: &Netns,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: a valid namespace fd; setns affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let listener = listener_with_backlog(1024);
+        let mut timeouts = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            timeouts += burst_against(&listener, 5);
+        }
+        timeouts
+    })
+}
+
 #[test]
-fn listen_overflow_detected_fixed_and_rolled_back() {
+fn listen_overflow_fires_on_growth_during_the_sample_not_on_history() {
     if !require_netns() {
         return;
     }
     let ns = Netns::new("backlog");
     let state = tempfile::tempdir().expect("tempdir");
+    let plan_file = state.path().join("plan.json");
+    let plan_arg = plan_file.to_str().expect("utf8");
     ns.set_sysctl("net.core.somaxconn", "8");
-    let before = listen_overflows(&ns);
-    let timeouts = in_netns(&ns, || burst_against(&listener_with_backlog(1024), 30));
-    let overflows = listen_overflows(&ns) - before;
-    eprintln!("symptom before: burst of 30 → {timeouts} timed out, ListenOverflows +{overflows}");
-    assert!(overflows > 0 && timeouts > 0);
 
-    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode"]);
-    assert_code(&plan, 2, "plan after overflow");
-    assert!(
-        text(&plan).contains("net.core.somaxconn  8 → 4096"),
-        "{}",
-        text(&plan)
+    // A namespace that never overflowed is not even sampled: no wait.
+    let started = std::time::Instant::now();
+    let quiet = ns.tune(
+        state.path(),
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            LISTEN,
+            "--sample-window",
+            "10s",
+        ],
     );
-    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
-    assert_eq!(ns.sysctl("net.core.somaxconn"), "4096");
+    assert_code(&quiet, 0, "plan of a namespace that never overflowed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "it waited for a sample"
+    );
 
+    // Overflowing while tune samples: the rule fires on the growth.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burst = overflow_until(&ns, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let plan = ns.tune(
+        state.path(),
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            LISTEN,
+            "--sample-window",
+            "2s",
+            "-o",
+            plan_arg,
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let timeouts = burst.join().expect("burst thread");
+    eprintln!("during the sample: {timeouts} connects timed out");
+    assert_code(&plan, 2, "plan while the queue overflows");
+    let shown = text(&plan);
+    assert!(shown.contains("net.core.somaxconn  8 → 4096"), "{shown}");
+    assert!(
+        shown.contains("counter TcpExt.ListenOverflows growth = +")
+            && shown.contains("since boot)"),
+        "{shown}"
+    );
+
+    // The burst is over: the counter stays above 0 since the namespace was made, but it
+    // no longer grows, so nothing fires.
+    let history = listen_overflows(&ns);
+    assert!(history > 0);
+    let after_burst = ns.tune(
+        state.path(),
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            LISTEN,
+            "--sample-window",
+            "1s",
+        ],
+    );
+    assert_code(&after_burst, 0, "plan once the burst is over");
+    let facts = ns.tune(
+        state.path(),
+        &[
+            "facts",
+            "--format",
+            "json",
+            "-p",
+            LISTEN,
+            "--sample-window",
+            "500ms",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&facts.stdout).expect("facts json");
+    let sample = &json["counter_samples"]["TcpExt.ListenOverflows"]["value"];
+    assert_eq!(sample["first"], sample["second"], "{json:#}");
+    assert!(sample["first"].as_u64().is_some_and(|v| v >= history));
+    assert!(sample["window"].as_f64().is_some_and(|w| w >= 0.5));
+
+    // The plan made during the burst applies, and cures the symptom.
+    assert_code(&ns.tune(state.path(), &["apply", plan_arg]), 0, "apply");
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "4096");
     let before = listen_overflows(&ns);
     let timeouts = in_netns(&ns, || burst_against(&listener_with_backlog(1024), 30));
     let overflows = listen_overflows(&ns) - before;
     eprintln!("symptom after: burst of 30 → {timeouts} timed out, ListenOverflows +{overflows}");
     assert_eq!((timeouts, overflows), (0, 0));
-
-    assert_code(
-        &ns.tune(state.path(), &["plan", "--detailed-exitcode"]),
-        0,
-        "plan after",
-    );
     assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
     assert_eq!(ns.sysctl("net.core.somaxconn"), "8");
 }
@@ -378,7 +485,7 @@ fn drift_refuses_apply_and_rollback_unless_forced() {
     let plan_arg = plan_file.to_str().expect("utf8");
     ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
     assert_code(
-        &ns.tune(state.path(), &["plan", "-o", plan_arg]),
+        &ns.tune(state.path(), &["plan", "-o", plan_arg, "-p", PORTS]),
         0,
         "plan -o",
     );
@@ -394,7 +501,11 @@ fn drift_refuses_apply_and_rollback_unless_forced() {
     );
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20100");
 
-    assert_code(&ns.tune(state.path(), &["apply", "--yes"]), 0, "apply");
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", "-p", PORTS]),
+        0,
+        "apply",
+    );
     ns.set_sysctl("net.ipv4.ip_local_port_range", "30000 60000");
     let out = ns.tune(state.path(), &["rollback"]);
     assert_code(&out, 1, "rollback after drift");
@@ -418,7 +529,7 @@ fn lock_and_confirmation_guard_apply() {
     ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
 
     // No terminal and no --yes: refused, nothing changed.
-    let out = ns.tune(state.path(), &["apply"]);
+    let out = ns.tune(state.path(), &["apply", "-p", PORTS]);
     assert_code(&out, 1, "apply without --yes on a non-terminal");
     assert!(text(&out).contains("pass --yes"), "{}", text(&out));
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "20000 20050");
@@ -427,7 +538,7 @@ fn lock_and_confirmation_guard_apply() {
     std::fs::create_dir_all(state.path().join("transactions")).expect("mkdir");
     let mut lock = std::fs::File::create(state.path().join("lock")).expect("lock file");
     lock.lock().expect("take lock");
-    let out = ns.tune(state.path(), &["apply", "--yes"]);
+    let out = ns.tune(state.path(), &["apply", "--yes", "-p", PORTS]);
     assert_code(&out, 1, "apply while locked");
     assert!(
         text(&out).contains("another tune apply or rollback is running"),
@@ -438,7 +549,7 @@ fn lock_and_confirmation_guard_apply() {
     lock.unlock().expect("unlock");
     let _ = lock.flush();
     assert_code(
-        &ns.tune(state.path(), &["apply", "--yes"]),
+        &ns.tune(state.path(), &["apply", "--yes", "-p", PORTS]),
         0,
         "apply once unlocked",
     );
@@ -503,7 +614,7 @@ fn apply_on_a_terminal_asks_first() {
     ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
     let ask = |answer: &str| {
         let command = format!(
-            "ip netns exec {} {} --state-dir {} apply",
+            "ip netns exec {} {} --state-dir {} apply -p {PORTS}",
             ns.name,
             support::tune_bin().display(),
             state.path().display()

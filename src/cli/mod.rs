@@ -4,6 +4,7 @@
 //! are returned up to [`run`] and printed once, with their whole chain.
 
 mod confirm;
+mod observe;
 mod render;
 pub mod schema;
 mod transactions;
@@ -21,6 +22,7 @@ use crate::facts::{self, FactRequest, Facts};
 use crate::kernel::netns::{self, NetnsRecord, NetnsTarget};
 use crate::plan::{self, Plan};
 use crate::playbook::{self, Diagnostics, LoadedPlaybook, Vars};
+use observe::ObserveArgs;
 
 /// Exit codes (documented in the README).
 pub mod exit {
@@ -28,7 +30,7 @@ pub mod exit {
     pub const OK: i32 = 0;
     /// An error; nothing was changed.
     pub const ERROR: i32 = 1;
-    /// `plan --detailed-exitcode`: changes are pending.
+    /// `plan --detailed-exitcode`: changes are pending, or a finding needs input.
     pub const CHANGES: i32 = 2;
     /// Apply failed; every completed step was rolled back.
     pub const ROLLED_BACK: i32 = 3;
@@ -96,6 +98,8 @@ enum Command {
     Facts {
         #[command(flatten)]
         sources: Sources,
+        #[command(flatten)]
+        observe: ObserveArgs,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -176,7 +180,8 @@ struct PlanArgs {
     sources: Sources,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
+    /// Exit 0 when nothing would change, 2 when changes are pending or a finding needs
+    /// input, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
     /// Also write the plan as JSON to this file, for `tune apply FILE`.
@@ -185,6 +190,8 @@ struct PlanArgs {
     /// Plan against a facts snapshot (from `tune facts --format json`) instead of this host.
     #[arg(long, value_name = "FILE")]
     facts: Option<PathBuf>,
+    #[command(flatten)]
+    observe: ObserveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +205,8 @@ struct ApplyArgs {
     sources: Sources,
     #[command(flatten)]
     confirm: confirm::ConfirmArgs,
+    #[command(flatten)]
+    observe: ObserveArgs,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -263,11 +272,19 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print_out(&text)?;
             Ok(exit::OK)
         }
-        Command::Facts { sources, format } => {
+        Command::Facts {
+            sources,
+            observe,
+            format,
+        } => {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
+            let options = observe.options(ns.as_ref())?;
             let facts = netns::run_in(ns.as_ref(), || {
-                Ok(facts::gather(&FactRequest::for_playbooks(&set.pairs())))
+                Ok(facts::gather_with(
+                    &FactRequest::for_playbooks(&set.pairs()),
+                    &options,
+                ))
             })?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
@@ -348,11 +365,15 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
     read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)
 }
 
-fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+fn make_plan(
+    set: &PlaybookSet,
+    facts_file: Option<&Path>,
+    options: &facts::GatherOptions,
+) -> Result<Plan> {
     let pairs = set.pairs();
     let facts = match facts_file {
         Some(path) => read_facts_file(path)?,
-        None => gather_lazily(&pairs),
+        None => gather_lazily(&pairs, options),
     };
     Ok(plan::plan_from_facts(&pairs, &facts))
 }
@@ -363,9 +384,9 @@ fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
 /// fired on the fill ratio also shows the "table full" lines). Three-valued logic makes
 /// this exact: a rule decided while a fact is unknown is decided whatever that fact's
 /// value. On a healthy host the costly probes of rules that cannot fire are skipped.
-fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
+fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOptions) -> Facts {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
-    let mut facts = facts::gather(&cheap);
+    let mut facts = facts::gather_with(&cheap, options);
     if costly.is_empty() {
         return facts;
     }
@@ -379,7 +400,7 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
     })
     .intersect(&costly);
     if !needed.is_empty() {
-        facts.merge(facts::gather(&needed));
+        facts.merge(facts::gather_with(&needed, options));
     }
     facts
 }
@@ -390,7 +411,15 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     if ns.is_some() && args.facts.is_some() {
         bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
     }
-    let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, args.facts.as_deref()))?;
+    if args.observe.given() && args.facts.is_some() {
+        bail!(
+            "--facts replays a snapshot (its kernel log and counter samples included); it cannot be combined with --kernel-log or --sample-window"
+        );
+    }
+    let options = args.observe.options(ns.as_ref())?;
+    let mut plan = netns::run_in(ns.as_ref(), || {
+        make_plan(&set, args.facts.as_deref(), &options)
+    })?;
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -402,7 +431,7 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     print_out(&text)?;
     Ok(if !plan.errors.is_empty() {
         exit::ERROR
-    } else if args.detailed_exitcode && !plan.changes.is_empty() {
+    } else if args.detailed_exitcode && (!plan.changes.is_empty() || plan.needs_input()) {
         exit::CHANGES
     } else {
         exit::OK
@@ -433,9 +462,12 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     require_root("apply")?;
     let plan = match &args.plan_file {
         Some(path) => {
-            if !args.sources.paths.is_empty() || !args.sources.vars.is_empty() {
+            if !args.sources.paths.is_empty()
+                || !args.sources.vars.is_empty()
+                || args.observe.given()
+            {
                 bail!(
-                    "a saved plan is applied exactly as reviewed; -p and --var cannot be combined with PLAN_FILE"
+                    "a saved plan is applied exactly as reviewed; -p, --var, --kernel-log and --sample-window cannot be combined with PLAN_FILE"
                 );
             }
             let plan = read_plan_file(path)?;
@@ -457,7 +489,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None))?;
+            let options = args.observe.options(ns.as_ref())?;
+            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None, &options))?;
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan
@@ -470,7 +503,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         );
     }
     if plan.changes.is_empty() {
-        print_out("Nothing to apply.\n")?;
+        print_out(&render::nothing_to_apply(&plan))?;
         return Ok(exit::OK);
     }
     if args.plan_file.is_none() && !args.yes && !confirm(plan.changes.len())? {

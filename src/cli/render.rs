@@ -59,6 +59,7 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
             (_, FixStatus::InEffect) => ("●", paint(GREEN, "fired, fix already in effect")),
             (_, FixStatus::ReportOnly) => ("●", paint(YELLOW, "fired, report only")),
             (_, FixStatus::Blocked) => ("●", paint(RED, "fired, fix cannot be planned")),
+            (_, FixStatus::NeedsInput) => ("●", paint(YELLOW, "fired, fix needs input")),
             (_, FixStatus::Undecided) => ("?", paint(YELLOW, "undecided")),
         };
         let _ = writeln!(out, "\n{mark} {}  {state}", paint(BOLD, &name));
@@ -66,6 +67,9 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         evidence_lines(&mut out, &f.evidence, "    ");
         for u in &f.unknown {
             let _ = writeln!(out, "    {} {u}", paint(YELLOW, "unknown:"));
+        }
+        for n in &pf.needs_input {
+            let _ = writeln!(out, "    {} {n}", paint(YELLOW, "needs input:"));
         }
     }
     if !plan.changes.is_empty() {
@@ -108,12 +112,48 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         .iter()
         .filter(|f| f.finding.status == FindingStatus::Unknown)
         .count();
+    let needs_input = count_needing_input(plan);
+    let waiting = if needs_input > 0 {
+        format!("{needs_input} needing input, ")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\nPlan: {} change(s), {in_effect} finding(s) already fixed, {undecided} undecided, {} error(s).",
+        "\nPlan: {} change(s), {in_effect} finding(s) already fixed, {waiting}{undecided} undecided, {} error(s).",
         plan.changes.len(),
         plan.errors.len()
     );
+    out
+}
+
+fn count_needing_input(plan: &Plan) -> usize {
+    plan.findings
+        .iter()
+        .filter(|f| f.fix == FixStatus::NeedsInput)
+        .count()
+}
+
+/// What `apply` says when a plan has no changes: nothing, or which findings wait for
+/// input and what to pass.
+pub fn nothing_to_apply(plan: &Plan) -> String {
+    let mut out = String::from("Nothing to apply.\n");
+    if count_needing_input(plan) == 0 {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "Nothing was changed: these findings need input before their fix can be planned:"
+    );
+    for pf in plan
+        .findings
+        .iter()
+        .filter(|f| f.fix == FixStatus::NeedsInput)
+    {
+        for n in &pf.needs_input {
+            let _ = writeln!(out, "  {}/{}: {n}", pf.finding.playbook, pf.finding.rule);
+        }
+    }
     out
 }
 
@@ -159,6 +199,22 @@ fn shown<T>(fact: &Fact<T>, text: impl Fn(&T) -> String) -> String {
     }
 }
 
+/// Two readings of a counter, or why the second was not taken.
+fn sample_text(s: &crate::facts::CounterSample) -> String {
+    match s.second {
+        Some(second) => format!(
+            "+{} in {:.1}s ({} → {second})",
+            second.saturating_sub(s.first),
+            s.window,
+            s.first
+        ),
+        None => format!(
+            "not sampled ({} since boot, below the {} needed to fire)",
+            s.first, s.min_growth
+        ),
+    }
+}
+
 fn unknown(why: &str) -> String {
     paint(YELLOW, &format!("unknown ({why})"))
 }
@@ -172,8 +228,29 @@ pub fn facts(facts: &Facts) -> String {
     for (k, v) in &facts.counters {
         let _ = writeln!(out, "counter  {k} = {}", shown(v, u64::to_string));
     }
+    for (k, v) in &facts.counter_samples {
+        let _ = writeln!(out, "counter  {k} growth = {}", shown(v, sample_text));
+    }
     for (k, v) in &facts.sockets {
         let _ = writeln!(out, "sockets  TCP {k} = {}", shown(v, u64::to_string));
+    }
+    if let Some(origin) = &facts.kernel_log_origin {
+        let mut notes = Vec::new();
+        if let Some(ns) = &origin.host_wide_for {
+            notes.push(format!("host-wide, not {ns}'s"));
+        }
+        if let Some(memcg) = &origin.memcg {
+            notes.push(format!("OOM kills in cgroup {memcg} only"));
+        }
+        if let Some(why) = &origin.clock_unknown {
+            notes.push(paint(YELLOW, &format!("no wall times: {why}")));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
+        let _ = writeln!(out, "kmsg     source = {}{notes}", origin.source);
     }
     for (k, v) in &facts.kernel_log {
         let count = |lines: &Vec<_>| format!("{} matching line(s)", lines.len());
@@ -233,8 +310,24 @@ fn jvm_facts(out: &mut String, facts: &Facts) {
                 "oomkill  {} memcg OOM kill(s) in the kernel log",
                 kills.len()
             );
+            let boot_relative = facts
+                .kernel_log_origin
+                .as_ref()
+                .is_some_and(|o| o.clock_unknown.is_some());
             for k in kills {
-                let _ = writeln!(out, "oomkill  {}", k.describe());
+                if boot_relative {
+                    // The time is seconds since an undated boot: say so, not 1970.
+                    let _ = writeln!(
+                        out,
+                        "oomkill  pid {} ({}) killed {:.1}s after boot in cgroup {}",
+                        k.pid,
+                        k.comm,
+                        k.time,
+                        k.cgroup.as_deref().unwrap_or("?")
+                    );
+                } else {
+                    let _ = writeln!(out, "oomkill  {}", k.describe());
+                }
             }
         }
         Some(Fact::Unknown(why)) => {

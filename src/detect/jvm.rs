@@ -204,13 +204,19 @@ pub fn recent_kills<'a>(
         humantime::parse_duration(&within).map_err(|e| format!("bad window {within:?}: {e}"))?;
     let since = facts.collected_at - window.as_secs_f64();
     match facts.oom_kills() {
-        Fact::Value(kills) => Ok((
-            kills
-                .iter()
-                .filter(|k| k.comm == c.comm && k.time >= since)
-                .collect(),
-            within,
-        )),
+        Fact::Value(kills) => {
+            let of_comm = kills.iter().filter(|k| k.comm == c.comm);
+            if let Some(why) = super::kmsg::clock_unknown(facts)
+                && of_comm.clone().next().is_some()
+            {
+                return Err(format!(
+                    "memcg OOM kills of {}: {} in the log, but {why}",
+                    c.comm,
+                    of_comm.count()
+                ));
+            }
+            Ok((of_comm.filter(|k| k.time >= since).collect(), within))
+        }
         Fact::Unknown(why) => Err(format!("memcg OOM kills: {why}")),
     }
 }
@@ -228,14 +234,14 @@ pub fn oom_verdict(c: &OomKillCondition, vars: &Vars, facts: &Facts) -> Verdict 
     };
     if kills.is_empty() {
         verdict.evidence.push(Evidence {
-            fact: format!("memcg OOM kills of {}", c.comm),
+            fact: format!("memcg OOM kills of {}{}", c.comm, super::kmsg::scope(facts)),
             observed: "none".to_owned(),
             test: format!("0 within {within}"),
         });
     }
     for k in kills {
         verdict.evidence.push(Evidence {
-            fact: format!("memcg OOM kill of {}", c.comm),
+            fact: format!("memcg OOM kill of {}{}", c.comm, super::kmsg::scope(facts)),
             observed: k.describe(),
             test: format!("killed within {within}"),
         });

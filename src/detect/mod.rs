@@ -7,11 +7,12 @@
 //! condition is unknown yields a finding with status `unknown` and the reasons.
 //!
 //! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
-//! family has its own file: `sysctl`, `kmsg` (kernel-log lines), `net` (links and
-//! qdiscs), `jvm` (heaps and OOM kills); counters and sockets are plain comparisons
-//! ([`compare::count`]).
+//! family has its own file: `sysctl`, `counter` (since boot, or growth over a
+//! window), `kmsg` (kernel-log lines), `net` (links and qdiscs), `jvm` (heaps and OOM
+//! kills); sockets are plain comparisons ([`compare::count`]).
 
 pub mod compare;
+pub mod counter;
 pub mod jvm;
 pub mod kmsg;
 pub mod net;
@@ -110,13 +111,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
             }
         }
         Condition::Sysctl(s) => sysctl::eval(s, vars, facts, out),
-        Condition::Counter(cnt) => count(
-            &format!("counter {}", cnt.name),
-            facts.counter(&cnt.name),
-            &cnt.compare(),
-            vars,
-            out,
-        ),
+        Condition::Counter(cnt) => counter::eval(cnt, vars, facts, out),
         Condition::Sockets(s) => count(
             &format!("TCP sockets in {}", s.state.name()),
             facts.sockets_in(s.state),

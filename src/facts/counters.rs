@@ -4,10 +4,164 @@
 //! and the values (`TcpExt: 0 12 ...`). They are read through /proc/thread-self/net so
 //! that a thread that entered another network namespace sees that namespace's counters
 //! (/proc/self/net follows the thread-group leader instead).
+//!
+//! A counter asked for as *growth* (`measure: growth`) is read twice, a window apart
+//! ([`start_sampling`], [`finish_sampling`]); both readings are kept in the facts, so a
+//! saved snapshot replays the decision without waiting. A counter whose first reading
+//! is below the smallest growth that could make its rule fire (0 since boot, for
+//! `above: 0`) is not sampled: a healthy host does not wait.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::{Fact, describe_io_error};
+use crate::playbook::{Compare, CompareOp, Vars, scalar_text};
+
+/// The sampling window when a playbook names none.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
+/// What the growth conditions on one counter need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sampling {
+    /// How long to wait between the readings (the longest any condition asks).
+    pub window: Duration,
+    /// The smallest growth that could make a condition hold; a first reading below it
+    /// is not sampled. 0: always sample.
+    pub min_growth: u64,
+}
+
+impl Sampling {
+    /// Two conditions on one counter: the longer window, the smaller threshold.
+    pub fn merge(self, other: Sampling) -> Sampling {
+        Sampling {
+            window: self.window.max(other.window),
+            min_growth: self.min_growth.min(other.min_growth),
+        }
+    }
+}
+
+/// The smallest growth that can satisfy these comparisons, when all of them are
+/// `above` / `at_least` with numbers; 0 (always sample) otherwise.
+pub fn min_growth(cmp: &Compare, vars: &Vars) -> u64 {
+    let mut least = 0u64;
+    for (op, operand) in cmp.operators() {
+        let Some(n) = scalar_text(operand, vars)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok())
+        else {
+            return 0;
+        };
+        let needed = match op {
+            CompareOp::Above if n >= 0.0 => n.floor() + 1.0,
+            CompareOp::AtLeast if n >= 0.0 => n.ceil(),
+            _ => return 0,
+        };
+        least = least.max(needed.min(u64::MAX as f64) as u64);
+    }
+    least
+}
+
+/// Two readings of a counter, a window apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CounterSample {
+    /// The value at the first reading (since boot, or since the namespace was made).
+    pub first: u64,
+    /// The value at the second reading; absent when the counter was not sampled
+    /// because its first reading was below `min_growth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second: Option<u64>,
+    /// Seconds between the readings (0 when not sampled).
+    pub window: f64,
+    /// The smallest growth that could have made a rule fire.
+    pub min_growth: u64,
+}
+
+/// The first readings, waiting for the second.
+#[derive(Debug)]
+pub struct PendingSamples {
+    first: BTreeMap<String, Fact<u64>>,
+    wanted: BTreeMap<String, Sampling>,
+    window: Duration,
+    started: Instant,
+}
+
+/// Takes the first readings. `window` overrides the playbooks' windows.
+pub fn start_sampling(
+    wanted: &BTreeMap<String, Sampling>,
+    window: Option<Duration>,
+) -> PendingSamples {
+    let names: BTreeSet<String> = wanted.keys().cloned().collect();
+    let first = read_counters(&names);
+    let window = window.unwrap_or_else(|| {
+        wanted
+            .iter()
+            .filter(|(name, s)| needs_second(first.get(*name), s))
+            .map(|(_, s)| s.window)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    });
+    PendingSamples {
+        first,
+        wanted: wanted.clone(),
+        window,
+        started: Instant::now(),
+    }
+}
+
+fn needs_second(first: Option<&Fact<u64>>, s: &Sampling) -> bool {
+    matches!(first, Some(Fact::Value(v)) if *v >= s.min_growth)
+}
+
+/// Waits out what is left of the window (other facts were gathered meanwhile) and
+/// takes the second readings of the counters that need one.
+pub fn finish_sampling(pending: PendingSamples) -> BTreeMap<String, Fact<CounterSample>> {
+    let to_sample: BTreeSet<String> = pending
+        .wanted
+        .iter()
+        .filter(|(name, s)| needs_second(pending.first.get(*name), s))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let second = if to_sample.is_empty() {
+        BTreeMap::new()
+    } else {
+        if let Some(left) = pending.window.checked_sub(pending.started.elapsed()) {
+            std::thread::sleep(left);
+        }
+        read_counters(&to_sample)
+    };
+    let waited = pending.started.elapsed().as_secs_f64();
+    pending
+        .wanted
+        .iter()
+        .map(|(name, s)| {
+            let fact = match (pending.first.get(name), second.get(name)) {
+                (Some(Fact::Value(first)), Some(Fact::Value(second))) => {
+                    Fact::Value(CounterSample {
+                        first: *first,
+                        second: Some(*second),
+                        window: waited,
+                        min_growth: s.min_growth,
+                    })
+                }
+                (Some(Fact::Value(first)), None) => Fact::Value(CounterSample {
+                    first: *first,
+                    second: None,
+                    window: 0.0,
+                    min_growth: s.min_growth,
+                }),
+                (_, Some(Fact::Unknown(why))) | (Some(Fact::Unknown(why)), _) => {
+                    Fact::Unknown(why.clone())
+                }
+                (None, _) => Fact::Unknown(format!("counter {name} was not read")),
+            };
+            (name.clone(), fact)
+        })
+        .collect()
+}
 
 const COUNTER_FILES: [&str; 2] = [
     "/proc/thread-self/net/netstat",
@@ -67,6 +221,39 @@ pub fn parse_counter_file(text: &str) -> BTreeMap<String, u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_growth_of_thresholds() {
+        let vars = Vars::default();
+        let cmp = |above: Option<i64>, at_least: Option<i64>, below: Option<i64>| Compare {
+            above: above.map(crate::playbook::Scalar::Integer),
+            at_least: at_least.map(crate::playbook::Scalar::Integer),
+            below: below.map(crate::playbook::Scalar::Integer),
+            ..Compare::default()
+        };
+        assert_eq!(min_growth(&cmp(Some(0), None, None), &vars), 1);
+        assert_eq!(min_growth(&cmp(Some(10), Some(5), None), &vars), 11);
+        assert_eq!(min_growth(&cmp(None, Some(5), None), &vars), 5);
+        assert_eq!(min_growth(&cmp(Some(10), None, Some(20)), &vars), 0);
+    }
+
+    #[test]
+    fn unsampled_counters_do_not_wait() {
+        let wanted = BTreeMap::from([(
+            "TcpExt.NoSuchCounterAnywhere".to_owned(),
+            Sampling {
+                window: Duration::from_secs(30),
+                min_growth: 1,
+            },
+        )]);
+        let started = Instant::now();
+        let got = finish_sampling(start_sampling(&wanted, None));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(
+            got["TcpExt.NoSuchCounterAnywhere"],
+            Fact::Unknown(_)
+        ));
+    }
 
     #[test]
     fn parses_netstat_pairs() {

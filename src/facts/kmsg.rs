@@ -179,7 +179,12 @@ pub fn select(
     for (pattern, window) in patterns {
         let fact = match Regex::new(pattern) {
             Ok(re) => {
-                let since = now - *window as f64;
+                // `now` is infinite when the lines have no wall time: keep them all.
+                let since = if now.is_finite() {
+                    now - *window as f64
+                } else {
+                    f64::NEG_INFINITY
+                };
                 let matching = lines
                     .iter()
                     .filter(|l| l.time >= since && re.is_match(&l.message))

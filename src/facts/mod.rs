@@ -11,13 +11,17 @@
 pub mod counters;
 pub mod envfile;
 pub mod kmsg;
+pub mod kmsg_file;
 pub mod net;
 pub mod oom;
 pub mod processes;
+pub mod scope;
 pub mod sockets;
 
+pub use counters::CounterSample;
 pub use oom::OomKill;
 pub use processes::{MemoryCgroup, ProcessInfo};
+pub use scope::{GatherOptions, KernelLogOrigin};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +29,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::sysctl::SysctlKey;
-use crate::playbook::{Action, Condition, LoadedPlaybook, TcpState, Vars, expand};
+use crate::playbook::{Action, Condition, CounterMeasure, LoadedPlaybook, TcpState, Vars, expand};
 
 /// Version of the facts file format.
 pub const FACTS_FORMAT: u32 = 1;
@@ -96,12 +100,19 @@ pub struct Facts {
     /// Counters of /proc/net/netstat and /proc/net/snmp, keyed `Section.Name`.
     #[serde(default)]
     pub counters: BTreeMap<String, Fact<u64>>,
+    /// Counters read twice, a window apart (for `measure: growth`), keyed `Section.Name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_samples: BTreeMap<String, Fact<CounterSample>>,
     /// TCP sockets per state (IPv4 + IPv6), keyed by state name.
     #[serde(default)]
     pub sockets: BTreeMap<String, Fact<u64>>,
     /// Kernel log lines matching each requested pattern, within the longest window asked.
     #[serde(default)]
     pub kernel_log: BTreeMap<String, Fact<Vec<LogLine>>>,
+    /// Where the kernel log was read (live or a saved file), and whether it is the
+    /// host's log seen from a network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_log_origin: Option<KernelLogOrigin>,
     /// Processes picked by command name (for `jvm_heap`: `java`), with their JVM
     /// option variables and memory cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +144,9 @@ impl Facts {
     }
     pub fn counter(&self, name: &str) -> Fact<&u64> {
         lookup(&self.counters, name)
+    }
+    pub fn counter_sample(&self, name: &str) -> Fact<&CounterSample> {
+        lookup(&self.counter_samples, name)
     }
     pub fn sockets_in(&self, state: TcpState) -> Fact<&u64> {
         lookup(&self.sockets, state.name())
@@ -176,6 +190,8 @@ fn lookup<'a, T>(map: &'a BTreeMap<String, Fact<T>>, key: &str) -> Fact<&'a T> {
 pub struct FactRequest {
     pub sysctls: BTreeSet<String>,
     pub counters: BTreeSet<String>,
+    /// Counters to read twice (`measure: growth`).
+    pub counter_growth: BTreeMap<String, counters::Sampling>,
     pub socket_states: BTreeSet<TcpState>,
     /// Pattern → longest window in seconds.
     pub kernel_log: BTreeMap<String, u64>,
@@ -244,6 +260,7 @@ impl FactRequest {
     /// kernel log), so that `tune plan` can first decide what it can without them.
     pub fn split_costly(mut self) -> (FactRequest, FactRequest) {
         let costly = FactRequest {
+            counter_growth: std::mem::take(&mut self.counter_growth),
             socket_states: std::mem::take(&mut self.socket_states),
             kernel_log: std::mem::take(&mut self.kernel_log),
             process_comms: std::mem::take(&mut self.process_comms),
@@ -266,6 +283,12 @@ impl FactRequest {
                 .counters
                 .intersection(&other.counters)
                 .cloned()
+                .collect(),
+            counter_growth: self
+                .counter_growth
+                .iter()
+                .filter(|(k, _)| other.counter_growth.contains_key(*k))
+                .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             socket_states: self
                 .socket_states
@@ -306,6 +329,22 @@ impl FactRequest {
             }
             Condition::Counter(cnt) => {
                 self.counters.insert(cnt.name.clone());
+                if cnt.measure == CounterMeasure::Growth {
+                    let window = cnt
+                        .window
+                        .as_ref()
+                        .and_then(|w| expand(w, vars).ok())
+                        .and_then(|w| humantime::parse_duration(&w).ok())
+                        .unwrap_or(counters::DEFAULT_WINDOW);
+                    let wanted = counters::Sampling {
+                        window,
+                        min_growth: counters::min_growth(&cnt.compare(), vars),
+                    };
+                    self.counter_growth
+                        .entry(cnt.name.clone())
+                        .and_modify(|s| *s = s.merge(wanted))
+                        .or_insert(wanted);
+                }
             }
             Condition::Sockets(s) => {
                 self.socket_states.insert(s.state);
@@ -336,6 +375,14 @@ impl FactRequest {
 /// Gathers the requested facts from the running system, in the calling thread's
 /// network namespace.
 pub fn gather(request: &FactRequest) -> Facts {
+    gather_with(request, &GatherOptions::default())
+}
+
+/// [`gather`], with a saved kernel log, a sampling window, or a namespace's scope.
+pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
+    // The first counter readings; the window runs while the other facts are read.
+    let sampling = (!request.counter_growth.is_empty())
+        .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
     let collected_at = now_unix();
     let mut facts = Facts {
         format: FACTS_FORMAT,
@@ -360,15 +407,25 @@ pub fn gather(request: &FactRequest) -> Facts {
         facts.listen_ports = Some(sockets::listen_ports());
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
-    let log = (!request.kernel_log.is_empty() || request.oom_kills).then(kmsg::read_lines);
-    if let Some(log) = &log
-        && !request.kernel_log.is_empty()
-    {
-        facts.kernel_log = kmsg::select_facts(log, &request.kernel_log, collected_at);
+    let log = (!request.kernel_log.is_empty() || request.oom_kills).then(|| options.read_log());
+    if let Some((log, origin)) = &log {
+        if !request.kernel_log.is_empty() {
+            // Lines without a wall time are all kept; detection then says what it cannot tell.
+            let since = if origin.clock_unknown.is_some() {
+                f64::INFINITY
+            } else {
+                collected_at
+            };
+            facts.kernel_log = kmsg::select_facts(log, &request.kernel_log, since);
+        }
+        facts.kernel_log_origin = Some(origin.clone());
     }
-    gather_jvm(request, log.as_ref(), &mut facts);
+    gather_jvm(request, log.as_ref().map(|(l, _)| l), options, &mut facts);
     if request.links || request.qdiscs {
         (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
+    }
+    if let Some(pending) = sampling {
+        facts.counter_samples = counters::finish_sampling(pending);
     }
     facts
 }
@@ -378,6 +435,10 @@ impl Facts {
     pub fn merge(&mut self, other: Facts) {
         self.sysctls.extend(other.sysctls);
         self.counters.extend(other.counters);
+        self.counter_samples.extend(other.counter_samples);
+        if other.kernel_log_origin.is_some() {
+            self.kernel_log_origin = other.kernel_log_origin;
+        }
         self.sockets.extend(other.sockets);
         self.kernel_log.extend(other.kernel_log);
         if other.processes.is_some() {
@@ -406,6 +467,7 @@ impl Facts {
 fn gather_jvm(
     request: &FactRequest,
     log: Option<&Result<Vec<LogLine>, String>>,
+    options: &GatherOptions,
     facts: &mut Facts,
 ) {
     if !request.process_comms.is_empty() {
@@ -418,7 +480,7 @@ fn gather_jvm(
         && let Some(log) = log
     {
         facts.oom_kills = Some(match log {
-            Ok(lines) => Fact::Value(oom::parse(lines)),
+            Ok(lines) => Fact::Value(scope::kills_in(oom::parse(lines), options.memcg.as_deref())),
             Err(why) => Fact::Unknown(why.clone()),
         });
     }

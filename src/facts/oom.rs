@@ -18,10 +18,15 @@
 //! Memory cgroup out of memory: Killed process 4242 (java) total-vm:…kB, anon-rss:…kB, file-rss:…kB, shmem-rss:…kB, UID:0 …
 //! ```
 //!
-//! Both become the same record. Kills by the global OOM killer (`Out of memory: …`,
-//! `constraint=CONSTRAINT_NONE`) are not memcg kills and are left out. The parse is a
-//! single pass that carries the `memory:` limit and the cgroup forward to the kill
-//! they belong to, and forgets them when a new OOM event (`invoked oom-killer`) starts.
+//! Both become the same record. On 2.6–4.x kernels the process announced ("Kill
+//! process A … or sacrifice child") is often not the one killed: the kernel hands
+//! the kill to a child, and the `Killed process B` line that follows names the real
+//! victim, so pid, command and rss come from that line. Kills by the global OOM
+//! killer (`Out of memory: …`, `constraint=CONSTRAINT_NONE`) are not memcg kills and
+//! are left out. The parse is a single pass that carries the `memory:` limit and the
+//! cgroup forward to the kill they belong to, and forgets them when a new OOM event
+//! (`invoked oom-killer`) starts. `tests/fixtures/oom/` holds real excerpts from
+//! public issue trackers, one per kernel generation and log format.
 //!
 //! Pure: no I/O.
 
@@ -57,14 +62,18 @@ static MEMORY_LINE: LazyLock<Regex> =
 static TASK_IN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^Task in (\S+) killed as a result of limit of").expect("static regex")
 });
+/// The announcement of 2.6–4.x kernels; `Memory cgroup ` marks a memcg kill.
 static OLD_KILL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Memory cgroup out of memory: Kill process (\d+) \((.*)\) score")
+    Regex::new(r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.*)\) score")
         .expect("static regex")
 });
 static NEW_KILL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^oom-kill:(.*)$").expect("static regex"));
+/// The victim, on every kernel: `Killed process PID (COMM) total-vm:…`, on RHEL 7
+/// `Killed process PID (COMM), UID 0, total-vm:…`, and since 4.19 with the reason
+/// first (`Memory cgroup out of memory: ` or `Out of memory: `).
 static KILLED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Memory cgroup out of memory: )?Killed process (\d+) \((.*?)\) (.*)$")
+    Regex::new(r"^(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+),? (?:UID \d+, )?\((.*?)\)(?:,? (.*))?$")
         .expect("static regex")
 });
 
@@ -91,85 +100,108 @@ fn might_be_oom_line(msg: &str) -> bool {
     msg.starts_with("memory: usage ")
         || msg.starts_with("Task in ")
         || msg.starts_with("Memory cgroup out of memory: ")
+        || msg.starts_with("Out of memory: ")
         || msg.starts_with("oom-kill:")
-        || msg.contains("Killed process ")
+        || msg.starts_with("Killed process ")
+}
+
+/// What the lines of one OOM event said before its victim was named.
+#[derive(Default)]
+struct Event {
+    limit: Option<u64>,
+    cgroup: Option<String>,
+    /// The event is a memory cgroup's (`Task in … killed as a result of limit`, a
+    /// `Memory cgroup` announcement, `CONSTRAINT_MEMCG`), not the global OOM killer's.
+    memcg: bool,
+    /// The kill the kernel announced, not yet confirmed by its `Killed process` line.
+    announced: Option<OomKill>,
 }
 
 /// The memcg OOM kills in these lines (oldest first, as the log holds them).
+///
+/// The victim (pid, command, rss) is the one the `Killed process` line names: on
+/// 2.6–4.x kernels the announced process ("Kill process A … or sacrifice child") may
+/// hand the kill to a child, and the child is who dies. The time, memory cgroup and
+/// limit are the announcing event's.
 pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
     let mut out = Vec::new();
-    let mut limit: Option<u64> = None;
-    let mut cgroup: Option<String> = None;
-    // A kill announced and not yet completed by its `Killed process` line.
-    let mut current: Option<OomKill> = None;
+    let mut event = Event::default();
     for line in lines {
         let msg = line.message.trim_end();
         if msg.contains(" invoked oom-killer:") {
-            out.extend(current.take());
-            limit = None;
-            cgroup = None;
+            out.extend(event.announced.take());
+            event = Event::default();
         } else if !might_be_oom_line(msg) {
             // Most of the log: skip the regexes (and their compilation) for it.
             continue;
         } else if let Some(c) = MEMORY_LINE.captures(msg) {
-            limit = c[2].parse::<u64>().ok().map(|kb| kb * 1024);
+            event.limit = c[2].parse::<u64>().ok().map(|kb| kb * 1024);
         } else if let Some(c) = TASK_IN.captures(msg) {
-            cgroup = Some(c[1].to_owned());
+            event.cgroup = Some(c[1].to_owned());
+            event.memcg = true;
         } else if let Some(c) = OLD_KILL.captures(msg) {
-            out.extend(current.take());
-            current = c[1].parse().ok().map(|pid| OomKill {
-                time: line.time,
-                pid,
-                comm: c[2].to_owned(),
-                cgroup: cgroup.clone(),
-                limit,
-                rss: None,
-            });
+            out.extend(event.announced.take());
+            event.memcg = c[1].starts_with("Memory cgroup");
+            if event.memcg {
+                event.announced = c[2].parse().ok().map(|pid| OomKill {
+                    time: line.time,
+                    pid,
+                    comm: c[3].to_owned(),
+                    cgroup: event.cgroup.clone(),
+                    limit: event.limit,
+                    rss: None,
+                });
+            }
         } else if let Some(c) = NEW_KILL.captures(msg) {
             let fields: Vec<(&str, &str)> =
                 c[1].split(',').filter_map(|f| f.split_once('=')).collect();
             let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-            out.extend(current.take());
-            if get("constraint") == Some("CONSTRAINT_MEMCG") {
-                current = get("pid").and_then(|p| p.parse().ok()).map(|pid| OomKill {
+            out.extend(event.announced.take());
+            event.memcg = get("constraint") == Some("CONSTRAINT_MEMCG");
+            if event.memcg {
+                if let Some(memcg) = get("task_memcg") {
+                    event.cgroup = Some(memcg.to_owned());
+                }
+                event.announced = get("pid").and_then(|p| p.parse().ok()).map(|pid| OomKill {
                     time: line.time,
                     pid,
                     comm: get("task").unwrap_or_default().to_owned(),
-                    cgroup: get("task_memcg").map(str::to_owned).or(cgroup.clone()),
-                    limit,
+                    cgroup: event.cgroup.clone(),
+                    limit: event.limit,
                     rss: None,
                 });
             }
         } else if let Some(c) = KILLED.captures(msg) {
-            let memcg = c.get(1).is_some();
             let Ok(pid) = c[2].parse::<u32>() else {
                 continue;
             };
-            match current.take() {
-                Some(mut kill) if kill.pid == pid => {
-                    kill.rss = rss(&c[4]);
-                    out.push(kill);
-                }
-                other => {
-                    out.extend(other);
-                    // A kernel that prints only this line for a memcg kill.
-                    if memcg {
-                        out.push(OomKill {
-                            time: line.time,
-                            pid,
-                            comm: c[3].to_owned(),
-                            cgroup: cgroup.clone(),
-                            limit,
-                            rss: rss(&c[4]),
-                        });
-                    }
-                }
+            let rss = c.get(4).and_then(|m| rss(m.as_str()));
+            let global = c.get(1).is_some_and(|m| m.as_str().starts_with("Out of"));
+            let memcg = c.get(1).is_some_and(|m| m.as_str().starts_with("Memory"));
+            match event.announced.take() {
+                // The victim is who this line names, whoever was announced.
+                Some(announced) => out.push(OomKill {
+                    pid,
+                    comm: c[3].to_owned(),
+                    rss,
+                    ..announced
+                }),
+                // A memcg event whose announcement is missing (rotated, or a kernel
+                // that prints only this line).
+                None if memcg || (event.memcg && !global) => out.push(OomKill {
+                    time: line.time,
+                    pid,
+                    comm: c[3].to_owned(),
+                    cgroup: event.cgroup.clone(),
+                    limit: event.limit,
+                    rss,
+                }),
+                None => {}
             }
-            limit = None;
-            cgroup = None;
+            event = Event::default();
         }
     }
-    out.extend(current);
+    out.extend(event.announced);
     out
 }
 

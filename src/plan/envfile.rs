@@ -10,6 +10,7 @@ use crate::domain::jvm::replace_heap_flags;
 use crate::facts::{Fact, Facts};
 use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
 
+use super::Unplanned;
 use super::jvm::{limits_seen, xmx_for};
 use super::mutation::{Earlier, Mutation};
 
@@ -20,17 +21,17 @@ pub fn plan_set_env<'a>(
     vars: &Vars,
     facts: &Facts,
     earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
-) -> Result<Option<Mutation>, String> {
+) -> Result<Option<Mutation>, Unplanned> {
     let file = expand(&e.file, vars)?;
     if file.is_empty() {
-        return Err(
+        return Err(Unplanned::NeedsInput(
             "set_env: no environment file given; pass --var env_file=PATH (the file the service's JVM reads its environment from, e.g. /etc/default/tomcat9)".to_owned(),
-        );
+        ));
     }
     let key = expand(&e.key, vars)?;
     let measured = match facts.env_file(&file) {
         Fact::Value(content) => content.clone(),
-        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
+        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}").into()),
     };
     let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
         Some(Mutation::EnvFile { after, .. }) => after.clone(),
@@ -286,7 +287,9 @@ mod tests {
         assert!(plan.errors[0].contains("cannot plan /etc/default/app: permission denied"));
         let no_file = "      - set_env: {file: \"\", key: K, value: x}\n";
         let plan = run(no_file, &f);
-        assert!(plan.errors[0].contains("--var env_file="));
+        assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+        assert_eq!(plan.findings[0].fix, FixStatus::NeedsInput);
+        assert!(plan.findings[0].needs_input[0].contains("--var env_file="));
         assert!(xmx_for(&[], 0, 75.0).is_err());
         assert!(
             xmx_for(&[100 * MIB], 128 * MIB, 75.0)

@@ -61,6 +61,27 @@ pub struct PlannedFinding {
     #[serde(flatten)]
     pub finding: Finding,
     pub fix: FixStatus,
+    /// What to pass so the fix can be planned (status `needs_input`), e.g.
+    /// `pass --var env_file=PATH`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_input: Vec<String>,
+}
+
+/// Why an action planned no change: its planners return this as their error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unplanned {
+    /// The fix is broken (a bad value, an unreadable resource): the plan has an error
+    /// and cannot be applied.
+    Error(String),
+    /// The fix needs something the engine cannot find by itself; the text says what to
+    /// pass. Pending work, not an error: `--detailed-exitcode` exits 2.
+    NeedsInput(String),
+}
+
+impl From<String> for Unplanned {
+    fn from(e: String) -> Unplanned {
+        Unplanned::Error(e)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -76,6 +97,8 @@ pub enum FixStatus {
     Undecided,
     /// The fix could not be planned (see the plan's errors).
     Blocked,
+    /// The fix needs input the engine cannot find (see the finding's `needs_input`).
+    NeedsInput,
 }
 
 /// One resource changing from before to after.
@@ -107,6 +130,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                     .find(|r| r.id == finding.rule)
                     .map(|r| (r, *vars))
             });
+        let mut needs_input = Vec::new();
         let fix = match (finding.status, rule) {
             (FindingStatus::Unknown, _) => FixStatus::Undecided,
             (_, None) => FixStatus::ReportOnly,
@@ -122,11 +146,13 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                     };
                     let outcomes = match action {
                         Action::SetSysctl(s) => {
-                            sysctl::plan_set_sysctl_reserving(s, vars, facts, &earlier)
+                            errors_of(sysctl::plan_set_sysctl_reserving(s, vars, facts, &earlier))
                         }
-                        Action::SetMtu(a) => net::plan_set_mtu(&rule.detect, a, vars, facts),
+                        Action::SetMtu(a) => {
+                            errors_of(net::plan_set_mtu(&rule.detect, a, vars, facts))
+                        }
                         Action::DeleteRootQdisc(a) => {
-                            net::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
+                            errors_of(net::plan_delete_root_qdisc(&rule.detect, a, vars, facts))
                         }
                         Action::SetEnv(e) => vec![envfile::plan_set_env(
                             e,
@@ -164,9 +190,15 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                                     }
                                 }
                             }
-                            Err(e) => {
+                            Err(Unplanned::Error(e)) => {
                                 status = FixStatus::Blocked;
                                 errors.push(format!("{who}: {e}"));
+                            }
+                            Err(Unplanned::NeedsInput(what)) => {
+                                if status != FixStatus::Blocked {
+                                    status = FixStatus::NeedsInput;
+                                }
+                                needs_input.push(what);
                             }
                         }
                     }
@@ -174,7 +206,11 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                 status
             }
         };
-        planned.push(PlannedFinding { finding, fix });
+        planned.push(PlannedFinding {
+            finding,
+            fix,
+            needs_input,
+        });
     }
     Plan {
         format: PLAN_FORMAT,
@@ -184,6 +220,23 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         changes,
         errors,
         netns: None,
+    }
+}
+
+/// Planners that only ever fail with an error.
+fn errors_of(
+    outcomes: Vec<Result<Option<Mutation>, String>>,
+) -> Vec<Result<Option<Mutation>, Unplanned>> {
+    outcomes
+        .into_iter()
+        .map(|o| o.map_err(Unplanned::Error))
+        .collect()
+}
+
+impl Plan {
+    /// Whether some finding waits for input (`needs_input`).
+    pub fn needs_input(&self) -> bool {
+        self.findings.iter().any(|f| f.fix == FixStatus::NeedsInput)
     }
 }
 

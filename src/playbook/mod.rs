@@ -475,6 +475,7 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
                 ));
             }
             check_compare(&cnt.compare(), "counter", vars, out);
+            check_counter_window(cnt, vars, out);
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
         Condition::Link(l) => {
@@ -518,6 +519,30 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         }
         Condition::JvmHeap(j) => check_jvm::jvm_heap(j, vars, out),
         Condition::OomKill(k) => check_jvm::oom_kill(k, vars, out),
+    }
+}
+
+/// A counter's sampling `window`: only with `measure: growth`, a duration up to 60s.
+fn check_counter_window(cnt: &CounterCondition, vars: &Vars, out: &mut Vec<Problem>) {
+    let Some(window) = &cnt.window else { return };
+    if cnt.measure != CounterMeasure::Growth {
+        out.push((
+            window.clone(),
+            "counter `window` needs `measure: growth` (a since-boot value has no window)".into(),
+        ));
+        return;
+    }
+    match vars::expand(window, vars).map(|w| (humantime::parse_duration(&w), w)) {
+        Err(e) => out.push((window.clone(), e)),
+        Ok((Ok(d), _)) if !d.is_zero() && d.as_secs() <= 60 => {}
+        Ok((Ok(_), w)) => out.push((
+            window.clone(),
+            format!("counter `window: {w}` must be above 0 and at most 60s"),
+        )),
+        Ok((Err(e), w)) => out.push((
+            window.clone(),
+            format!("counter `window: {w}` is not a duration ({e}); write e.g. 2s, 500ms"),
+        )),
     }
 }
 

@@ -197,7 +197,28 @@ measured_condition! {
     CounterCondition {
         /// `Section.Name` as the files spell them: `TcpExt.ListenOverflows`, `Tcp.AttemptFails`.
         name: String,
+        /// What to compare: the value since boot (default), or its growth over a short
+        /// sampling window (read, wait, read again), as `nstat` or `netstat -s` twice do.
+        #[serde(default)]
+        measure: CounterMeasure,
+        /// With `measure: growth`: how long to sample, e.g. `2s` (default 1s, at most
+        /// 60s); `tune plan --sample-window` overrides it.
+        #[serde(default)]
+        window: Option<String>,
     }
+}
+
+/// What a counter condition measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterMeasure {
+    /// The value since boot (or since the network namespace was made).
+    #[default]
+    SinceBoot,
+    /// The increase over the sampling `window`. The counter is sampled only when its
+    /// since-boot value could make the comparison hold (a counter at 0 since boot
+    /// cannot have grown above 0), so a healthy host does not wait.
+    Growth,
 }
 
 measured_condition! {

@@ -146,6 +146,9 @@ sysctl_path() {
 # naming KEY and EVIDENCE; apply; the same burst shows no SYMPTOM and every connect
 # succeeds; plan exits 0; rollback restores FAULT exactly and the symptom is back.
 # $MEASURE_HOOK, when set, runs after the first burst to record more of the symptom.
+# $DURING, when set, is a symptom that tune must see happen (a counter's growth): once
+# the first burst is over, plan exits 0 (history alone does not fire); then $DURING
+# runs in a loop while tune plans and applies.
 sysctl_cycle() {
     key=$1 fault=$2 symptom=$3 port=$4 count=$5 timeout=$6 evidence=$7
     path=$(sysctl_path "$key")
@@ -155,10 +158,22 @@ sysctl_cycle() {
     check "no $symptom before apply" [ "$(field "$symptom" "$before")" -gt 0 ]
     [ -z "$MEASURE_HOOK" ] || $MEASURE_HOOK
 
+    if [ -n "$DURING" ]; then
+        expect_exit 0 $RUN tune plan --detailed-exitcode
+        rm -f /tmp/during.stop
+        (while [ ! -e /tmp/during.stop ]; do $RUN $DURING >/dev/null 2>&1; done) &
+        during_pid=$!
+        sleep 1
+    fi
     expect_exit 2 $RUN tune plan --detailed-exitcode
     expect_output "$key"
     expect_output "$evidence"
     expect_exit 0 $RUN tune apply --yes
+    if [ -n "$DURING" ]; then
+        touch /tmp/during.stop
+        wait "$during_pid"
+        rm -f /tmp/during.stop
+    fi
     rec applied "$key=$(sysctl_value)"
     # A fresh listener: listen(2) reads somaxconn when it is called.
     after=$($RUN labhelper burst "$((port + 1))" "$count" 4096 "$timeout")
@@ -192,13 +207,16 @@ scenario_ports() {
 }
 
 # 5: accept-queue overflow behind somaxconn=8 (per network namespace). The burst's
-# listener asks for a backlog of 4096; listen(2) caps it at somaxconn.
+# listener asks for a backlog of 4096; listen(2) caps it at somaxconn. The rule reads
+# ListenOverflows as a rate: it fires while bursts keep overflowing, not on history.
 scenario_backlog() {
     begin 5-listen-overflow
     RUN="ip netns exec lab5"
     ip netns add lab5 && $RUN ip link set lo up
     $RUN sh -c "echo 8 > $(sysctl_path net.core.somaxconn)"
+    DURING="labhelper burst 5990 64 4096 1500"
     sysctl_cycle net.core.somaxconn 8 overflows 6000 64 1500 ListenOverflows
+    DURING=
     ip netns del lab5
     finish
 }

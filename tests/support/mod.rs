@@ -6,6 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// A saved kernel log of a quiet boot (no OOM kill, no conntrack or SYN-flood line),
+/// for tests that run playbooks reading the kernel log against the live system: the
+/// host's own log must not decide them (`--kernel-log`).
+pub const QUIET_KERNEL_LOG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kernel-log/systemd-34250-dmesg.log"
+);
+
 /// The `tune` binary cargo built for this test run.
 pub fn tune_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tune"))

@@ -1,0 +1,112 @@
+//! Counters read as rates (`measure: growth`): what `tune validate` accepts, and how a
+//! facts snapshot with both readings replays (`plan --facts`) without waiting.
+
+mod support;
+
+use std::path::Path;
+
+use support::{text, tune};
+
+const RULE: &str = "name: g\ndescription: d\nrules:\n  - id: r\n    description: d\n    detect:\n      counter: {name: TcpExt.ListenOverflows, COND}\n    fix: []\n";
+
+fn validate(dir: &Path, cond: &str) -> (i32, String) {
+    let path = dir.join("g.yml");
+    std::fs::write(&path, RULE.replace("COND", cond)).expect("write");
+    let out = tune(dir).arg("validate").arg(&path).output().expect("run");
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+#[test]
+fn validate_checks_the_sampling_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out) = validate(dir.path(), "measure: growth, window: 2s, above: 0");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = validate(dir.path(), "measure: growth, above: 0");
+    assert_eq!(code, 0, "the window has a default: {out}");
+    for (cond, message) in [
+        (
+            "window: 2s, above: 0",
+            "counter `window` needs `measure: growth`",
+        ),
+        (
+            "measure: growth, window: soon, above: 0",
+            "is not a duration",
+        ),
+        ("measure: growth, window: 5m, above: 0", "at most 60s"),
+        ("measure: growth, window: 0s, above: 0", "above 0"),
+        ("measure: rate, above: 0", "unknown variant `rate`"),
+        (
+            "measure: growth, growth_above: 0",
+            "unknown field `growth_above`",
+        ),
+    ] {
+        let (code, out) = validate(dir.path(), cond);
+        assert_eq!(code, 1, "{cond}: {out}");
+        assert!(out.contains(message), "{cond}: {out}");
+        assert!(out.contains("g.yml:"), "located: {out}");
+    }
+    let out = tune(dir.path())
+        .args(["plan", "--sample-window", "2 days"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("at most 60s"), "{}", text(&out));
+}
+
+/// Replays the listen-overflow golden facts with these counter readings.
+fn replay(dir: &Path, since_boot: u64, sample: serde_json::Value) -> (i32, String) {
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/listen-overflow/facts.json");
+    let mut facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden).expect("golden")).expect("json");
+    facts["counters"]["TcpExt.ListenOverflows"] = serde_json::json!({"value": since_boot});
+    facts["counter_samples"]["TcpExt.ListenOverflows"] = sample;
+    let path = dir.join("facts.json");
+    std::fs::write(&path, facts.to_string()).expect("write");
+    let pb = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/listen-backlog.yml");
+    let out = tune(dir)
+        .args(["plan", "--detailed-exitcode", "-p"])
+        .arg(pb)
+        .arg("--facts")
+        .arg(&path)
+        .output()
+        .expect("run");
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+#[test]
+fn snapshots_replay_the_growth_decision() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let growing =
+        serde_json::json!({"value": {"first": 40, "second": 43, "window": 2.0, "min_growth": 1}});
+    let (code, out) = replay(dir.path(), 40, growing);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("growth = +3 in 2.0s (40 → 43 since boot)  (+3 > 0)"),
+        "{out}"
+    );
+
+    let flat =
+        serde_json::json!({"value": {"first": 40, "second": 40, "window": 2.0, "min_growth": 1}});
+    let (code, out) = replay(dir.path(), 40, flat);
+    assert_eq!(code, 0, "history alone does not fire: {out}");
+
+    let never = serde_json::json!({"value": {"first": 0, "window": 0.0, "min_growth": 1}});
+    let (code, out) = replay(dir.path(), 0, never);
+    assert_eq!(code, 0, "{out}");
+
+    // A counter that went down (namespace re-created mid-sample): undecided, not fired.
+    let reset =
+        serde_json::json!({"value": {"first": 40, "second": 2, "window": 2.0, "min_growth": 1}});
+    let (code, out) = replay(dir.path(), 40, reset);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("undecided") && out.contains("went down (40 → 2)"),
+        "{out}"
+    );
+
+    let unknown = serde_json::json!({"unknown": "permission denied"});
+    let (code, out) = replay(dir.path(), 40, unknown);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not sampled (permission denied)"), "{out}");
+}
