@@ -3,6 +3,7 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod ansible;
 mod render;
 pub mod schema;
 
@@ -88,6 +89,12 @@ enum Command {
         sources: Sources,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Run as an Ansible binary module: read ARGS_FILE, print one JSON result
+    /// (see contrib/ansible/).
+    Ansible {
+        /// The JSON file of module arguments Ansible passes.
+        args_file: Option<PathBuf>,
     },
 }
 
@@ -234,6 +241,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
         Command::History { format } => cmd_history(&cli.state_dir, format),
         Command::Validate { paths } => cmd_validate(&paths),
+        Command::Ansible { args_file } => ansible::run(&cli.state_dir, args_file.as_deref()),
         Command::Schema { kind } => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
