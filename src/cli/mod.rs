@@ -3,7 +3,9 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod all_netns;
 mod ansible;
+mod openmetrics;
 mod render;
 pub mod schema;
 
@@ -104,6 +106,15 @@ enum Format {
     Json,
 }
 
+/// `tune plan --format`: also OpenMetrics, for node_exporter's textfile collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    #[value(name = "openmetrics")]
+    OpenMetrics,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SchemaKind {
     Playbook,
@@ -171,8 +182,8 @@ fn check_same_netns(asked: &NetnsArgs, recorded: Option<&NetnsRecord>, what: &st
 struct PlanArgs {
     #[command(flatten)]
     sources: Sources,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
     /// Exit 0 when nothing would change, 2 when changes are pending, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
@@ -182,6 +193,10 @@ struct PlanArgs {
     /// Plan against a facts snapshot (from `tune facts --format json`) instead of this host.
     #[arg(long, value_name = "FILE")]
     facts: Option<PathBuf>,
+    /// Plan every network namespace on the host (/run/netns and each one a process
+    /// holds), one section each. Needs root to enter them.
+    #[arg(long, conflicts_with_all = ["facts", "netns", "netns_pid"])]
+    all_netns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +387,9 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)]) -> Facts {
 }
 
 fn cmd_plan(args: PlanArgs) -> Result<i32> {
+    if args.all_netns {
+        return all_netns::cmd_plan(&args);
+    }
     let set = load(&args.sources)?;
     let ns = args.sources.netns.resolve()?;
     if ns.is_some() && args.facts.is_some() {
@@ -383,8 +401,16 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
         write_plan_file(path, &plan)?;
     }
     let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
-        Format::Text => render::plan(&plan, set.playbooks.len()),
+        PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        PlanFormat::Text => render::plan(&plan, set.playbooks.len()),
+        PlanFormat::OpenMetrics => {
+            let label = plan.netns.as_ref().map(openmetrics::netns_label);
+            let planned = openmetrics::Planned {
+                netns: label.as_deref(),
+                plan: &plan,
+            };
+            openmetrics::render(&[planned], &[])
+        }
     };
     print_out(&text)?;
     Ok(if !plan.errors.is_empty() {
