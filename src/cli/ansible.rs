@@ -1,4 +1,6 @@
-//! `tune ansible ARGS_FILE`: `tune` as an Ansible binary module ("want JSON").
+//! `tune ansible ARGS_FILE`: `tune` as an Ansible binary module ("want JSON"), and the
+//! same one-JSON-object protocol for Salt (`cmd.run` with `stateful: True`: `changed`
+//! and `comment`) and Puppet/Bolt tasks (`_noop` is check mode).
 //!
 //! Ansible runs `MODULE ARGS_FILE`, where `ARGS_FILE` is a JSON object of the task's
 //! options plus Ansible's own `_ansible_*` keys. This command reads it, plans (and,
@@ -90,13 +92,17 @@ pub fn run(state_dir: &Path, args_file: Option<&Path>) -> Result<i32> {
         )),
         Some(path) => read_invocation(path).and_then(|inv| execute(state_dir, &inv)),
     };
-    let (value, code) = match result {
+    let (mut value, code) = match result {
         Ok(v) => (v, super::exit::OK),
         Err(e) => (
             json!({ "failed": true, "changed": false, "msg": format!("{e:#}") }),
             super::exit::ERROR,
         ),
     };
+    // Salt's `cmd.run` with `stateful: True` reads `changed` and `comment`.
+    if let Some(msg) = value.get("msg").cloned() {
+        value["comment"] = msg;
+    }
     super::print_out(&(serde_json::to_string(&value)? + "\n"))?;
     Ok(code)
 }
@@ -109,13 +115,19 @@ fn read_invocation(path: &Path) -> Result<Invocation> {
     let Value::Object(mut map) = value else {
         bail!("{}: module arguments must be a JSON object", path.display());
     };
-    let check_mode = match map.get("_ansible_check_mode") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => bail!("_ansible_check_mode must be a boolean, got {other}"),
-    };
-    // Ansible's own keys: the module uses check mode only, and must accept the rest.
-    map.retain(|k, _| !k.starts_with("_ansible_"));
+    // Check mode: Ansible's `_ansible_check_mode`, or `_noop` from a Puppet/Bolt task
+    // (sent only when the task's metadata declares `supports_noop`).
+    let mut check_mode = false;
+    for key in ["_ansible_check_mode", "_noop"] {
+        match map.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => check_mode |= *b,
+            Some(other) => bail!("{key} must be a boolean, got {other}"),
+        }
+    }
+    // The callers' own keys (`_ansible_*`, Bolt's `_task`, `_installdir`, ...): the
+    // module uses check mode only, and must accept the rest.
+    map.retain(|k, _| !k.starts_with('_'));
     let options: Options = serde_json::from_value(Value::Object(map))
         .map_err(|e| anyhow!("unsupported module arguments: {e}"))?;
     Ok(Invocation {
@@ -446,6 +458,13 @@ mod tests {
         .unwrap();
         assert!(inv.check_mode);
         assert_eq!(inv.options.netns.as_deref(), Some("x"));
+        let bolt = parse(r#"{"_noop": true, "_task": "tune", "_installdir": "/tmp/x"}"#).unwrap();
+        assert!(bolt.check_mode);
+        assert!(
+            !parse(r#"{"_ansible_check_mode": false}"#)
+                .unwrap()
+                .check_mode
+        );
     }
 
     #[test]
