@@ -255,3 +255,58 @@ fn every_namespace_is_planned_and_named() {
     );
     assert_eq!(narrow.sysctl(KEY), "20000 20050", "plan changed nothing");
 }
+
+/// `apply --all-netns` with a rule that can fire only where this test put an odd value
+/// (somaxconn 3141), so no namespace the test did not make is touched.
+#[test]
+fn apply_all_netns_asks_then_changes_only_where_a_rule_fired() {
+    if !require_netns() {
+        return;
+    }
+    let odd = Netns::new("alln-odd");
+    let other = Netns::new("alln-other");
+    odd.set_sysctl("net.core.somaxconn", "3141");
+    other.set_sysctl("net.core.somaxconn", "3000");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let playbook = tmp.path().join("odd.yml");
+    std::fs::write(
+        &playbook,
+        "name: odd-somaxconn\ndescription: a test's odd value\nrules:\n  - id: odd\n    description: somaxconn is 3141\n    detect:\n      sysctl: {key: net.core.somaxconn, equals: 3141}\n    fix:\n      - set_sysctl: {key: net.core.somaxconn, value: 3142}\n",
+    )
+    .expect("write playbook");
+    let state = tmp.path().join("state");
+    let asked = tune(&state)
+        .args(["apply", "--all-netns", "-p"])
+        .arg(&playbook)
+        .output()
+        .expect("run tune");
+    assert_eq!(asked.status.code(), Some(1), "{}", text(&asked));
+    assert!(text(&asked).contains("--yes"), "{}", text(&asked));
+    assert_eq!(odd.sysctl("net.core.somaxconn"), "3141");
+
+    let applied = tune(&state)
+        .args(["apply", "--all-netns", "--yes", "-p"])
+        .arg(&playbook)
+        .output()
+        .expect("run tune");
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    assert!(
+        text(&applied).contains(&format!("=== network namespace {} (inode", odd.name)),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(odd.sysctl("net.core.somaxconn"), "3142");
+    assert_eq!(other.sysctl("net.core.somaxconn"), "3000");
+
+    let history = tune(&state)
+        .args(["history", "--format", "json"])
+        .output()
+        .expect("run tune");
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).expect("history");
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history:#}");
+    assert_eq!(history[0]["netns"]["name"], odd.name.as_str());
+
+    let back = tune(&state).arg("rollback").output().expect("run tune");
+    assert_eq!(back.status.code(), Some(0), "{}", text(&back));
+    assert_eq!(odd.sysctl("net.core.somaxconn"), "3141");
+}

@@ -1,4 +1,5 @@
-//! `tune plan --all-netns`: plans every distinct network namespace on the host.
+//! `tune plan --all-netns` (and `tune apply --all-netns`): every distinct network
+//! namespace on the host.
 //!
 //! The namespaces come from [`netns::enumerate`] (tune's own, /run/netns, and each
 //! unique /proc/*/ns/net inode, named by their container cgroup when they have one).
@@ -7,10 +8,17 @@
 //! its turn (its process exited, it was deleted) is reported in its section and in the
 //! exit code's place of an error it does not take: it is not fatal.
 
+use std::path::Path;
+
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::{PlanArgs, PlanFormat, exit, load, make_plan, openmetrics, print_out, render};
+use super::{
+    ApplyArgs, PlanArgs, PlanFormat, confirm, exit, load, make_plan, openmetrics, print_out,
+    render, require_root,
+};
+use crate::apply::journal::{StateDir, Status};
+use crate::apply::{self, SystemExecutor};
 use crate::kernel::netns::{self, FoundNetns};
 use crate::plan::Plan;
 
@@ -48,6 +56,28 @@ pub fn plan_each(found: Vec<FoundNetns>, plan: impl Fn() -> Result<Plan> + Sync)
         .collect()
 }
 
+/// The text output: one section per namespace, under its identity.
+fn text_sections(sections: &[Section], playbooks: usize) -> String {
+    let mut out = String::new();
+    for s in sections {
+        out.push_str(&header(&s.netns));
+        match (&s.plan, &s.error) {
+            (Some(plan), _) => out.push_str(&render::plan(plan, playbooks)),
+            (None, Some(e)) => out.push_str(&format!("{e}\n")),
+            (None, None) => {}
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn header(ns: &FoundNetns) -> String {
+    format!(
+        "=== network namespace {} (inode {}) ===\n",
+        ns.identity, ns.inode
+    )
+}
+
 pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
     if args.out.is_some() {
         bail!(
@@ -58,22 +88,7 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
     let sections = plan_each(netns::enumerate()?, || make_plan(&set, None));
     let text = match args.format {
         PlanFormat::Json => serde_json::to_string_pretty(&sections)? + "\n",
-        PlanFormat::Text => {
-            let mut out = String::new();
-            for s in &sections {
-                out.push_str(&format!(
-                    "=== network namespace {} (inode {}) ===\n",
-                    s.netns.identity, s.netns.inode
-                ));
-                match (&s.plan, &s.error) {
-                    (Some(plan), _) => out.push_str(&render::plan(plan, set.playbooks.len())),
-                    (None, Some(e)) => out.push_str(&format!("{e}\n")),
-                    (None, None) => {}
-                }
-                out.push('\n');
-            }
-            out
-        }
+        PlanFormat::Text => text_sections(&sections, set.playbooks.len()),
         PlanFormat::OpenMetrics => {
             let planned: Vec<openmetrics::Planned> = sections
                 .iter()
@@ -103,6 +118,74 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+/// `tune apply --all-netns`: plans every namespace, shows the plans, asks once (unless
+/// `--yes`), then applies namespace by namespace, one transaction each (so `tune
+/// history` and `tune rollback ID` work per namespace). A namespace whose apply fails
+/// is left as it was (rolled back, or untouched when refused); the others keep their
+/// changes. Exit: 0 all applied, 3 some namespace failed and was left as it was, 4 some
+/// step could not be undone.
+pub fn cmd_apply(state_dir: &Path, args: &ApplyArgs) -> Result<i32> {
+    require_root("apply")?;
+    let set = load(&args.sources)?;
+    let sections = plan_each(netns::enumerate()?, || make_plan(&set, None));
+    print_out(&text_sections(&sections, set.playbooks.len()))?;
+    let broken: Vec<&str> = sections
+        .iter()
+        .filter(|s| s.plan.as_ref().is_some_and(|p| !p.errors.is_empty()))
+        .map(|s| s.netns.identity.as_str())
+        .collect();
+    if !broken.is_empty() {
+        bail!(
+            "the plans of {} have errors and cannot be applied; nothing was changed",
+            broken.join(", ")
+        );
+    }
+    let todo: Vec<(&FoundNetns, &Plan)> = sections
+        .iter()
+        .filter_map(|s| s.plan.as_ref().map(|p| (&s.netns, p)))
+        .filter(|(_, p)| !p.changes.is_empty())
+        .collect();
+    let n: usize = todo.iter().map(|(_, p)| p.changes.len()).sum();
+    if n == 0 {
+        print_out("Nothing to apply.\n")?;
+        return Ok(exit::OK);
+    }
+    if !args.yes && !confirm(n)? {
+        print_out("Not applied.\n")?;
+        return Ok(exit::OK);
+    }
+    let state = StateDir::open(state_dir)?;
+    let mut code = exit::OK;
+    for (found, plan) in todo {
+        let ns = plan.netns.as_ref();
+        let outcome = netns::run_in(ns, || {
+            apply::apply(
+                &state,
+                &mut SystemExecutor,
+                &plan.hostname,
+                ns,
+                &plan.changes,
+            )
+        });
+        let text = match outcome {
+            Ok(report) => {
+                code = code.max(match report.status {
+                    Status::Applied => exit::OK,
+                    Status::FailedRolledBack => exit::ROLLED_BACK,
+                    _ => exit::NEEDS_ATTENTION,
+                });
+                render::report("apply", &report)
+            }
+            Err(e) => {
+                code = code.max(exit::ROLLED_BACK);
+                format!("not applied: {e:#}\n")
+            }
+        };
+        print_out(&format!("{}{text}", header(found)))?;
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

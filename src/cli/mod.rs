@@ -208,6 +208,9 @@ struct ApplyArgs {
     yes: bool,
     #[command(flatten)]
     sources: Sources,
+    /// Plan and apply every network namespace on the host, one transaction each.
+    #[arg(long, conflicts_with_all = ["plan_file", "netns", "netns_pid"])]
+    all_netns: bool,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -443,6 +446,9 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
+    if args.all_netns {
+        return all_netns::cmd_apply(state_dir, &args);
+    }
     require_root("apply")?;
     let plan = match &args.plan_file {
         Some(path) => {
