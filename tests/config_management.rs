@@ -1,10 +1,8 @@
-//! The other config-management hooks, run the way their tools run them: a Puppet/Bolt
-//! task (`contrib/bolt/tune/tasks/init.sh`: parameters as JSON on stdin, `_noop` when
-//! the metadata declares `supports_noop`) and Salt's `cmd.run` with `stateful: True`
-//! (`contrib/salt/tune.sls`), on a narrow port range in a throwaway namespace. The Bolt
-//! test feeds the task what Bolt sends (Bolt itself is not installed); the Salt test
-//! runs the real `salt-call --local` when it is installed (`TUNE_SALT_CALL`, or the
-//! venv `target/salt-venv`). Needs root and iproute2.
+//! The Puppet/Bolt hook, run the way Bolt runs it: the task
+//! `contrib/bolt/tune/tasks/init.sh` gets its parameters as JSON on stdin, with
+//! `_noop` because its metadata declares `supports_noop`, on a narrow port range in a
+//! throwaway namespace. Bolt itself is not installed: the test feeds the task what Bolt
+//! sends. Needs root and iproute2 (skips elsewhere, fails in CI).
 
 mod support;
 
