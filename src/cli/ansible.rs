@@ -231,18 +231,23 @@ fn diff(changes: &[Change], ns: Option<&NetnsRecord>, backward: bool) -> Vec<Val
         .collect()
 }
 
-/// Undecided findings are warnings: the module could not say whether they need a fix.
+/// Findings whose fix is neither planned, in effect, nor report-only are warnings:
+/// undecided, blocked, and any status added later (e.g. one that needs input) by the
+/// name the JSON plan gives it.
+// WIRE: persistence conflicts (the `--persist` feature) belong here too.
 fn warnings(plan: &Plan) -> Vec<String> {
     plan.findings
         .iter()
-        .filter(|f| !f.finding.unknown.is_empty())
-        .map(|f| {
-            format!(
-                "{}/{} could not be decided: {}",
-                f.finding.playbook,
-                f.finding.rule,
-                f.finding.unknown.join("; ")
-            )
+        .filter_map(|f| {
+            let status = super::openmetrics::status_name(&f.fix);
+            if matches!(status.as_str(), "planned" | "in_effect" | "report_only") {
+                return None;
+            }
+            let mut line = format!("{}/{}: {status}", f.finding.playbook, f.finding.rule);
+            if !f.finding.unknown.is_empty() {
+                line.push_str(&format!(" ({})", f.finding.unknown.join("; ")));
+            }
+            Some(line)
         })
         .collect()
 }

@@ -57,7 +57,7 @@ fn family(out: &mut String, name: &str, help: &str) {
 }
 
 /// The fix status as the JSON plan spells it (`planned`, `in_effect`, …).
-fn status_name<T: serde::Serialize>(status: &T) -> String {
+pub fn status_name<T: serde::Serialize>(status: &T) -> String {
     match serde_json::to_value(status) {
         Ok(serde_json::Value::String(s)) => s,
         _ => "unknown".to_owned(),
