@@ -8,15 +8,23 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{Netns, have, require, require_netns, text, tune};
 
 const KEY: &str = "net.ipv4.ip_local_port_range";
-const CGROUP2: &str = "/sys/fs/cgroup/unified";
 const CONTAINER_ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup/unified on a hybrid
+/// host, /sys/fs/cgroup on a pure v2 one.
+fn cgroup2_root() -> Option<PathBuf> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("cgroup.controllers").exists())
+}
 
 fn inode(path: &str) -> u64 {
     std::fs::metadata(path).expect("stat namespace").ino()
@@ -123,19 +131,22 @@ fn every_namespace_is_planned_and_named() {
             have("unshare") && have("nsenter"),
             "util-linux (unshare, nsenter)",
         )
-        || !require(
-            Path::new(CGROUP2).join("cgroup.procs").exists(),
-            "cgroup v2 mounted at /sys/fs/cgroup/unified",
-        )
     {
         return;
     }
+    let Some(cgroup2) = cgroup2_root() else {
+        require(
+            false,
+            "a cgroup v2 hierarchy (/sys/fs/cgroup or /sys/fs/cgroup/unified)",
+        );
+        return;
+    };
     let narrow = Netns::new("alln-ports");
     let plain = Netns::new("alln-plain");
     let peer = Netns::new("alln-peer");
     narrow.set_sysctl(KEY, "20000 20050");
 
-    let parent = Path::new(CGROUP2).join(format!("tune-t-alln-{}", std::process::id()));
+    let parent = cgroup2.join(format!("tune-t-alln-{}", std::process::id()));
     let scope = parent.join(format!("docker-{CONTAINER_ID}.scope"));
     std::fs::create_dir_all(&scope).expect("create cgroup");
     let container = Holder::start(Some(scope.clone()));
