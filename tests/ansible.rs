@@ -110,6 +110,31 @@ fn module_protocol_check_mode_ignores_ansible_keys_and_changes_nothing() {
         unknown["msg"].as_str().unwrap_or("").contains("playbok"),
         "{unknown}"
     );
+    // A link change has its own diff entry too.
+    ns.sh("ip link add tv0 type veth peer name tv1 && ip link set tv0 mtu 576");
+    let mtu = module(
+        state.path(),
+        serde_json::json!({
+            "playbooks": [repo().join("playbooks/mtu.yml"), playbook],
+            "netns": ns.name,
+            "_ansible_check_mode": true,
+        }),
+    );
+    let diff = mtu["diff"].as_array().expect("diff list");
+    assert_eq!(diff.len(), 2, "{mtu}");
+    let link = diff
+        .iter()
+        .find(|d| {
+            d["before_header"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("link:tv0")
+        })
+        .unwrap_or_else(|| panic!("{mtu}"));
+    assert_eq!(link["before"], "mtu 576\n", "{mtu}");
+    assert_eq!(link["after"], "mtu 1500\n", "{mtu}");
+    assert!(ns.sh("ip link show tv0").contains("mtu 576"));
+
     let nothing = module(state.path(), serde_json::json!({"state": "rolled_back"}));
     assert_eq!(nothing["changed"], false, "{nothing}");
     assert_eq!(ns.sysctl(KEY), "20000 20050");
