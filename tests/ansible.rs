@@ -238,3 +238,57 @@ fn ansible_playbook_check_diff_apply_idempotent_and_rolled_back() {
     let back_again = run(&["-e", "tune_state=rolled_back"]);
     assert_eq!(recap_changed(&back_again), Some(0), "{}", text(&back_again));
 }
+
+/// The sidecar documentation parses with ansible-doc and documents exactly the options
+/// the module accepts (an option it does not know is refused by name).
+#[test]
+fn sidecar_doc_matches_the_accepted_options() {
+    let Some(playbook) = ansible_playbook() else {
+        require(
+            false,
+            "ansible-doc (ansible-core from PyPI; .ci/run installs it)",
+        );
+        return;
+    };
+    let doc_bin = playbook.with_file_name("ansible-doc");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(&doc_bin)
+        .args(["--json", "-M"])
+        .arg(repo().join("contrib/ansible/library"))
+        .arg("tune")
+        .env("LC_ALL", "C.UTF-8")
+        .env("ANSIBLE_HOME", tmp.path().join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", tmp.path().join("local-tmp"))
+        .output()
+        .expect("run ansible-doc");
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ansible-doc JSON");
+    let options = doc["tune"]["doc"]["options"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let mut names: Vec<&str> = options.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let accepted = [
+        "confirm_within",
+        "netns",
+        "netns_pid",
+        "persist",
+        "playbooks",
+        "state",
+        "vars",
+    ];
+    assert_eq!(names, accepted);
+    let state = tempfile::tempdir().expect("tempdir");
+    for name in accepted {
+        // Every documented option is known to the module (null means "not given").
+        let result = module(
+            state.path(),
+            serde_json::json!({ name: null, "_ansible_check_mode": true, "playbooks": ["/nonexistent-tune-doc-check"] }),
+        );
+        let msg = result["msg"].as_str().unwrap_or("");
+        assert!(
+            !msg.contains("unsupported module arguments"),
+            "{name}: {result}"
+        );
+    }
+}
