@@ -3,8 +3,11 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod all_netns;
+mod ansible;
 mod confirm;
 mod observe;
+mod openmetrics;
 mod render;
 pub mod schema;
 mod transactions;
@@ -103,12 +106,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Run as an Ansible binary module: read ARGS_FILE, print one JSON result
+    /// (see contrib/ansible/).
+    Ansible {
+        /// The JSON file of module arguments Ansible passes.
+        args_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Text,
     Json,
+}
+
+/// `tune plan --format`: also OpenMetrics, for node_exporter's textfile collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    #[value(name = "openmetrics")]
+    OpenMetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,8 +196,8 @@ fn check_same_netns(asked: &NetnsArgs, recorded: Option<&NetnsRecord>, what: &st
 struct PlanArgs {
     #[command(flatten)]
     sources: Sources,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
     /// Exit 0 when nothing would change, 2 when changes are pending or a finding needs
     /// input, 1 on error.
     #[arg(long)]
@@ -192,6 +210,10 @@ struct PlanArgs {
     facts: Option<PathBuf>,
     #[command(flatten)]
     observe: ObserveArgs,
+    /// Plan every network namespace on the host (/run/netns and each one a process
+    /// holds), one section each. Needs root to enter them.
+    #[arg(long, conflicts_with_all = ["facts", "netns", "netns_pid"])]
+    all_netns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +229,9 @@ struct ApplyArgs {
     confirm: confirm::ConfirmArgs,
     #[command(flatten)]
     observe: ObserveArgs,
+    /// Plan and apply every network namespace on the host, one transaction each.
+    #[arg(long, conflicts_with_all = ["plan_file", "netns", "netns_pid"])]
+    all_netns: bool,
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -264,6 +289,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Confirm { id } => confirm::cmd_confirm(&cli.state_dir, id),
         Command::Watchdog { id } => confirm::cmd_watchdog(&cli.state_dir, id),
         Command::Validate { paths } => cmd_validate(&paths),
+        Command::Ansible { args_file } => ansible::run(&cli.state_dir, args_file.as_deref()),
         Command::Schema { kind } => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
@@ -406,6 +432,9 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOpti
 }
 
 fn cmd_plan(args: PlanArgs) -> Result<i32> {
+    if args.all_netns {
+        return all_netns::cmd_plan(&args);
+    }
     let set = load(&args.sources)?;
     let ns = args.sources.netns.resolve()?;
     if ns.is_some() && args.facts.is_some() {
@@ -425,8 +454,16 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
         write_plan_file(path, &plan)?;
     }
     let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&plan)? + "\n",
-        Format::Text => render::plan(&plan, set.playbooks.len()),
+        PlanFormat::Json => serde_json::to_string_pretty(&plan)? + "\n",
+        PlanFormat::Text => render::plan(&plan, set.playbooks.len()),
+        PlanFormat::OpenMetrics => {
+            let label = plan.netns.as_ref().map(openmetrics::netns_label);
+            let planned = openmetrics::Planned {
+                netns: label.as_deref(),
+                plan: &plan,
+            };
+            openmetrics::render(&[planned], &[])
+        }
     };
     print_out(&text)?;
     Ok(if !plan.errors.is_empty() {
@@ -459,6 +496,9 @@ fn require_root(what: &str) -> Result<()> {
 }
 
 fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
+    if args.all_netns {
+        return all_netns::cmd_apply(state_dir, &args);
+    }
     require_root("apply")?;
     let plan = match &args.plan_file {
         Some(path) => {

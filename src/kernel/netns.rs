@@ -164,9 +164,203 @@ where
     })
 }
 
+/// A network namespace found on this host by [`enumerate`] (`plan --all-netns`).
+/// The main thread's namespace is the process's: only namespace threads call setns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FoundNetns {
+    /// Who it is: `host` (or `self`, tune's own when it cannot tell), its name under /run/netns, a container (`docker-<id>`,
+    /// `podman-<id>`, `kubepods/...`), or `pid N (COMM)`.
+    pub identity: String,
+    pub inode: u64,
+    /// The lowest pid holding it (for namespaces not named under /run/netns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// That process's cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// How to enter it; `None`: it is tune's own namespace.
+    #[serde(skip)]
+    pub record: Option<NetnsRecord>,
+}
+
+fn nsfs_inode(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Every distinct network namespace: tune's own, those named under /run/netns, and
+/// each one a process holds (/proc/*/ns/net), once each by inode. Processes that exit
+/// or cannot be inspected while scanning are skipped; one pass over /proc.
+pub fn enumerate() -> Result<Vec<FoundNetns>> {
+    let (nsfs_dev, own) =
+        nsfs_inode("/proc/self/ns/net".as_ref()).context("cannot stat /proc/self/ns/net")?;
+    let host = nsfs_inode("/proc/1/ns/net".as_ref()).map(|(_, ino)| ino);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    seen.insert(own);
+    out.push(FoundNetns {
+        // `self` when pid 1's namespace cannot be read (or is another one).
+        identity: if host == Some(own) { "host" } else { "self" }.into(),
+        inode: own,
+        pid: None,
+        cgroup: None,
+        record: None,
+    });
+    let mut named: Vec<(String, u64)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(NETNS_DIR) {
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            // An unmounted leftover is a plain file on another file system.
+            match nsfs_inode(&entry.path()) {
+                Some((dev, ino)) if dev == nsfs_dev => named.push((name, ino)),
+                _ => {}
+            }
+        }
+    }
+    named.sort();
+    for (name, inode) in named {
+        if seen.insert(inode) {
+            out.push(FoundNetns {
+                identity: name.clone(),
+                inode,
+                pid: None,
+                cgroup: None,
+                record: Some(NetnsTarget::Name(name).record(inode)),
+            });
+        }
+    }
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .context("cannot read /proc")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    let mut identities: std::collections::BTreeSet<String> =
+        out.iter().map(|f| f.identity.clone()).collect();
+    for pid in pids {
+        let Some((dev, inode)) = nsfs_inode(format!("/proc/{pid}/ns/net").as_ref()) else {
+            continue;
+        };
+        if dev != nsfs_dev || !seen.insert(inode) {
+            continue;
+        }
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|text| cgroup_path(&text));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let mut identity = cgroup
+            .as_deref()
+            .and_then(container_identity)
+            .unwrap_or_else(|| format!("pid {pid} ({})", comm.trim()));
+        if !identities.insert(identity.clone()) {
+            identity = format!("{identity} pid {pid}");
+            identities.insert(identity.clone());
+        }
+        out.push(FoundNetns {
+            identity,
+            inode,
+            pid: Some(pid),
+            cgroup,
+            record: Some(NetnsTarget::Pid(pid).record(inode)),
+        });
+    }
+    Ok(out)
+}
+
+/// A process's cgroup from /proc/PID/cgroup: a container's path if any line has one,
+/// else the v2 (`0::`) path, else the first line's.
+pub fn cgroup_path(text: &str) -> Option<String> {
+    let paths: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .collect();
+    paths
+        .iter()
+        .find(|p| container_identity(p).is_some())
+        .or_else(|| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .as_ref()
+                .and_then(|v2| paths.iter().find(|p| *p == v2))
+        })
+        .or(paths.first())
+        .map(|p| (*p).to_owned())
+}
+
+/// The container a cgroup path belongs to: `docker-<12 hex>`, `podman-<12 hex>`, or the
+/// path from its `kubepods` component on (a pod).
+pub fn container_identity(cgroup: &str) -> Option<String> {
+    let parts: Vec<&str> = cgroup.split('/').filter(|p| !p.is_empty()).collect();
+    if let Some(i) = parts.iter().position(|p| p.starts_with("kubepods")) {
+        return Some(parts[i..].join("/"));
+    }
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    let is_id = |id: &str| id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit());
+    for (i, part) in parts.iter().enumerate() {
+        for (prefix, kind) in [("docker-", "docker"), ("libpod-", "podman")] {
+            if let Some(id) = part
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(".scope"))
+                && is_id(id)
+            {
+                return Some(format!("{kind}-{}", short(id)));
+            }
+        }
+        if *part == "docker" && parts.get(i + 1).is_some_and(|id| is_id(id)) {
+            return Some(format!("docker-{}", short(parts[i + 1])));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containers_are_named_from_their_cgroup() {
+        let id = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b";
+        let cases = [
+            (
+                format!("/system.slice/docker-{id}.scope"),
+                Some("docker-4f3c2b1a0e9d"),
+            ),
+            (format!("/docker/{id}"), Some("docker-4f3c2b1a0e9d")),
+            (
+                format!("/machine.slice/libpod-{id}.scope"),
+                Some("podman-4f3c2b1a0e9d"),
+            ),
+            (
+                "/kubepods/burstable/pod1234/abcd".to_owned(),
+                Some("kubepods/burstable/pod1234/abcd"),
+            ),
+            ("/system.slice/sshd.service".to_owned(), None),
+            ("/docker-xyz.scope".to_owned(), None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(container_identity(&path).as_deref(), want, "{path}");
+        }
+        let v1 = format!("4:memory:/docker/{id}\n1:name=systemd:/docker/{id}\n0::/\n");
+        assert_eq!(cgroup_path(&v1), Some(format!("/docker/{id}")));
+        assert_eq!(
+            cgroup_path("1:name=systemd:/user.slice\n0::/init.scope\n"),
+            Some("/init.scope".into())
+        );
+        assert_eq!(cgroup_path(""), None);
+    }
+
+    #[test]
+    fn enumeration_starts_with_our_own_namespace_once() {
+        let found = enumerate().unwrap();
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert_eq!(found[0].inode, own);
+        assert!(found[0].record.is_none());
+        let mut inodes: Vec<u64> = found.iter().map(|f| f.inode).collect();
+        inodes.sort_unstable();
+        inodes.dedup();
+        assert_eq!(inodes.len(), found.len(), "each namespace once");
+    }
 
     #[test]
     fn names_that_are_not_plain_file_names_are_refused() {
