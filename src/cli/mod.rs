@@ -101,6 +101,7 @@ enum Format {
 enum SchemaKind {
     Playbook,
     Plan,
+    Facts,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +239,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
                 SchemaKind::Plan => schema::plan_schema(),
+                SchemaKind::Facts => schema::facts_schema(),
             };
             print_out(&text)?;
             Ok(exit::OK)

@@ -10,6 +10,7 @@
 
 mod check_jvm;
 pub mod model;
+pub mod schema_hints;
 pub mod vars;
 
 use std::collections::BTreeMap;

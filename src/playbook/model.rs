@@ -150,15 +150,19 @@ macro_rules! measured_condition {
             pub not_equals: Option<Scalar>,
             /// Fires when the measured value is strictly below this.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub below: Option<Scalar>,
             /// Fires when the measured value is strictly above this.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub above: Option<Scalar>,
             /// Fires when the measured value is this or more.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub at_least: Option<Scalar>,
             /// Fires when the measured value is this or less.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub at_most: Option<Scalar>,
         }
 
@@ -288,6 +292,7 @@ measured_condition! {
         /// Only links that accept an MTU of at least this much (their maximum MTU, when
         /// the kernel reports one, is this or more).
         #[serde(default)]
+        #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
         max_mtu_at_least: Option<Scalar>,
     }
 }
@@ -310,21 +315,27 @@ pub struct QdiscCondition {
     pub link: String,
     /// netem: random loss above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub loss_above: Option<Scalar>,
     /// netem: added delay above this many milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub delay_above_ms: Option<Scalar>,
     /// netem: jitter above this many milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub jitter_above_ms: Option<Scalar>,
     /// netem: duplication above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub duplicate_above: Option<Scalar>,
     /// netem: corruption above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub corrupt_above: Option<Scalar>,
     /// netem: reordering above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub reorder_above: Option<Scalar>,
 }
 
@@ -333,6 +344,7 @@ pub struct QdiscCondition {
 #[serde(deny_unknown_fields)]
 pub struct SetMtu {
     /// The MTU, in bytes (68 or more; never above a link's maximum MTU).
+    #[schemars(with = "super::schema_hints::NumberOrVar")]
     pub value: Scalar,
 }
 
@@ -352,6 +364,7 @@ pub struct KernelLogCondition {
     /// A regular expression (Rust `regex` syntax) matched against each message.
     pub pattern: String,
     /// How far back to look, e.g. `1h`, `30m`, `2h 30m`.
+    #[schemars(with = "super::schema_hints::Duration")]
     pub within: String,
     /// How many matching lines make the condition fire.
     #[serde(default = "one")]
@@ -385,6 +398,7 @@ pub struct OomKillCondition {
     #[serde(default = "java_comm")]
     pub comm: String,
     /// How far back to look, e.g. `24h`, `30m`.
+    #[schemars(with = "super::schema_hints::Duration")]
     pub within: String,
 }
 
@@ -399,6 +413,7 @@ fn java_comm() -> String {
 /// file restarts.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["jvm_heap_flags"]}, {"required": ["heap_percent_of_limit"]}]))]
 pub struct SetEnv {
     /// Absolute path of the file; usually `${env_file}`. Created if missing. A symlink
     /// is followed only to a file in the same directory.
@@ -418,6 +433,7 @@ pub struct SetEnv {
     /// cgroup memory limit the rule's detection saw (running processes and OOM kill
     /// records), and never more than that limit minus the `jvm_heap` headroom.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub heap_percent_of_limit: Option<Scalar>,
 }
 
@@ -483,6 +499,7 @@ pub enum Action {
 /// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["at_least"]}, {"required": ["at_most"]}, {"required": ["widen_to"]}]))]
 pub struct SetSysctl {
     /// The sysctl, dotted or as a path below /proc/sys.
     pub key: String,
@@ -491,12 +508,15 @@ pub struct SetSysctl {
     pub value: Option<Scalar>,
     /// Raise to this value; never lowers a value that is already higher.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub at_least: Option<Scalar>,
     /// Lower to this value; never raises a value that is already lower.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub at_most: Option<Scalar>,
     /// Widen a `low high` range so it covers this one; never narrows it.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::Range>")]
     pub widen_to: Option<Scalar>,
 }
 
