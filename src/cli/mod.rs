@@ -3,8 +3,10 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod annotate;
 mod render;
 pub mod schema;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -71,11 +73,18 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Check playbooks: schema, meaning, and sysctl keys on this host.
+    /// Check playbooks: schema, meaning, and sysctl keys on this host; warn about
+    /// rules that never fire, conflicting fixes, descriptions without a symptom.
     Validate {
         /// Playbook files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// text, github (workflow commands: annotations on the PR diff) or junit (XML).
+        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+        format: annotate::ReportFormat,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a JSON Schema (draft-07).
     Schema {
@@ -234,7 +243,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Apply(args) => cmd_apply(&cli.state_dir, args),
         Command::Rollback { id, force, netns } => cmd_rollback(&cli.state_dir, id, force, &netns),
         Command::History { format } => cmd_history(&cli.state_dir, format),
-        Command::Validate { paths } => cmd_validate(&paths),
+        Command::Validate {
+            paths,
+            format,
+            strict,
+        } => validate::run(&paths, format, strict),
         Command::Schema { kind } => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
@@ -530,29 +543,4 @@ fn cmd_history(state_dir: &Path, format: Format) -> Result<i32> {
     };
     print_out(&text)?;
     Ok(exit::OK)
-}
-
-fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {
-    let playbooks = match playbook::load_paths(paths) {
-        Ok(p) => p,
-        Err(d) => {
-            print_out(&format!("{d}\n"))?;
-            return Ok(exit::ERROR);
-        }
-    };
-    let (_, mut problems) = playbook::check_set(&playbooks, &BTreeMap::new());
-    for pb in &playbooks {
-        problems.extend(playbook::check_host(pb));
-    }
-    if problems.is_empty() {
-        let rules: usize = playbooks.iter().map(|p| p.playbook.rules.len()).sum();
-        print_out(&format!(
-            "ok: {} playbook(s), {rules} rule(s)\n",
-            playbooks.len()
-        ))?;
-        Ok(exit::OK)
-    } else {
-        print_out(&format!("{}\n", Diagnostics(problems)))?;
-        Ok(exit::ERROR)
-    }
 }

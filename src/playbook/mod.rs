@@ -9,6 +9,7 @@
 //! `tune validate` only) which looks whether sysctl keys exist on this host.
 
 mod check_jvm;
+pub mod lint;
 pub mod model;
 pub mod schema_hints;
 pub mod vars;
