@@ -6,6 +6,7 @@
 mod annotate;
 mod render;
 pub mod schema;
+mod test_cmd;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -85,6 +86,18 @@ enum Command {
         /// Fail (exit 1) on warnings too.
         #[arg(long)]
         strict: bool,
+    },
+    /// Run the playbook test cases of each directory (PATH/tests/<case>/: facts.json and
+    /// expect.yml); one line per case, exit 1 with a diff when one fails.
+    Test {
+        /// Playbook directories (all their cases) or case directories. Default: `.`.
+        paths: Vec<PathBuf>,
+        /// Write each case's outcome into its expect.yml instead of comparing.
+        #[arg(long)]
+        bless: bool,
+        /// text, github (workflow commands for failing cases) or junit (XML).
+        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+        format: annotate::ReportFormat,
     },
     /// Print a JSON Schema (draft-07).
     Schema {
@@ -248,6 +261,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             format,
             strict,
         } => validate::run(&paths, format, strict),
+        Command::Test {
+            paths,
+            bless,
+            format,
+        } => test_cmd::run(&paths, bless, format),
         Command::Schema { kind } => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
