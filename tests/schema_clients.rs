@@ -347,6 +347,15 @@ fn ajv_validates_playbooks_facts_and_plans() {
         facts.len() >= 15 && plans.len() >= 10,
         "{facts:?} {plans:?}"
     );
+    // And what `tune facts` writes on this host.
+    let live = support::tune(dir.path())
+        .args(["facts", "--format", "json"])
+        .output()
+        .expect("run tune facts");
+    assert!(live.status.success(), "{}", support::text(&live));
+    let file = dir.path().join("live-facts.json");
+    std::fs::write(&file, &live.stdout).expect("write");
+    facts.push(file);
     for (name, files) in [("facts", &facts), ("plan", &plans)] {
         let Some((ok, out)) = validate(name, files) else {
             return;
