@@ -118,7 +118,12 @@ fn failing_case_exits_1_with_a_readable_diff() {
     let (dir, case) = workspace("ephemeral-ports-fault");
     let expect = case.join("expect.yml");
     let text = std::fs::read_to_string(&expect).expect("read");
-    // The author claims a different target range.
+    // The author claims a different target range; the annotation points at that line.
+    let line = text
+        .lines()
+        .position(|l| l.contains("→ 10000 65535"))
+        .expect("the change is listed")
+        + 1;
     std::fs::write(&expect, text.replace("→ 10000 65535", "→ 20000 65535")).expect("write");
     let (code, out) = run(dir.path(), &["playbooks"]);
     assert_eq!(code, Some(1), "{out}");
@@ -138,9 +143,9 @@ fn failing_case_exits_1_with_a_readable_diff() {
     assert_eq!(code, Some(1), "{out}");
     let first = out.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with(
-            "::error file=playbooks/tests/ephemeral-ports-fault/expect.yml,line=1,title=tune test%3A playbooks/tests/ephemeral-ports-fault::--- expect.yml%0A+++ outcome%0A"
-        ) && first.contains("%0A+- 'sysctl:net.ipv4.ip_local_port_range: 20000 20050 → 10000 65535'"),
+        first.starts_with(&format!(
+            "::error file=playbooks/tests/ephemeral-ports-fault/expect.yml,line={line},title=tune test%3A playbooks/tests/ephemeral-ports-fault::--- expect.yml%0A+++ outcome%0A"
+        )) && first.contains("%0A+- 'sysctl:net.ipv4.ip_local_port_range: 20000 20050 → 10000 65535'"),
         "{out}"
     );
 

@@ -265,11 +265,35 @@ fn diff(want: &str, got: &str) -> String {
         .to_string()
 }
 
+/// The 1-based line of the written `expect.yml` where the outcome first differs from
+/// it (the file as `--bless` would write it, compared line by line), for annotations.
+fn first_difference(written: &str, expect: &Expect, got: Expect) -> usize {
+    let blessed = Expect {
+        description: expect.description.clone(),
+        vars: expect.vars.clone(),
+        ..got
+    };
+    let blessed = serde_yaml::to_string(&blessed).unwrap_or_default();
+    let diff = similar::TextDiff::from_lines(written, &blessed);
+    diff.ops()
+        .iter()
+        .find_map(|op| match *op {
+            similar::DiffOp::Equal { .. } => None,
+            similar::DiffOp::Delete { old_index, .. }
+            | similar::DiffOp::Replace { old_index, .. } => Some(old_index + 1),
+            // Lines missing after line `old_index`.
+            similar::DiffOp::Insert { old_index, .. } => Some(old_index.max(1)),
+        })
+        .unwrap_or(1)
+}
+
 /// The result of one case: `None` when it passed, else what to show.
 struct Ran {
     name: String,
     failure: Option<String>,
     file: String,
+    /// Where in `file` the outcome first differs.
+    line: usize,
 }
 
 pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> {
@@ -294,6 +318,7 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
             Err(e) => Err(e.clone()),
         };
         let file = case.dir.join("expect.yml").display().to_string();
+        let mut line = 1;
         let failure = match result {
             Err(e) => Some(format!("cannot run: {e}")),
             Ok((expect, got)) if bless => {
@@ -308,8 +333,12 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
             }
             Ok((None, _)) => Some("no expect.yml (write it with `tune test --bless`)".to_owned()),
             Ok((Some(expect), got)) => {
-                let (want, got) = (expect.outcome_yaml(), got.outcome_yaml());
-                (want != got).then(|| diff(&want, &got))
+                let (want_yaml, got_yaml) = (expect.outcome_yaml(), got.outcome_yaml());
+                if want_yaml != got_yaml {
+                    let written = std::fs::read_to_string(&file).unwrap_or_default();
+                    line = first_difference(&written, &expect, got);
+                }
+                (want_yaml != got_yaml).then(|| diff(&want_yaml, &got_yaml))
             }
         };
         let verdict = match (&failure, bless) {
@@ -329,6 +358,7 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
             name: case.name(),
             failure,
             file,
+            line,
         });
     }
     let failed = ran.iter().filter(|r| r.failure.is_some()).count();
@@ -345,7 +375,7 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
                     text.push_str(&annotate::github(&Annotation {
                         severity: Severity::Error,
                         file: r.file.clone(),
-                        line: 1,
+                        line: r.line,
                         column: 0,
                         title: Some(format!("tune test: {}", r.name)),
                         message: f.clone(),
