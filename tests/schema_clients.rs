@@ -141,13 +141,52 @@ fn yaml_language_server_completes_every_condition() {
     let at_detect = format!("{HEAD}      \n    fix: []\n");
     let in_all = format!("{HEAD}      all:\n        - \n");
     let in_any = format!("{HEAD}      any:\n        - \n    fix: []\n");
+    let condition = "      sysctl: {key: a.b, below: 1}\n";
+    let in_fix = format!("{HEAD}{condition}    fix:\n      - \n");
+    let in_set_sysctl =
+        format!("{HEAD}{condition}    fix:\n      - set_sysctl:\n          key: a.b\n          \n");
+    let in_sysctl = format!("{HEAD}      sysctl:\n        key: a.b\n        \n");
     let Some(result) = lsp(&[
         ("playbooks/detect.yml", at_detect, Some((6, 6))),
         ("playbooks/all.yml", in_all, Some((7, 10))),
         ("playbooks/any.yml", in_any, Some((7, 10))),
+        ("playbooks/fix.yml", in_fix, Some((8, 8))),
+        ("playbooks/set_sysctl.yml", in_set_sysctl, Some((10, 10))),
+        ("playbooks/sysctl.yml", in_sysctl, Some((8, 8))),
     ]) else {
         return;
     };
+    // Fix actions, the four set modes, and the sysctl condition's own properties
+    // (`ratio_of` was the property whose `default: null` broke completion).
+    for (doc, want) in [
+        (
+            "playbooks/fix.yml",
+            &["set_sysctl", "set_env", "set_mtu", "delete_root_qdisc"][..],
+        ),
+        (
+            "playbooks/set_sysctl.yml",
+            &["value", "at_least", "at_most", "widen_to"][..],
+        ),
+        (
+            "playbooks/sysctl.yml",
+            &[
+                "measure",
+                "ratio_of",
+                "equals",
+                "not_equals",
+                "below",
+                "above",
+                "at_least",
+                "at_most",
+            ][..],
+        ),
+    ] {
+        let got = labels(&result[doc]);
+        assert!(
+            want.iter().all(|w| got.iter().any(|g| g == w)),
+            "{doc}: want {want:?}, got {got:?}"
+        );
+    }
     for doc in [
         "playbooks/detect.yml",
         "playbooks/all.yml",
