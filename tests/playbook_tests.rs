@@ -232,3 +232,29 @@ fn broken_cases_fail_clearly() {
     let (code, out) = run(empty.path(), &["."]);
     assert!(code == Some(1) && out.contains("no test cases"), "{out}");
 }
+
+#[test]
+fn a_case_may_bring_its_own_playbooks_and_expect_their_errors() {
+    // The golden case of two playbooks that set one sysctl to 0 and to 1, as a case.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let case = dir.path().join("tests/conflicting-exact-values");
+    std::fs::create_dir_all(case.join("playbooks")).expect("mkdir");
+    let golden = root().join("tests/golden/conflicting-exact-values");
+    std::fs::copy(golden.join("facts.json"), case.join("facts.json")).expect("copy");
+    for entry in std::fs::read_dir(golden.join("playbooks")).expect("playbooks") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(
+            &path,
+            case.join("playbooks").join(path.file_name().expect("name")),
+        )
+        .expect("copy");
+    }
+    std::fs::write(
+        case.join("expect.yml"),
+        "errors:\n- 'b.yml:9:27: rule reuse-off/off sets net.ipv4.tcp_tw_reuse to \"0\" but rule reuse-on/on sets it to \"1\"'\n",
+    )
+    .expect("write");
+    let (code, out) = run(dir.path(), &["."]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out, "ok      ./tests/conflicting-exact-values\nPASS: 1/1\n");
+}

@@ -28,6 +28,10 @@
 //! errors: []                             # plan errors
 //! ```
 //!
+//! A case folder may hold its own `playbooks/`, used instead of the directory's (for
+//! cases about how playbooks combine). When the playbooks are refused (`check`), the
+//! outcome is only those `errors`.
+//!
 //! Every rule of the directory is in exactly one list, so a new rule that fires where
 //! it should not fails every case that does not expect it. `--bless` writes the
 //! outcome. A PATH is a playbook directory (all its cases) or one case directory.
@@ -174,6 +178,12 @@ impl CaseDir {
     }
 }
 
+/// A case's own `playbooks/` folder, which replaces the directory's playbooks.
+fn own_playbooks(case: &Path) -> Option<PathBuf> {
+    let own = case.join("playbooks");
+    own.is_dir().then_some(own)
+}
+
 fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
     if path.join("expect.yml").is_file() || path.join("facts.json").is_file() {
         let playbooks = path
@@ -182,7 +192,7 @@ fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         return Ok(vec![CaseDir {
-            playbooks,
+            playbooks: own_playbooks(path).unwrap_or(playbooks),
             dir: path.to_path_buf(),
         }]);
     }
@@ -215,7 +225,7 @@ fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
     Ok(dirs
         .into_iter()
         .map(|dir| CaseDir {
-            playbooks: path.to_path_buf(),
+            playbooks: own_playbooks(&dir).unwrap_or_else(|| path.to_path_buf()),
             dir,
         })
         .collect())
@@ -247,7 +257,21 @@ fn run_case(case: &CaseDir, playbooks: &[LoadedPlaybook]) -> Result<(Option<Expe
     }
     let (resolved, problems) = playbook::check_set(playbooks, &vars);
     if !problems.is_empty() {
-        return Err(playbook::Diagnostics(problems).into());
+        // A case may expect the playbooks to be refused (what `plan` would say), with
+        // paths relative to the playbook directory so the case does not depend on
+        // where it runs.
+        let prefix = format!("{}/", case.playbooks.display());
+        let errors = problems
+            .iter()
+            .map(|d| d.to_string().replacen(&prefix, "", 1))
+            .collect();
+        return Ok((
+            expect,
+            Expect {
+                errors,
+                ..Expect::default()
+            },
+        ));
     }
     let pairs: Vec<_> = playbooks
         .iter()
