@@ -32,6 +32,7 @@ fn check_schema(kind: &str, file: &str) {
 fn committed_schemas_are_current() {
     check_schema("playbook", "schemas/playbook.schema.json");
     check_schema("plan", "schemas/plan.schema.json");
+    check_schema("facts", "schemas/facts.schema.json");
 }
 
 #[test]

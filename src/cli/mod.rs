@@ -4,13 +4,16 @@
 //! are returned up to [`run`] and printed once, with their whole chain.
 
 mod all_netns;
+mod annotate;
 mod ansible;
 mod confirm;
 mod observe;
 mod openmetrics;
 mod render;
 pub mod schema;
+mod test_cmd;
 mod transactions;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -86,11 +89,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// Check playbooks: schema, meaning, and sysctl keys on this host.
+    /// Check playbooks: schema, meaning, and sysctl keys on this host; warn about
+    /// rules that never fire, conflicting fixes, descriptions without a symptom.
     Validate {
         /// Playbook files or directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// text, github (workflow commands: annotations on the PR diff) or junit (XML).
+        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+        format: annotate::ReportFormat,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Run the playbook test cases of each directory (PATH/tests/<case>/: facts.json and
+    /// expect.yml); one line per case, exit 1 with a diff when one fails.
+    Test {
+        /// Playbook directories (all their cases) or case directories. Default: `.`.
+        paths: Vec<PathBuf>,
+        /// Write each case's outcome into its expect.yml instead of comparing.
+        #[arg(long)]
+        bless: bool,
+        /// text, github (workflow commands for failing cases) or junit (XML).
+        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+        format: annotate::ReportFormat,
     },
     /// Print a JSON Schema (draft-07).
     Schema {
@@ -133,6 +155,7 @@ enum PlanFormat {
 enum SchemaKind {
     Playbook,
     Plan,
+    Facts,
 }
 
 #[derive(Debug, Args)]
@@ -288,12 +311,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::History { format } => transactions::history(&cli.state_dir, format),
         Command::Confirm { id } => confirm::cmd_confirm(&cli.state_dir, id),
         Command::Watchdog { id } => confirm::cmd_watchdog(&cli.state_dir, id),
-        Command::Validate { paths } => cmd_validate(&paths),
+        Command::Validate {
+            paths,
+            format,
+            strict,
+        } => validate::run(&paths, format, strict),
+        Command::Test {
+            paths,
+            bless,
+            format,
+        } => test_cmd::run(&paths, bless, format),
         Command::Ansible { args_file } => ansible::run(&cli.state_dir, args_file.as_deref()),
         Command::Schema { kind } => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
                 SchemaKind::Plan => schema::plan_schema(),
+                SchemaKind::Facts => schema::facts_schema(),
             };
             print_out(&text)?;
             Ok(exit::OK)
@@ -585,29 +618,4 @@ fn confirm(n: usize) -> Result<bool> {
     let mut answer = String::new();
     stdin.read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-fn cmd_validate(paths: &[PathBuf]) -> Result<i32> {
-    let playbooks = match playbook::load_paths(paths) {
-        Ok(p) => p,
-        Err(d) => {
-            print_out(&format!("{d}\n"))?;
-            return Ok(exit::ERROR);
-        }
-    };
-    let (_, mut problems) = playbook::check_set(&playbooks, &BTreeMap::new());
-    for pb in &playbooks {
-        problems.extend(playbook::check_host(pb));
-    }
-    if problems.is_empty() {
-        let rules: usize = playbooks.iter().map(|p| p.playbook.rules.len()).sum();
-        print_out(&format!(
-            "ok: {} playbook(s), {rules} rule(s)\n",
-            playbooks.len()
-        ))?;
-        Ok(exit::OK)
-    } else {
-        print_out(&format!("{}\n", Diagnostics(problems)))?;
-        Ok(exit::ERROR)
-    }
 }

@@ -9,7 +9,9 @@
 //! `tune validate` only) which looks whether sysctl keys exist on this host.
 
 mod check_jvm;
+pub mod lint;
 pub mod model;
+pub mod schema_hints;
 pub mod vars;
 
 use std::collections::BTreeMap;

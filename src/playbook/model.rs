@@ -150,15 +150,19 @@ macro_rules! measured_condition {
             pub not_equals: Option<Scalar>,
             /// Fires when the measured value is strictly below this.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub below: Option<Scalar>,
             /// Fires when the measured value is strictly above this.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub above: Option<Scalar>,
             /// Fires when the measured value is this or more.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub at_least: Option<Scalar>,
             /// Fires when the measured value is this or less.
             #[serde(default)]
+            #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
             pub at_most: Option<Scalar>,
         }
 
@@ -309,6 +313,7 @@ measured_condition! {
         /// Only links that accept an MTU of at least this much (their maximum MTU, when
         /// the kernel reports one, is this or more).
         #[serde(default)]
+        #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
         max_mtu_at_least: Option<Scalar>,
         /// Only links whose MTU disagrees with a link they are attached to, as the host
         /// sees it: a veth below its peer (in any namespace), a port below its bridge or
@@ -337,21 +342,27 @@ pub struct QdiscCondition {
     pub link: String,
     /// netem: random loss above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub loss_above: Option<Scalar>,
     /// netem: added delay above this many milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub delay_above_ms: Option<Scalar>,
     /// netem: jitter above this many milliseconds.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub jitter_above_ms: Option<Scalar>,
     /// netem: duplication above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub duplicate_above: Option<Scalar>,
     /// netem: corruption above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub corrupt_above: Option<Scalar>,
     /// netem: reordering above this percentage.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub reorder_above: Option<Scalar>,
 }
 
@@ -363,6 +374,7 @@ pub struct SetMtu {
     /// The MTU, in bytes (68 or more; never above a link's maximum MTU, nor above the
     /// MTU of a peer, bridge or lower device that this plan does not raise too).
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub value: Option<Scalar>,
     /// The MTU the link's path asks for, per link, as `path_mismatch` found it: a veth
     /// or port is raised to its peer's or master's MTU (never above its peer, master,
@@ -388,6 +400,7 @@ pub struct KernelLogCondition {
     /// A regular expression (Rust `regex` syntax) matched against each message.
     pub pattern: String,
     /// How far back to look, e.g. `1h`, `30m`, `2h 30m`.
+    #[schemars(with = "super::schema_hints::Duration")]
     pub within: String,
     /// How many matching lines make the condition fire.
     #[serde(default = "one")]
@@ -421,6 +434,7 @@ pub struct OomKillCondition {
     #[serde(default = "java_comm")]
     pub comm: String,
     /// How far back to look, e.g. `24h`, `30m`.
+    #[schemars(with = "super::schema_hints::Duration")]
     pub within: String,
 }
 
@@ -435,6 +449,7 @@ fn java_comm() -> String {
 /// file restarts.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["jvm_heap_flags"]}, {"required": ["heap_percent_of_limit"]}]))]
 pub struct SetEnv {
     /// Absolute path of the file; usually `${env_file}`. Created if missing. A symlink
     /// is followed only to a file in the same directory.
@@ -454,6 +469,7 @@ pub struct SetEnv {
     /// cgroup memory limit the rule's detection saw (running processes and OOM kill
     /// records), and never more than that limit minus the `jvm_heap` headroom.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub heap_percent_of_limit: Option<Scalar>,
 }
 
@@ -519,6 +535,7 @@ pub enum Action {
 /// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["at_least"]}, {"required": ["at_most"]}, {"required": ["widen_to"]}]))]
 pub struct SetSysctl {
     /// The sysctl, dotted or as a path below /proc/sys.
     pub key: String,
@@ -527,12 +544,15 @@ pub struct SetSysctl {
     pub value: Option<Scalar>,
     /// Raise to this value; never lowers a value that is already higher.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub at_least: Option<Scalar>,
     /// Lower to this value; never raises a value that is already lower.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub at_most: Option<Scalar>,
     /// Widen a `low high` range so it covers this one; never narrows it.
     #[serde(default)]
+    #[schemars(with = "Option<super::schema_hints::Range>")]
     pub widen_to: Option<Scalar>,
 }
 
