@@ -339,6 +339,7 @@ fn plan_json(out: &Output) -> Value {
     let obj = v.as_object_mut().unwrap();
     obj.remove("created_at");
     obj.remove("netns");
+    obj.remove("made_from");
     v
 }
 
@@ -391,6 +392,14 @@ fn netns_and_netns_pid_plan_like_running_inside_the_namespace() {
     let _ = holder.kill();
     let _ = holder.wait();
 
+    // All three record the same namespace, `ip netns exec` by its inode alone.
+    let inode = |out: &Output| {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["made_from"]["netns"]["inode"].as_u64()
+    };
+    assert_eq!(inode(&inside), Some(target.ino()));
+    assert_eq!(inode(&by_name), Some(target.ino()));
+    assert_eq!(inode(&by_pid), Some(target.ino()));
     let expected = plan_json(&inside);
     assert_eq!(
         expected["changes"].as_array().unwrap().len(),
@@ -519,7 +528,11 @@ fn vanished_renamed_and_refused_links_are_clear_errors() {
     std::fs::write(&refused, edited.to_string()).unwrap();
     let out = tune.run(&["apply", "--yes", refused.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("the plan file was edited"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the plan file was edited"),
+        "{}",
+        text(&out)
+    );
     assert_eq!((ns.mtu("a0"), ns.mtu("b0")), (576, 600));
 
     // The kernel refuses an MTU below the device minimum on the second step: its

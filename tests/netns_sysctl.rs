@@ -431,7 +431,7 @@ fn a_global_sysctl_refused_inside_a_namespace_rolls_back() {
     let max = ns.sysctl("net.netfilter.nf_conntrack_max");
     let doubled = max.parse::<u64>().expect("number") * 2;
     let playbook = state.path().join("global.yml");
-    let text = format!(
+    let yaml = format!(
         "name: t
 description: A per-namespace sysctl, then a global one.
 rules:
@@ -449,12 +449,18 @@ rules:
       - set_sysctl: {{key: net.netfilter.nf_conntrack_max, at_least: {doubled}}}
 "
     );
-    std::fs::write(&playbook, text).expect("write playbook");
+    std::fs::write(&playbook, yaml).expect("write playbook");
     let file = state.path().join("plan.json");
     let file_arg = file.to_str().expect("utf8");
     let planned = ns.tune(
         state.path(),
-        &["plan", "-p", playbook.to_str().expect("utf8"), "-o", file_arg],
+        &[
+            "plan",
+            "-p",
+            playbook.to_str().expect("utf8"),
+            "-o",
+            file_arg,
+        ],
     );
     assert_code(&planned, 0, "plan -o");
     let out = ns.tune(state.path(), &["apply", "--yes", file_arg]);

@@ -276,7 +276,7 @@ impl PlaybookSet {
     }
 
     /// What a plan made from this set in namespace `ns` records about its inputs.
-    fn made_from(&self, ns: Option<&NetnsRecord>) -> Result<plan::MadeFrom> {
+    fn made_from(&self, ns: Option<&NetnsRecord>, facts: Option<Facts>) -> Result<plan::MadeFrom> {
         Ok(plan::MadeFrom {
             netns: netns::identity(ns)?,
             playbooks: self
@@ -285,6 +285,7 @@ impl PlaybookSet {
                 .map(|pb| plan::PlanPlaybook::of(&pb.source, &pb.text))
                 .collect(),
             vars: self.overrides.clone(),
+            facts,
         })
     }
 }
@@ -357,13 +358,13 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
     Ok(facts)
 }
 
-fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+/// Plans against a snapshot, or against this host's facts gathered now.
+fn make_plan(set: &PlaybookSet, snapshot: Option<&Facts>) -> Plan {
     let pairs = set.pairs();
-    let facts = match facts_file {
-        Some(path) => read_facts_file(path)?,
-        None => gather_lazily(&pairs),
-    };
-    Ok(plan::plan_from_facts(&pairs, &facts))
+    match snapshot {
+        Some(facts) => plan::plan_from_facts(&pairs, facts),
+        None => plan::plan_from_facts(&pairs, &gather_lazily(&pairs)),
+    }
 }
 
 /// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
@@ -399,8 +400,9 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     if ns.is_some() && args.facts.is_some() {
         bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
     }
-    let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, args.facts.as_deref()))?;
-    plan.made_from = Some(set.made_from(ns.as_ref())?);
+    let snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
+    let mut plan = netns::run_in(ns.as_ref(), || Ok(make_plan(&set, snapshot.as_ref())))?;
+    plan.made_from = Some(set.made_from(ns.as_ref(), snapshot)?);
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -444,7 +446,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
                     "a saved plan is applied exactly as reviewed; -p and --var cannot be combined with PLAN_FILE"
                 );
             }
-            let plan = verify::read_plan_file(path)?;
+            let refused = || format!("{} is refused; nothing was changed", path.display());
+            let plan = verify::read_plan_file(path).with_context(refused)?;
             let host = facts::hostname();
             if plan.hostname != host {
                 bail!(
@@ -453,21 +456,21 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
                     plan.hostname
                 );
             }
-            let recorded = verify::recorded(path, &plan)?;
             check_same_netns(
                 &args.sources.netns,
-                Some(&recorded.netns),
+                plan.made_from.as_ref().map(|m| &m.netns),
                 &format!("the plan {}", path.display()),
             )?;
-            verify::rederive(path, &plan, &recorded)?;
+            let recorded = verify::recorded(path, &plan).with_context(refused)?;
+            verify::rederive(path, &plan, &recorded).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             plan
         }
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None))?;
-            plan.made_from = Some(set.made_from(ns.as_ref())?);
+            let mut plan = netns::run_in(ns.as_ref(), || Ok(make_plan(&set, None)))?;
+            plan.made_from = Some(set.made_from(ns.as_ref(), None)?);
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan

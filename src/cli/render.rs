@@ -331,8 +331,7 @@ pub fn report(what: &str, report: &Report) -> String {
 }
 
 fn time(t: f64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::domain::time::rfc3339(t)
 }
 
 pub fn history(transactions: &[Transaction]) -> String {

@@ -11,10 +11,13 @@
 //!   one in this binary, and one loaded from a path that still exists must still have
 //!   the recorded digest there;
 //! - the namespace the plan was made in (its inode) must be the one apply runs in;
-//! - the plan is made again from those playbooks, variables and fresh facts, and every
-//!   change must be identical (resource, before, after, rules, order). Each difference
-//!   is named with its likely cause: a change no rule of the playbooks can make is an
-//!   edited plan, not "the system changed".
+//! - a change that none of the rules it credits can make (another sysctl, another
+//!   file) is refused as an edited plan, never reported as "the system changed";
+//! - every before-value is checked on the live system (drift);
+//! - the plan is made again from those playbooks, variables and the facts gathered now
+//!   (or, for a plan made with `--facts`, the recorded snapshot), and every change must
+//!   be identical (resource, before, after, rules, order). Each difference is named
+//!   with its likely cause.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -24,16 +27,13 @@ use anyhow::{Context, Result, bail};
 
 use super::PlaybookSet;
 use crate::apply::{self, SystemExecutor};
+use crate::domain::time::MAX_UNIX_TIME;
 use crate::kernel::netns::{self, NetnsRecord};
 use crate::plan::{self, Change, MadeFrom, Mutation, Plan, sha256_hex};
 use crate::playbook::{self, Action, Diagnostics, LoadedPlaybook, Vars, expand};
 
 /// Largest plan file read (it holds the text of its playbooks, each at most 1 MiB).
 pub const MAX_PLAN_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Latest time accepted in a plan or facts file: 9999-12-31T23:59:59Z, the last second
-/// RFC 3339 can write.
-pub const MAX_UNIX_TIME: f64 = 253_402_300_799.0;
 
 /// Checks that a time read from a file is a date `tune` can work with.
 pub fn check_time(path: &Path, field: &str, t: f64) -> Result<()> {
@@ -49,8 +49,8 @@ pub fn check_time(path: &Path, field: &str, t: f64) -> Result<()> {
 /// Reads a plan file: strictly typed, no unknown or duplicate fields, no resource
 /// twice, times in range.
 pub fn read_plan_file(path: &Path) -> Result<Plan> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read plan file {}", path.display()))?;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read plan file {}", path.display()))?;
     let mut text = String::new();
     file.take(MAX_PLAN_BYTES + 1)
         .read_to_string(&mut text)
@@ -126,7 +126,7 @@ pub struct Recorded {
 pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
     let Some(made_from) = &plan.made_from else {
         bail!(
-            "{}: the plan does not record the playbooks, variables and namespace it was made from (made by an older tune?); make it again with `tune plan -o FILE`; nothing was changed",
+            "{}: the plan does not record the playbooks, variables and namespace it was made from (made by an older tune?); make it again with `tune plan -o FILE`",
             path.display()
         );
     };
@@ -134,7 +134,19 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         netns: ns,
         playbooks,
         vars,
+        facts,
     } = made_from;
+    if let Some(facts) = facts {
+        if facts.format != crate::facts::FACTS_FORMAT {
+            bail!(
+                "{}: the recorded facts have format {}, not {}",
+                path.display(),
+                facts.format,
+                crate::facts::FACTS_FORMAT
+            );
+        }
+        check_time(path, "made_from.facts.collected_at", facts.collected_at)?;
+    }
     // The namespace to enter and the one recorded must agree: a plan made with
     // --netns enters it; one made without runs where tune runs.
     let consistent = match &plan.netns {
@@ -143,19 +155,20 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
     };
     if !consistent {
         bail!(
-            "{}: the plan's namespace ({}) and the one its facts were read in ({ns}) disagree; the plan file was edited; nothing was changed",
+            "{}: the plan's namespace ({}) and the one its facts were read in ({ns}) disagree; the plan file was edited",
             path.display(),
             plan.netns
                 .as_ref()
                 .map_or_else(|| "none named".to_owned(), ToString::to_string)
         );
     }
+    check_namespace(ns)?;
     let mut loaded = Vec::new();
     for pb in playbooks {
         let digest = sha256_hex(pb.content.as_bytes());
         if digest != pb.sha256 {
             bail!(
-                "{}: playbook {} is recorded with SHA-256 {} but its content has {digest}; the plan file was edited; nothing was changed",
+                "{}: playbook {} is recorded with SHA-256 {} but its content has {digest}; the plan file was edited",
                 path.display(),
                 pb.source,
                 pb.sha256
@@ -168,17 +181,20 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
                 .map(|(_, text)| sha256_hex(text.as_bytes()));
             if ours.as_deref() != Some(digest.as_str()) {
                 bail!(
-                    "{}: playbook {} (SHA-256 {digest}) is not the one bundled in this tune{}; make the plan again with this tune; nothing was changed",
+                    "{}: playbook {} (SHA-256 {digest}) is not the one bundled in this tune{}; make the plan again with this tune",
                     path.display(),
                     pb.source,
-                    ours.map_or_else(|| " (it has none by that name)".to_owned(), |d| format!(" ({d})"))
+                    ours.map_or_else(
+                        || " (it has none by that name)".to_owned(),
+                        |d| format!(" ({d})")
+                    )
                 );
             }
         } else if let Ok(now) = std::fs::read(&pb.source) {
             let now = sha256_hex(&now);
             if now != digest {
                 bail!(
-                    "{}: playbook {} changed since the plan was made (SHA-256 {digest} in the plan, {now} now); make the plan again; nothing was changed",
+                    "{}: playbook {} changed since the plan was made (SHA-256 {digest} in the plan, {now} now); make the plan again",
                     path.display(),
                     pb.source
                 );
@@ -193,6 +209,27 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         set,
         netns: ns.clone(),
     })
+}
+
+/// Refuses to go on unless the recorded namespace is the one apply will work in: the
+/// one named (same inode as then), or the one tune runs in now.
+fn check_namespace(ns: &NetnsRecord) -> Result<()> {
+    let now = ns.target()?.resolve()?;
+    if now.inode != ns.inode {
+        match (&ns.name, ns.pid) {
+            (None, None) => bail!(
+                "the plan was made in the network namespace with inode {}, but tune runs in the one with inode {} now (the plan was made under `ip netns exec` or in a container?); run it in that namespace",
+                ns.inode,
+                now.inode
+            ),
+            _ => bail!(
+                "the plan was made in {ns}, which is not the same namespace any more (inode {} then, {} now: deleted and re-created, or the process was replaced)",
+                ns.inode,
+                now.inode
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// Makes the plan again from what it records and the current facts (in its
@@ -216,25 +253,26 @@ pub fn rederive(path: &Path, saved: &Plan, recorded: &Recorded) -> Result<()> {
         .collect();
     if !edited.is_empty() {
         bail!(
-            "{}: the plan file was edited: it holds changes its own playbooks do not ask for; nothing was changed:\n  - {}",
+            "{}: the plan file was edited: it holds changes its own playbooks do not ask for:\n  - {}",
             path.display(),
             edited.join("\n  - ")
         );
     }
     let (drift, derived) = netns::run_in(Some(&recorded.netns), || {
         let drift = apply::drifted(&mut SystemExecutor, &saved.changes);
-        Ok((drift, super::make_plan(&recorded.set, None)?))
+        let snapshot = saved.made_from.as_ref().and_then(|m| m.facts.as_ref());
+        Ok((drift, super::make_plan(&recorded.set, snapshot)))
     })
-    .with_context(|| format!("{}: cannot check the plan; nothing was changed", path.display()))?;
+    .with_context(|| format!("{}: cannot check the plan", path.display()))?;
     if !drift.is_empty() {
         bail!(
-            "the system changed since the plan was made; nothing was changed:\n{}",
+            "the system changed since the plan was made:\n{}",
             apply::describe_drift(&drift)
         );
     }
     if !derived.errors.is_empty() {
         bail!(
-            "{}: its playbooks cannot be planned now; nothing was changed:\n  {}",
+            "{}: its playbooks cannot be planned now:\n  {}",
             path.display(),
             derived.errors.join("\n  ")
         );
@@ -242,7 +280,7 @@ pub fn rederive(path: &Path, saved: &Plan, recorded: &Recorded) -> Result<()> {
     let problems = differences(&saved.changes, &derived.changes, &pairs);
     if !problems.is_empty() {
         bail!(
-            "{} is not what its playbooks and variables give on this system now, so it is not applied; nothing was changed:\n  - {}",
+            "{} is not what its playbooks and variables give on this system now:\n  - {}",
             path.display(),
             problems.join("\n  - ")
         );
@@ -256,10 +294,8 @@ pub fn differences(
     derived: &[Change],
     playbooks: &[(&LoadedPlaybook, &Vars)],
 ) -> Vec<String> {
-    let now: BTreeMap<String, &Change> = derived
-        .iter()
-        .map(|c| (c.mutation.resource(), c))
-        .collect();
+    let now: BTreeMap<String, &Change> =
+        derived.iter().map(|c| (c.mutation.resource(), c)).collect();
     let was: BTreeSet<String> = saved.iter().map(|c| c.mutation.resource()).collect();
     let mut out = Vec::new();
     for change in saved {
@@ -338,17 +374,20 @@ fn unreachable_by_rules(change: &Change, playbooks: &[(&LoadedPlaybook, &Vars)])
             why.push(format!("its playbooks have no rule {who}"));
             continue;
         };
-        let can = rule.fix.iter().any(|action| match (action, &change.mutation) {
-            (Action::SetSysctl(s), Mutation::Sysctl { key, .. }) => {
-                s.key == *key || expand(&s.key, vars).is_ok_and(|k| k == *key)
-            }
-            (Action::SetEnv(e), Mutation::EnvFile { path, .. }) => {
-                expand(&e.file, vars).is_ok_and(|f| f == *path)
-            }
-            (Action::SetMtu(_), Mutation::LinkMtu { .. }) => true,
-            (Action::DeleteRootQdisc(_), Mutation::RootQdisc { .. }) => true,
-            _ => false,
-        });
+        let can = rule
+            .fix
+            .iter()
+            .any(|action| match (action, &change.mutation) {
+                (Action::SetSysctl(s), Mutation::Sysctl { key, .. }) => {
+                    s.key == *key || expand(&s.key, vars).is_ok_and(|k| k == *key)
+                }
+                (Action::SetEnv(e), Mutation::EnvFile { path, .. }) => {
+                    expand(&e.file, vars).is_ok_and(|f| f == *path)
+                }
+                (Action::SetMtu(_), Mutation::LinkMtu { .. }) => true,
+                (Action::DeleteRootQdisc(_), Mutation::RootQdisc { .. }) => true,
+                _ => false,
+            });
         if can {
             return None;
         }

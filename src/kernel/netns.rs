@@ -241,7 +241,10 @@ mod tests {
             ..here.clone()
         };
         let err = run_in(Some(&elsewhere), || Ok(())).unwrap_err();
-        assert!(err.to_string().contains("runs in the one with inode"), "{err}");
+        assert!(
+            err.to_string().contains("runs in the one with inode"),
+            "{err}"
+        );
         assert_eq!(identity(None).unwrap(), here);
         assert!(here.to_string().contains("tune ran in"), "{here}");
     }

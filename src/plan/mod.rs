@@ -72,6 +72,11 @@ pub struct MadeFrom {
     /// The `--var NAME=VALUE` overrides given.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// The facts snapshot planned against (`plan --facts FILE`): apply re-derives the
+    /// plan from it, and still checks every before-value on the live system. Absent
+    /// for a plan of the live system, which apply re-derives from facts gathered then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Facts>,
 }
 
 /// One playbook a plan was made from: where it came from, its digest and its text.
