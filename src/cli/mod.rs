@@ -464,6 +464,11 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             let recorded = verify::recorded(path, &plan).with_context(refused)?;
             verify::rederive(path, &plan, &recorded).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
+            print_out(&format!(
+                "\nRe-derived in {} from the playbooks it records:\n  {}\n",
+                recorded.netns,
+                recorded.provenance.join("\n  ")
+            ))?;
             plan
         }
         None => {

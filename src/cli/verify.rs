@@ -118,6 +118,8 @@ fn unknown_field(raw: &serde_json::Value, typed: &serde_json::Value, at: &str) -
 /// The playbooks, variables and namespace of a saved plan, checked.
 pub struct Recorded {
     pub set: PlaybookSet,
+    /// One line per playbook: source, digest, and how it was checked.
+    pub provenance: Vec<String>,
     /// Where to read facts and apply: the recorded namespace.
     pub netns: NetnsRecord,
 }
@@ -164,6 +166,7 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
     }
     check_namespace(ns)?;
     let mut loaded = Vec::new();
+    let mut provenance = Vec::new();
     for pb in playbooks {
         let digest = sha256_hex(pb.content.as_bytes());
         if digest != pb.sha256 {
@@ -190,8 +193,10 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
                     )
                 );
             }
-        } else if let Ok(now) = std::fs::read(&pb.source) {
-            let now = sha256_hex(&now);
+            provenance.push(format!("{}  sha256:{digest}  (bundled in this tune)", pb.source));
+        } else if let Some(now) = file_digest(Path::new(&pb.source))
+            .with_context(|| format!("{}: playbook {}", path.display(), pb.source))?
+        {
             if now != digest {
                 bail!(
                     "{}: playbook {} changed since the plan was made (SHA-256 {digest} in the plan, {now} now); make the plan again",
@@ -199,6 +204,12 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
                     pb.source
                 );
             }
+            provenance.push(format!("{}  sha256:{digest}  (same as that file)", pb.source));
+        } else {
+            provenance.push(format!(
+                "{}  sha256:{digest}  (not on this host: only the plan file's copy, review it)",
+                pb.source
+            ));
         }
         let parsed = playbook::parse(&pb.source, &pb.content).map_err(|d| Diagnostics(vec![d]))?;
         loaded.push(parsed);
@@ -207,8 +218,28 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         .with_context(|| format!("{}: the recorded playbooks and variables", path.display()))?;
     Ok(Recorded {
         set,
+        provenance,
         netns: ns.clone(),
     })
+}
+
+/// The SHA-256 of the playbook file at `path`, `None` when there is none. Not
+/// followed into anything but a regular file of at most the playbook size limit: the
+/// path comes from the plan file.
+fn file_digest(path: &Path) -> Result<Option<String>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot look at it"),
+    };
+    if !meta.is_file() || meta.len() > playbook::MAX_PLAYBOOK_BYTES {
+        bail!("not a regular file of at most {} bytes", playbook::MAX_PLAYBOOK_BYTES);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(playbook::MAX_PLAYBOOK_BYTES).read_to_end(&mut bytes))
+        .context("cannot read it")?;
+    Ok(Some(sha256_hex(&bytes)))
 }
 
 /// Refuses to go on unless the recorded namespace is the one apply will work in: the
