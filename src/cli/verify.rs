@@ -193,7 +193,10 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
                     )
                 );
             }
-            provenance.push(format!("{}  sha256:{digest}  (bundled in this tune)", pb.source));
+            provenance.push(format!(
+                "{}  sha256:{digest}  (bundled in this tune)",
+                pb.source
+            ));
         } else if let Some(now) = file_digest(Path::new(&pb.source))
             .with_context(|| format!("{}: playbook {}", path.display(), pb.source))?
         {
@@ -204,7 +207,10 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
                     pb.source
                 );
             }
-            provenance.push(format!("{}  sha256:{digest}  (same as that file)", pb.source));
+            provenance.push(format!(
+                "{}  sha256:{digest}  (same as that file)",
+                pb.source
+            ));
         } else {
             provenance.push(format!(
                 "{}  sha256:{digest}  (not on this host: only the plan file's copy, review it)",
@@ -233,7 +239,10 @@ fn file_digest(path: &Path) -> Result<Option<String>> {
         Err(e) => return Err(e).context("cannot look at it"),
     };
     if !meta.is_file() || meta.len() > playbook::MAX_PLAYBOOK_BYTES {
-        bail!("not a regular file of at most {} bytes", playbook::MAX_PLAYBOOK_BYTES);
+        bail!(
+            "not a regular file of at most {} bytes",
+            playbook::MAX_PLAYBOOK_BYTES
+        );
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -425,4 +434,37 @@ fn unreachable_by_rules(change: &Change, playbooks: &[(&LoadedPlaybook, &Vars)])
         why.push(format!("rule {who} has no fix that changes it"));
     }
     Some(why.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_found_at_any_depth() {
+        let typed = json!({"a": 1, "b": [{"c": 2}, {"c": 3}], "d": {"e": null}});
+        assert_eq!(unknown_field(&typed, &typed, ""), None);
+        let cases = [
+            (json!({"a": 1, "x": 0}), ".x"),
+            (json!({"b": [{"c": 2}, {"c": 3, "y": 1}]}), ".b[1].y"),
+            (json!({"d": {"e": null, "z": true}}), ".d.z"),
+        ];
+        for (raw, at) in cases {
+            assert_eq!(
+                unknown_field(&raw, &typed, "").as_deref(),
+                Some(at),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_outside_1970_to_9999_are_refused() {
+        let p = Path::new("f.json");
+        assert!(check_time(p, "t", 1.7e9).is_ok());
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 1e12] {
+            assert!(check_time(p, "t", bad).is_err(), "{bad}");
+        }
+    }
 }
