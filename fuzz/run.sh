@@ -40,6 +40,13 @@ printf '<4>[ 1234.567890] Memory cgroup out of memory: Killed process 27281 (jav
 cp corpus/kmsg/seed-2 corpus/oom/seed-1
 printf 'oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/docker/0f2b,task_memcg=/docker/0f2b,task=java,pid=27281,uid=0\nMemory cgroup out of memory: Killed process 27281 (java) total-vm:4005196kB, anon-rss:537484kB\n' > corpus/oom/seed-2
 
+# Inputs that crashed a target once (fuzz/regressions/TARGET/) are run first, always.
+for dir in regressions/*/; do
+  target=$(basename "$dir")
+  mkdir -p "corpus/$target"
+  cp "$dir"* "corpus/$target/"
+done
+
 status=0
 printf '%-12s %12s %8s  %s\n' target execs seconds result
 for target in $(cargo fuzz list); do
