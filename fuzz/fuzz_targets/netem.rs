@@ -15,5 +15,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = qdisc::creation_options(kind, data);
     }
     let hex = qdisc::to_hex(data);
-    assert_eq!(qdisc::from_hex(&hex).as_deref(), Some(data), "hex round trip");
+    assert_eq!(
+        qdisc::from_hex(&hex).as_deref(),
+        Some(data),
+        "hex round trip"
+    );
 });

@@ -14,6 +14,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = tune::domain::time::rfc3339(plan.created_at);
     for change in &plan.changes {
         let m = &change.mutation;
-        let _ = (m.resource(), m.before_label(), m.after_label(), m.before(), m.after());
+        let _ = (
+            m.resource(),
+            m.before_label(),
+            m.after_label(),
+            m.before(),
+            m.after(),
+        );
     }
 });

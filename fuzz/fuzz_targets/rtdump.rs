@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use tune::kernel::rtdump::{self, RTM_NEWLINK, RTM_NEWQDISC};
 
 fuzz_target!(|data: &[u8]| {
-    let seq = data.get(..4).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    let seq = data
+        .get(..4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
     let _ = rtdump::read_datagram(data, seq, |kind, payload| {
         match kind {
             RTM_NEWLINK => {
