@@ -327,14 +327,14 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
     assert!(shown.contains("--- /dev/null"), "{shown}");
     assert!(shown.contains("takes effect when the JVM"), "{shown}");
 
-    // The process exits between plan and apply: not an error, the file is still fixed.
-    drop(java);
-    let out = tune(&state, &["apply", &plan_arg]);
+    // The saved plan is re-derived from live facts (the JVM still runs) and applied.
+    let out = tune(&state, &["apply", "--yes", &plan_arg]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         std::fs::read_to_string(&env_file).unwrap(),
         "JAVA_TOOL_OPTIONS=-Xmx256m\n"
     );
+    drop(java);
     // Planned again with the process gone: nothing fires, nothing errs.
     let out = tune(
         &state,
@@ -581,7 +581,7 @@ fn apply_and_roll_back(env_file: &Path, expected_after: &str) {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("takes effect when the JVM"), "{shown}");
-    let out = tune(&state, &["apply", plan_file.to_str().unwrap()]);
+    let out = tune(&state, &["apply", "--yes", plan_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(env_file).unwrap(), expected_after);
     if let Some(m) = &before_meta {
@@ -739,7 +739,7 @@ fn env_file_symlink_out_of_the_directory_unreadable_file_and_drift_are_refused()
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     std::fs::write(&private, "JAVA_TOOL_OPTIONS=-Xmx3g\n").unwrap();
-    let out = tune(&state, &["apply", plan_file.to_str().unwrap()]);
+    let out = tune(&state, &["apply", "--yes", plan_file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("changed since the plan"),

@@ -339,6 +339,7 @@ fn plan_json(out: &Output) -> Value {
     let obj = v.as_object_mut().unwrap();
     obj.remove("created_at");
     obj.remove("netns");
+    obj.remove("made_from");
     v
 }
 
@@ -391,6 +392,14 @@ fn netns_and_netns_pid_plan_like_running_inside_the_namespace() {
     let _ = holder.kill();
     let _ = holder.wait();
 
+    // All three record the same namespace, `ip netns exec` by its inode alone.
+    let inode = |out: &Output| {
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["made_from"]["netns"]["inode"].as_u64()
+    };
+    assert_eq!(inode(&inside), Some(target.ino()));
+    assert_eq!(inode(&by_name), Some(target.ino()));
+    assert_eq!(inode(&by_pid), Some(target.ino()));
     let expected = plan_json(&inside);
     assert_eq!(
         expected["changes"].as_array().unwrap().len(),
@@ -480,7 +489,7 @@ fn tbf_and_htb_are_deleted_and_recreated_exactly() {
         0
     );
     ns.tc("qdisc del dev h0 root");
-    let out = tune.run(&["apply", plan]);
+    let out = tune.run(&["apply", "--yes", plan]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("qdisc:h0 root") && text(&out).contains("found \"(none)\""));
     assert!(
@@ -522,27 +531,55 @@ fn vanished_renamed_and_refused_links_are_clear_errors() {
         0
     );
 
-    // The kernel refuses an MTU below the device minimum on the second step: its
-    // extended-ack message is reported and the first step is undone.
+    // An edited plan file (the second MTU changed) is refused before anything changes:
+    // apply re-derives the plan from its playbooks.
     let mut edited: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
     let changes = edited["changes"].as_array_mut().unwrap();
     assert_eq!(changes.len(), 2);
     changes[1]["mutation"]["after"] = Value::from(60);
     let refused = dir.path().join("refused.json");
     std::fs::write(&refused, edited.to_string()).unwrap();
-    let out = tune.run(&["apply", refused.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = tune.run(&["apply", "--yes", refused.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("mtu less than device minimum"),
+        text(&out).contains("the plan file was edited"),
         "{}",
         text(&out)
     );
-    assert!(text(&out).contains("every completed step was rolled back"));
+    assert_eq!((ns.mtu("a0"), ns.mtu("b0")), (576, 600));
+
+    // The kernel refuses an MTU below the device minimum on the second step: its
+    // extended-ack message is reported and the first step is undone. No plan file can
+    // ask for that any more, so the apply engine gets the changes directly.
+    let changes: Vec<tune::plan::Change> =
+        serde_json::from_value(edited["changes"].clone()).unwrap();
+    let record = tune::kernel::netns::NetnsTarget::Name(ns.name.clone())
+        .resolve()
+        .unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = tune::apply::journal::StateDir::open(state_dir.path()).unwrap();
+    let report = tune::kernel::netns::run_in(Some(&record), || {
+        tune::apply::apply(
+            &state,
+            &mut tune::apply::SystemExecutor,
+            "test",
+            Some(&record),
+            &changes,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        report.status,
+        tune::apply::journal::Status::FailedRolledBack,
+        "{report:?}"
+    );
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("mtu less than device minimum"), "{report:?}");
     assert_eq!((ns.mtu("a0"), ns.mtu("b0")), (576, 600));
 
     // Renamed since the plan: refused before anything changes.
     ns.ip("link set b0 name b9");
-    let out = tune.run(&["apply", plan]);
+    let out = tune.run(&["apply", "--yes", plan]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("now named \\\"b9\\\""),
@@ -553,7 +590,7 @@ fn vanished_renamed_and_refused_links_are_clear_errors() {
 
     // Vanished (the pair goes together).
     ns.ip("link del a0");
-    let out = tune.run(&["apply", plan]);
+    let out = tune.run(&["apply", "--yes", plan]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no longer exists"), "{}", text(&out));
 

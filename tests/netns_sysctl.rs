@@ -402,24 +402,48 @@ fn two_values(ns: &Netns) -> (String, String) {
 
 /// A plan file with two changes whose second one the kernel refuses
 /// (ip_local_port_range may not start below ip_unprivileged_port_start = 1024).
-fn two_step_plan(ns: &Netns, second_after: &str) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
-    let somaxconn = ns.sysctl("net.core.somaxconn");
-    let range = ns.sysctl("net.ipv4.ip_local_port_range");
-    serde_json::json!({
-        "format": 1,
-        "created_at": 0.0,
-        "hostname": host.trim(),
-        "findings": [],
-        "errors": [],
-        "changes": [
-            {"rules": ["test/first"], "evidence": [],
-             "mutation": {"kind": "sysctl", "key": "net.core.somaxconn", "before": somaxconn, "after": "5000"}},
-            {"rules": ["test/second"], "evidence": [],
-             "mutation": {"kind": "sysctl", "key": "net.ipv4.ip_local_port_range", "before": range, "after": second_after}}
-        ]
-    })
-    .to_string()
+/// A playbook whose rules set net.core.somaxconn to 5000, then ip_local_port_range
+/// to `second_after`.
+fn two_step_playbook(dir: &std::path::Path, second_after: &str) -> std::path::PathBuf {
+    let path = dir.join("two-steps.yml");
+    let text = format!(
+        "name: test
+description: Two sysctl changes, for the apply machinery.
+rules:
+  - id: first
+    description: somaxconn is not 5000.
+    detect:
+      sysctl: {{key: net.core.somaxconn, not_equals: 5000}}
+    fix:
+      - set_sysctl: {{key: net.core.somaxconn, value: 5000}}
+  - id: second
+    description: the port range is not the one asked for.
+    detect:
+      sysctl: {{key: net.ipv4.ip_local_port_range, not_equals: \"{second_after}\"}}
+    fix:
+      - set_sysctl: {{key: net.ipv4.ip_local_port_range, value: \"{second_after}\"}}
+"
+    );
+    std::fs::write(&path, text).expect("write playbook");
+    path
+}
+
+/// A saved plan of the two steps of [`two_step_playbook`], made in the namespace.
+fn two_step_plan(ns: &Netns, dir: &std::path::Path, second_after: &str) -> std::path::PathBuf {
+    let playbook = two_step_playbook(dir, second_after);
+    let plan = dir.join("plan.json");
+    let out = ns.tune(
+        dir,
+        &[
+            "plan",
+            "-p",
+            playbook.to_str().expect("utf8"),
+            "-o",
+            plan.to_str().expect("utf8"),
+        ],
+    );
+    assert_code(&out, 0, "plan -o");
+    plan
 }
 
 #[test]
@@ -430,9 +454,11 @@ fn kernel_refusal_mid_apply_rolls_back_earlier_steps() {
     let ns = Netns::new("refuse");
     let state = tempfile::tempdir().expect("tempdir");
     let before = two_values(&ns);
-    let plan_file = state.path().join("plan.json");
-    std::fs::write(&plan_file, two_step_plan(&ns, "1000 2000")).expect("write plan");
-    let out = ns.tune(state.path(), &["apply", plan_file.to_str().expect("utf8")]);
+    let plan_file = two_step_plan(&ns, state.path(), "1000 2000");
+    let out = ns.tune(
+        state.path(),
+        &["apply", "--yes", plan_file.to_str().expect("utf8")],
+    );
     assert_code(&out, 3, "apply with a refused value");
     let t = text(&out);
     assert!(t.contains("the kernel refused \"1000 2000\""), "{t}");
@@ -451,12 +477,11 @@ fn crash_mid_apply_is_recovered_by_rollback() {
     let ns = Netns::new("crash");
     let state = tempfile::tempdir().expect("tempdir");
     let before = two_values(&ns);
-    let plan_file = state.path().join("plan.json");
-    std::fs::write(&plan_file, two_step_plan(&ns, "10000 65535")).expect("write plan");
+    let plan_file = two_step_plan(&ns, state.path(), "10000 65535");
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(support::tune_bin())
-        .args(["apply", plan_file.to_str().expect("utf8")])
+        .args(["apply", "--yes", plan_file.to_str().expect("utf8")])
         .env("TUNE_STATE_DIR", state.path())
         .env("TUNE_FAULT_CRASH_AFTER_STEP", "0")
         .output()
@@ -466,7 +491,11 @@ fn crash_mid_apply_is_recovered_by_rollback() {
     let history = text(&ns.tune(state.path(), &["history"]));
     assert!(history.contains("interrupted"), "{history}");
     // A new apply is refused until the interrupted one is dealt with.
-    let again = ns.tune(state.path(), &["apply", plan_file.to_str().expect("utf8")]);
+    let playbook = two_step_playbook(state.path(), "10000 65535");
+    let again = ns.tune(
+        state.path(),
+        &["apply", "--yes", "-p", playbook.to_str().expect("utf8")],
+    );
     assert_code(&again, 1, "apply after a crash");
     assert!(text(&again).contains("is interrupted"), "{}", text(&again));
     assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
@@ -490,7 +519,7 @@ fn drift_refuses_apply_and_rollback_unless_forced() {
         "plan -o",
     );
     ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20100");
-    let out = ns.tune(state.path(), &["apply", plan_arg]);
+    let out = ns.tune(state.path(), &["apply", "--yes", plan_arg]);
     assert_code(&out, 1, "apply of a stale plan");
     assert!(
         text(&out).contains(
@@ -568,22 +597,43 @@ fn a_global_sysctl_refused_inside_a_namespace_rolls_back() {
         return;
     }
     let state = tempfile::tempdir().expect("tempdir");
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let somaxconn = ns.sysctl("net.core.somaxconn");
     let max = ns.sysctl("net.netfilter.nf_conntrack_max");
-    let plan = serde_json::json!({
-        "format": 1, "created_at": 0.0, "hostname": host.trim(), "findings": [], "errors": [],
-        "changes": [
-            {"rules": ["t/a"], "evidence": [],
-             "mutation": {"kind": "sysctl", "key": "net.core.somaxconn", "before": somaxconn, "after": "5000"}},
-            {"rules": ["t/b"], "evidence": [],
-             "mutation": {"kind": "sysctl", "key": "net.netfilter.nf_conntrack_max", "before": max,
-                          "after": (max.parse::<u64>().expect("number") * 2).to_string()}}
-        ]
-    });
+    let doubled = max.parse::<u64>().expect("number") * 2;
+    let playbook = state.path().join("global.yml");
+    let yaml = format!(
+        "name: t
+description: A per-namespace sysctl, then a global one.
+rules:
+  - id: a
+    description: somaxconn is not 5000.
+    detect:
+      sysctl: {{key: net.core.somaxconn, not_equals: 5000}}
+    fix:
+      - set_sysctl: {{key: net.core.somaxconn, value: 5000}}
+  - id: b
+    description: the conntrack table could be larger.
+    detect:
+      sysctl: {{key: net.netfilter.nf_conntrack_max, below: {doubled}}}
+    fix:
+      - set_sysctl: {{key: net.netfilter.nf_conntrack_max, at_least: {doubled}}}
+"
+    );
+    std::fs::write(&playbook, yaml).expect("write playbook");
     let file = state.path().join("plan.json");
-    std::fs::write(&file, plan.to_string()).expect("write plan");
-    let out = ns.tune(state.path(), &["apply", file.to_str().expect("utf8")]);
+    let file_arg = file.to_str().expect("utf8");
+    let planned = ns.tune(
+        state.path(),
+        &[
+            "plan",
+            "-p",
+            playbook.to_str().expect("utf8"),
+            "-o",
+            file_arg,
+        ],
+    );
+    assert_code(&planned, 0, "plan -o");
+    let out = ns.tune(state.path(), &["apply", "--yes", file_arg]);
     assert_code(&out, 3, "apply of a global sysctl inside a namespace");
     assert!(
         text(&out).contains("global sysctls are writable only from the initial network namespace"),

@@ -180,10 +180,13 @@ fn own_netns() -> Option<u64> {
 /// Why `t` cannot be rolled back from here: it was applied in tune's own namespace,
 /// and that was another one than the caller's (`ip netns exec` shares a state dir).
 pub fn foreign(t: &Transaction) -> Option<String> {
-    if t.netns.is_some() {
-        return None;
-    }
-    let then = pending(t)?.own_netns?;
+    let then = match &t.netns {
+        // Named (`--netns`) or held by a process (`--netns-pid`): rollback enters it.
+        Some(r) if r.name.is_some() || r.pid.is_some() => return None,
+        // The namespace tune ran in, recorded by its inode.
+        Some(r) => r.inode,
+        None => pending(t)?.own_netns?,
+    };
     let now = own_netns();
     (now != Some(then)).then(|| {
         format!(

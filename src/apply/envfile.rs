@@ -4,7 +4,9 @@
 //! A write goes to a temporary file in the same directory, which is fsynced, given
 //! the old file's mode and owner, renamed over the file, and then the directory is
 //! fsynced, so after a crash the file holds either the old or the new content, never
-//! a mix. Paths are resolved by `facts::envfile::resolve` every time, which refuses
+//! a mix. A crash before the rename leaves the temporary file behind; the next write
+//! of that file (apply or rollback) removes it. Paths are resolved by
+//! `facts::envfile::resolve` every time, which refuses symlinked directories and
 //! symlinks that lead out of the file's directory.
 
 use std::fs::File;
@@ -33,6 +35,7 @@ pub fn write(path: &str, after: Option<&str>) -> Result<()> {
     let dir = target
         .parent()
         .ok_or_else(|| anyhow!("{} has no directory", target.display()))?;
+    remove_stale_temp_files(&target, dir);
     match after {
         None => match std::fs::remove_file(&target) {
             Ok(()) => sync_dir(dir),
@@ -49,12 +52,8 @@ fn replace(target: &Path, dir: &Path, content: &[u8]) -> Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("cannot stat {}", target.display())),
     };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tune-"))
+        .prefix(&temp_prefix(target))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     let file: &mut File = temp.as_file_mut();
@@ -82,8 +81,67 @@ fn replace(target: &Path, dir: &Path, content: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Temporary files for `target` are named `.NAME.tune-XXXXXX` beside it.
+fn temp_prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.tune-")
+}
+
+/// Removes the temporary files a crashed apply or rollback of `target` left beside it
+/// (the apply lock is held, so none is in use). Only regular files are removed, never
+/// through a link; a failure to remove one is not an error.
+fn remove_stale_temp_files(target: &Path, dir: &Path) {
+    let prefix = temp_prefix(target);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        });
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot fsync directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_left_by_a_crash_are_removed_on_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let target = dir.join("app.env");
+        std::fs::write(dir.join(".app.env.tune-Ab12Cd"), "half").unwrap();
+        std::fs::write(dir.join(".app.env.tune-keep.me"), "not ours").unwrap();
+        std::fs::write(dir.join(".other.env.tune-Ab12Cd"), "another file's").unwrap();
+        write(&target.display().to_string(), Some("A=1\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "A=1\n");
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".app.env.tune-keep.me", ".other.env.tune-Ab12Cd", "app.env"]
+        );
+        std::fs::write(dir.join(".app.env.tune-Zz9"), "half").unwrap();
+        write(&target.display().to_string(), None).unwrap();
+        assert!(!dir.join(".app.env.tune-Zz9").exists());
+        assert!(!target.exists());
+    }
 }

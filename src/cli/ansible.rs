@@ -254,7 +254,9 @@ fn warnings(plan: &Plan) -> Vec<String> {
 
 fn plan_here(set: &PlaybookSet, sources: &Sources) -> Result<Plan> {
     let ns = sources.netns.resolve()?;
-    let mut plan = netns::run_in(ns.as_ref(), || make_plan(set, None, &Default::default()))?;
+    let mut plan = netns::run_in(ns.as_ref(), || {
+        Ok(make_plan(set, None, &Default::default()))
+    })?;
     plan.netns = ns;
     Ok(plan)
 }

@@ -14,6 +14,7 @@ pub mod schema;
 mod test_cmd;
 mod transactions;
 mod validate;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -359,6 +360,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
 struct PlaybookSet {
     playbooks: Vec<LoadedPlaybook>,
     vars: BTreeMap<String, Vars>,
+    /// The `--var`s given, recorded in saved plans.
+    overrides: BTreeMap<String, String>,
 }
 
 impl PlaybookSet {
@@ -367,6 +370,20 @@ impl PlaybookSet {
             .iter()
             .filter_map(|pb| self.vars.get(&pb.playbook.name).map(|v| (pb, v)))
             .collect()
+    }
+
+    /// What a plan made from this set in namespace `ns` records about its inputs.
+    fn made_from(&self, ns: Option<&NetnsRecord>, facts: Option<Facts>) -> Result<plan::MadeFrom> {
+        Ok(plan::MadeFrom {
+            netns: netns::identity(ns)?,
+            playbooks: self
+                .playbooks
+                .iter()
+                .map(|pb| plan::PlanPlaybook::of(&pb.source, &pb.text))
+                .collect(),
+            vars: self.overrides.clone(),
+            facts,
+        })
     }
 }
 
@@ -377,6 +394,14 @@ fn load(sources: &Sources) -> Result<PlaybookSet> {
         playbook::load_paths(&sources.paths)?
     };
     let overrides: BTreeMap<String, String> = sources.vars.iter().cloned().collect();
+    resolve_set(playbooks, &overrides)
+}
+
+/// Checks loaded playbooks with the `--var` overrides and resolves their variables.
+fn resolve_set(
+    playbooks: Vec<LoadedPlaybook>,
+    overrides: &BTreeMap<String, String>,
+) -> Result<PlaybookSet> {
     for name in overrides.keys() {
         let declared = playbooks
             .iter()
@@ -385,11 +410,15 @@ fn load(sources: &Sources) -> Result<PlaybookSet> {
             bail!("--var {name}: no loaded playbook declares a variable named {name:?}");
         }
     }
-    let (vars, problems) = playbook::check_set(&playbooks, &overrides);
+    let (vars, problems) = playbook::check_set(&playbooks, overrides);
     if !problems.is_empty() {
         return Err(Diagnostics(problems).into());
     }
-    Ok(PlaybookSet { playbooks, vars })
+    Ok(PlaybookSet {
+        playbooks,
+        vars,
+        overrides: overrides.clone(),
+    })
 }
 
 fn print_out(text: &str) -> Result<()> {
@@ -421,20 +450,18 @@ fn read_versioned<T: serde::de::DeserializeOwned>(
 }
 
 fn read_facts_file(path: &Path) -> Result<Facts> {
-    read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)
+    let facts = read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)?;
+    verify::check_time(path, "collected_at", facts.collected_at)?;
+    Ok(facts)
 }
 
-fn make_plan(
-    set: &PlaybookSet,
-    facts_file: Option<&Path>,
-    options: &facts::GatherOptions,
-) -> Result<Plan> {
+/// Plans against a snapshot, or against this host's facts gathered now.
+fn make_plan(set: &PlaybookSet, snapshot: Option<&Facts>, options: &facts::GatherOptions) -> Plan {
     let pairs = set.pairs();
-    let facts = match facts_file {
-        Some(path) => read_facts_file(path)?,
-        None => gather_lazily(&pairs, options),
-    };
-    Ok(plan::plan_from_facts(&pairs, &facts))
+    match snapshot {
+        Some(facts) => plan::plan_from_facts(&pairs, facts),
+        None => plan::plan_from_facts(&pairs, &gather_lazily(&pairs, options)),
+    }
 }
 
 /// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
@@ -479,9 +506,11 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
         );
     }
     let options = args.observe.options(ns.as_ref())?;
+    let snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
     let mut plan = netns::run_in(ns.as_ref(), || {
-        make_plan(&set, args.facts.as_deref(), &options)
+        Ok(make_plan(&set, snapshot.as_ref(), &options))
     })?;
+    plan.made_from = Some(set.made_from(ns.as_ref(), snapshot)?);
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -513,10 +542,6 @@ fn write_plan_file(path: &Path, plan: &Plan) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write plan to {}", path.display()))
 }
 
-fn read_plan_file(path: &Path) -> Result<Plan> {
-    read_versioned(path, "plan", |p: &Plan| p.format, plan::PLAN_FORMAT)
-}
-
 fn require_root(what: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -543,12 +568,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
                     "a saved plan is applied exactly as reviewed; -p, --var, --kernel-log and --sample-window cannot be combined with PLAN_FILE"
                 );
             }
-            let plan = read_plan_file(path)?;
-            check_same_netns(
-                &args.sources.netns,
-                plan.netns.as_ref(),
-                &format!("the plan {}", path.display()),
-            )?;
+            let refused = || format!("{} is refused; nothing was changed", path.display());
+            let plan = verify::read_plan_file(path).with_context(refused)?;
             let host = facts::hostname();
             if plan.hostname != host {
                 bail!(
@@ -557,13 +578,30 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
                     plan.hostname
                 );
             }
+            check_same_netns(
+                &args.sources.netns,
+                plan.made_from.as_ref().map(|m| &m.netns),
+                &format!("the plan {}", path.display()),
+            )?;
+            let recorded = verify::recorded(path, &plan).with_context(refused)?;
+            // The kernel log's scope (host-wide, a container's memcg) follows the
+            // namespace the plan was made in, as it did when it was made.
+            let options = args.observe.options(Some(&recorded.netns))?;
+            verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
+            print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
+            print_out(&format!(
+                "\nRe-derived in {} from the playbooks it records:\n  {}\n",
+                recorded.netns,
+                recorded.provenance.join("\n  ")
+            ))?;
             plan
         }
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
             let options = args.observe.options(ns.as_ref())?;
-            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None, &options))?;
+            let mut plan = netns::run_in(ns.as_ref(), || Ok(make_plan(&set, None, &options)))?;
+            plan.made_from = Some(set.made_from(ns.as_ref(), None)?);
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan
@@ -579,13 +617,16 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         print_out(&render::nothing_to_apply(&plan))?;
         return Ok(exit::OK);
     }
-    if args.plan_file.is_none() && !args.yes && !confirm(plan.changes.len())? {
+    if !args.yes && !confirm(plan.changes.len())? {
         print_out("Not applied.\n")?;
         return Ok(exit::OK);
     }
     let mut checks = confirm::preflight(&args.confirm, state_dir)?;
     let state = StateDir::open(state_dir)?;
-    let ns = plan.netns.as_ref();
+    // The namespace the plan was made in, also when none was named, so the journal
+    // (and rollback) know it.
+    let recorded = plan.made_from.as_ref().map(|m| m.netns.clone());
+    let ns = recorded.as_ref().or(plan.netns.as_ref());
     let report = netns::run_in(ns, || {
         apply::apply(
             &state,
@@ -609,7 +650,7 @@ fn confirm(n: usize) -> Result<bool> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         bail!(
-            "standard input is not a terminal, so tune cannot ask before applying {n} change(s); pass --yes to apply without asking, or save a plan with `tune plan -o FILE` and `tune apply FILE`. Nothing was changed."
+            "standard input is not a terminal, so tune cannot ask before applying {n} change(s); review it first (`tune plan -o FILE`, then `tune apply --yes FILE` applies exactly that) or pass --yes to apply without asking. Nothing was changed."
         );
     }
     let mut err = anstream::stderr();

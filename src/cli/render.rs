@@ -468,17 +468,8 @@ pub fn report(what: &str, report: &Report) -> String {
     out
 }
 
-/// The last second humantime (RFC 3339, four-digit years) can print: 9999-12-31T23:59:59Z.
-const LAST_PRINTABLE_SECOND: f64 = 253_402_300_799.0;
-
-/// A journal time; one from a damaged or hand-made journal that no calendar date can
-/// show is printed as the number it is.
 pub fn time(t: f64) -> String {
-    if !(0.0..=LAST_PRINTABLE_SECOND).contains(&t) {
-        return format!("(time {t} out of range)");
-    }
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::domain::time::rfc3339(t)
 }
 
 pub fn history(transactions: &[Transaction]) -> String {

@@ -174,8 +174,7 @@ pub fn heap_verdict(c: &JvmHeapCondition, vars: &Vars, facts: &Facts) -> Verdict
 }
 
 fn time_text(t: f64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0.0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::domain::time::rfc3339(t)
 }
 
 impl OomKill {

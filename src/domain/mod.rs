@@ -1,5 +1,6 @@
 //! Pure knowledge that depends on no stage: HotSpot's heap arithmetic, `KEY=VALUE`
-//! file editing, port lists, qdisc data and netem options.
+//! file editing, port lists, qdisc data and netem options, times from files shown
+//! without panicking.
 //!
 //! Nothing here does I/O or names `facts`, `detect`, `plan`, `apply`, `cli` or
 //! `playbook`; every stage may use it.
@@ -8,3 +9,4 @@ pub mod envfile;
 pub mod jvm;
 pub mod ports;
 pub mod qdisc;
+pub mod time;

@@ -1,11 +1,12 @@
 //! Environment files named by `set_env` fixes: where they really are and what they
 //! hold, byte for byte.
 //!
-//! The *intended directory* of `/etc/default/tomcat9` is `/etc/default` (with its own
-//! symlinks resolved). A symlink in that directory that points to a file in the same
-//! directory is followed (edits go to its target, the link stays); one that points
-//! anywhere else, or nowhere, is refused, so a planted link cannot steer a root
-//! write to another file. The apply executor (`apply::envfile`) resolves through the
+//! The *intended directory* of `/etc/default/tomcat9` is `/etc/default`, and every
+//! directory on the way there must be a real directory: a symlinked directory anywhere
+//! in the path is refused. A symlink in that directory that names a regular file in the
+//! same directory is followed (edits go to its target, the link stays); one that points
+//! anywhere else, to another link, or nowhere, is refused, so a planted link cannot
+//! steer a root write to another file. The apply executor (`apply::envfile`) resolves through the
 //! same function before every read and write.
 
 use std::io::{ErrorKind, Read};
@@ -29,39 +30,86 @@ pub fn resolve(path: &str) -> Result<PathBuf, String> {
     {
         return Err(format!("{path:?} must name a file without `.` or `..`"));
     }
-    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
         return Err(format!("{path:?} does not name a file"));
     };
-    let dir = std::fs::canonicalize(parent)
-        .map_err(|e| format!("directory {}: {}", parent.display(), describe_io_error(&e)))?;
+    check_directories(dir)?;
+    let dir = dir.to_path_buf();
     let file = dir.join(name);
     match std::fs::symlink_metadata(&file) {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(file),
         Err(e) => Err(format!("{}: {}", file.display(), describe_io_error(&e))),
         Ok(meta) if meta.file_type().is_symlink() => {
-            let target = std::fs::canonicalize(&file).map_err(|e| {
-                format!(
-                    "{}: a symlink to nowhere ({})",
-                    file.display(),
-                    describe_io_error(&e)
-                )
-            })?;
-            if target.parent() != Some(dir.as_path()) {
+            let link = std::fs::read_link(&file)
+                .map_err(|e| format!("{}: {}", file.display(), describe_io_error(&e)))?;
+            let target = dir.join(&link);
+            // Lexically, without following anything: the link must name a file of
+            // this directory (`real`, `./real` or `/same/dir/real`), which must be a
+            // regular file itself, not another link.
+            let plain = !link.components().any(|c| matches!(c, Component::ParentDir));
+            let target_dir: PathBuf = target
+                .parent()
+                .map(|d| d.components().filter(|c| *c != Component::CurDir).collect())
+                .unwrap_or_default();
+            if !plain || target_dir != dir {
                 return Err(format!(
                     "{} is a symlink to {}, outside {}; refusing to follow it",
                     file.display(),
-                    target.display(),
+                    link.display(),
                     dir.display()
                 ));
             }
-            if !target.is_file() {
-                return Err(format!("{} is not a regular file", target.display()));
+            match std::fs::symlink_metadata(&target) {
+                Err(e) => Err(format!(
+                    "{}: a symlink to nowhere ({})",
+                    file.display(),
+                    describe_io_error(&e)
+                )),
+                Ok(m) if m.is_file() => Ok(target),
+                Ok(_) => Err(format!(
+                    "{} is a symlink to {}, which is not a regular file; refusing to follow it",
+                    file.display(),
+                    target.display()
+                )),
             }
-            Ok(target)
         }
         Ok(meta) if meta.is_file() => Ok(file),
         Ok(_) => Err(format!("{} is not a regular file", file.display())),
     }
+}
+
+/// Refuses a path whose directories are not all real directories: a symlinked
+/// directory anywhere in it (`/etc/default` → `/tmp/x`) would steer root's write to
+/// wherever the link points. Each component is looked at without following it.
+fn check_directories(dir: &Path) -> Result<(), String> {
+    let mut at = PathBuf::new();
+    for component in dir.components() {
+        at.push(component);
+        if component == Component::RootDir {
+            continue;
+        }
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&at)
+                    .map(|t| format!(" (to {})", t.display()))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{} is a symlink{to}: an environment file's directories must be real directories, not links; name the file by its real path",
+                    at.display()
+                ));
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Err(e) => {
+                return Err(format!(
+                    "directory {}: {}",
+                    at.display(),
+                    describe_io_error(&e)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The content of the environment file, `None` when it does not exist.
@@ -138,5 +186,36 @@ mod tests {
         assert!(read(&p("bin")).unwrap_err().contains("NUL"));
         std::fs::write(dir.join("latin1"), b"A=\xe9\n").unwrap();
         assert!(read(&p("latin1")).unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn symlinked_directories_anywhere_in_the_path_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(dir.join("real/sub")).unwrap();
+        std::fs::write(dir.join("real/sub/env"), "A=1\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("linked")).unwrap();
+        std::os::unix::fs::symlink("sub", dir.join("real/linkedsub")).unwrap();
+        let p = |n: &str| dir.join(n).display().to_string();
+        assert_eq!(read(&p("real/sub/env")).unwrap().as_deref(), Some("A=1\n"));
+        for through in ["linked/sub/env", "real/linkedsub/env", "linked/sub/new"] {
+            let err = read(&p(through)).unwrap_err();
+            assert!(err.contains("is a symlink"), "{through}: {err}");
+        }
+        // A link to a link, even within the directory, is not followed.
+        std::os::unix::fs::symlink("env", dir.join("real/sub/one")).unwrap();
+        std::os::unix::fs::symlink("one", dir.join("real/sub/two")).unwrap();
+        assert_eq!(
+            resolve(&p("real/sub/one")).unwrap(),
+            dir.join("real/sub/env")
+        );
+        assert!(
+            read(&p("real/sub/two"))
+                .unwrap_err()
+                .contains("not a regular file")
+        );
+        // `sub/../sub/env` style targets are refused rather than normalised.
+        std::os::unix::fs::symlink("../sub/env", dir.join("real/sub/up")).unwrap();
+        assert!(read(&p("real/sub/up")).unwrap_err().contains("refusing"));
     }
 }

@@ -9,7 +9,9 @@
 //! current-thread runtime created on the namespace thread itself.
 //!
 //! A namespace is identified by the inode of its nsfs file, so a rollback can tell
-//! "the same namespace" from "a new one that got the same name or pid".
+//! "the same namespace" from "a new one that got the same name or pid". When none is
+//! named, the namespace `tune` runs in is recorded the same way ([`current`]), so a plan
+//! made under `ip netns exec` is refused anywhere else.
 
 use std::fmt;
 use std::fs::File;
@@ -43,7 +45,11 @@ impl fmt::Display for NetnsRecord {
         match (&self.name, self.pid) {
             (Some(name), _) => write!(f, "network namespace {name:?}"),
             (None, Some(pid)) => write!(f, "the network namespace of pid {pid}"),
-            (None, None) => write!(f, "network namespace with inode {}", self.inode),
+            (None, None) => write!(
+                f,
+                "the network namespace tune ran in (inode {})",
+                self.inode
+            ),
         }
     }
 }
@@ -53,6 +59,27 @@ impl fmt::Display for NetnsRecord {
 pub enum NetnsTarget {
     Name(String),
     Pid(u32),
+    /// The namespace the calling thread is in (none was named: `tune` run directly or
+    /// under `ip netns exec`).
+    Current,
+}
+
+/// Where the calling thread's own network namespace file is.
+const CURRENT_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// The namespace the calling thread runs in, recorded by its inode.
+pub fn current() -> Result<NetnsRecord> {
+    NetnsTarget::Current.resolve()
+}
+
+/// The identity of the namespace work runs in: `ns` when one was named, else the
+/// calling thread's own. Plans always record it, so a plan made under `ip netns exec`
+/// is not applied to another namespace.
+pub fn identity(ns: Option<&NetnsRecord>) -> Result<NetnsRecord> {
+    match ns {
+        Some(ns) => Ok(ns.clone()),
+        None => current(),
+    }
 }
 
 impl NetnsTarget {
@@ -70,6 +97,7 @@ impl NetnsTarget {
                 Ok(PathBuf::from(NETNS_DIR).join(name))
             }
             NetnsTarget::Pid(pid) => Ok(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+            NetnsTarget::Current => Ok(PathBuf::from(CURRENT_NETNS)),
         }
     }
 
@@ -110,6 +138,11 @@ impl NetnsTarget {
                 pid: Some(*p),
                 inode,
             },
+            NetnsTarget::Current => NetnsRecord {
+                name: None,
+                pid: None,
+                inode,
+            },
         }
     }
 }
@@ -119,7 +152,7 @@ impl NetnsRecord {
         match (&self.name, self.pid) {
             (Some(n), _) => Ok(NetnsTarget::Name(n.clone())),
             (None, Some(p)) => Ok(NetnsTarget::Pid(p)),
-            (None, None) => bail!("namespace record names neither a namespace nor a pid"),
+            (None, None) => Ok(NetnsTarget::Current),
         }
     }
 }
@@ -136,6 +169,17 @@ where
     };
     let target = ns.target()?;
     let (file, inode) = target.open()?;
+    if target == NetnsTarget::Current {
+        // Nothing to enter: check that this is still the namespace recorded.
+        if inode != ns.inode {
+            bail!(
+                "this was recorded in the network namespace with inode {}, but tune runs in the one with inode {inode} now (made under `ip netns exec`, or in a container?); run it in that namespace, or name it with --netns / --netns-pid; nothing was changed",
+                ns.inode
+            );
+        }
+        drop(file);
+        return work();
+    }
     if inode != ns.inode {
         bail!(
             "{ns} is no longer the namespace that was recorded (inode {} then, {inode} now): it was deleted and re-created, or the process was replaced; nothing was changed",
@@ -378,6 +422,25 @@ mod tests {
         assert!(err.to_string().contains("does not exist"), "{err}");
         let err = NetnsTarget::Pid(u32::MAX - 1).resolve().unwrap_err();
         assert!(err.to_string().contains("no process"), "{err}");
+    }
+
+    #[test]
+    fn the_current_namespace_is_recorded_and_checked() {
+        let here = current().unwrap();
+        assert_eq!((here.name.as_deref(), here.pid), (None, None));
+        assert_eq!(here.target().unwrap(), NetnsTarget::Current);
+        assert_eq!(run_in(Some(&here), || Ok(7)).unwrap(), 7);
+        let elsewhere = NetnsRecord {
+            inode: here.inode + 1,
+            ..here.clone()
+        };
+        let err = run_in(Some(&elsewhere), || Ok(())).unwrap_err();
+        assert!(
+            err.to_string().contains("runs in the one with inode"),
+            "{err}"
+        );
+        assert_eq!(identity(None).unwrap(), here);
+        assert!(here.to_string().contains("tune ran in"), "{here}");
     }
 
     #[test]

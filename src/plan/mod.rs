@@ -53,6 +53,64 @@ pub struct Plan {
     /// (absent: the namespace `tune` runs in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<crate::kernel::netns::NetnsRecord>,
+    /// What the plan was made from, so `tune apply PLAN_FILE` can re-derive it and
+    /// refuse a plan file whose changes do not follow from it. Filled in by the
+    /// command line (planning itself reads nothing); a plan file without it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_from: Option<MadeFrom>,
+}
+
+/// The inputs of a plan besides the facts: the namespace, playbooks and `--var`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MadeFrom {
+    /// The network namespace the facts were read in (always recorded, also when none
+    /// was named: `ip netns exec`, a container); apply refuses to run in another one.
+    pub netns: crate::kernel::netns::NetnsRecord,
+    /// Every playbook loaded, in load order.
+    pub playbooks: Vec<PlanPlaybook>,
+    /// The `--var NAME=VALUE` overrides given.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The facts snapshot planned against (`plan --facts FILE`): apply re-derives the
+    /// plan from it, and still checks every before-value on the live system. Absent
+    /// for a plan of the live system, which apply re-derives from facts gathered then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Facts>,
+}
+
+/// One playbook a plan was made from: where it came from, its digest and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPlaybook {
+    /// A path, or `bundled:NAME` for one embedded in the binary.
+    pub source: String,
+    /// SHA-256 of `content`, lowercase hex: compare it with `sha256sum FILE`.
+    pub sha256: String,
+    /// The playbook's text, exactly as loaded.
+    pub content: String,
+}
+
+impl PlanPlaybook {
+    pub fn of(source: &str, content: &str) -> Self {
+        PlanPlaybook {
+            source: source.to_owned(),
+            sha256: sha256_hex(content.as_bytes()),
+            content: content.to_owned(),
+        }
+    }
+}
+
+/// SHA-256 of `bytes` as lowercase hex, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// A finding and what its fix amounts to.
@@ -103,6 +161,7 @@ pub enum FixStatus {
 
 /// One resource changing from before to after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Change {
     /// `playbook/rule` of every rule that asked for this change.
     pub rules: Vec<String>,
@@ -220,6 +279,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         changes,
         errors,
         netns: None,
+        made_from: None,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::domain::qdisc::QdiscSpec;
 
 /// What changes, with the exact before and after values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Mutation {
     Sysctl {
         key: String,

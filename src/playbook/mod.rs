@@ -9,6 +9,7 @@
 //! `tune validate` only) which looks whether sysctl keys exist on this host.
 
 mod check_jvm;
+pub mod depth;
 pub mod lint;
 pub mod model;
 pub mod schema_hints;
@@ -116,6 +117,17 @@ pub fn parse(source: &str, text: &str) -> Result<LoadedPlaybook, Diagnostic> {
         return Err(whole(
             "empty playbook: expected a mapping with `name`, `description` and `rules`".into(),
         ));
+    }
+    if let Some((line, column, depth)) = depth::too_deep(text) {
+        return Err(Diagnostic {
+            source: source.to_owned(),
+            line,
+            column,
+            message: format!(
+                "nested {depth} levels deep here; a playbook may nest at most {} levels",
+                depth::MAX_DEPTH
+            ),
+        });
     }
     match serde_yaml::from_str::<Playbook>(text) {
         Ok(playbook) => Ok(LoadedPlaybook {
