@@ -10,6 +10,7 @@
 //! is the seam where tests plug in. Rollback ([`rollback()`]) is the same machinery run
 //! with each change's inverse.
 
+pub mod configfile;
 pub mod envfile;
 pub mod journal;
 pub mod net;
@@ -39,7 +40,7 @@ impl Executor for SystemExecutor {
     fn read(&mut self, mutation: &Mutation) -> Result<String> {
         match mutation {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
-            Mutation::EnvFile { path, .. } => envfile::read(path),
+            Mutation::File { path, role, .. } => configfile::read(path, *role),
             Mutation::LinkMtu { link, ifindex, .. } => net::read_mtu(link, *ifindex),
             Mutation::RootQdisc { link, ifindex, .. } => net::read_root_qdisc(link, *ifindex),
         }
@@ -48,7 +49,9 @@ impl Executor for SystemExecutor {
     fn write(&mut self, mutation: &Mutation) -> Result<()> {
         match mutation {
             Mutation::Sysctl { key, after, .. } => sysctl::write(key, after),
-            Mutation::EnvFile { path, after, .. } => envfile::write(path, after.as_deref()),
+            Mutation::File {
+                path, role, after, ..
+            } => configfile::write(path, *role, after.as_deref()),
             Mutation::LinkMtu {
                 link,
                 ifindex,

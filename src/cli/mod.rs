@@ -3,6 +3,7 @@
 //! The only module that knows about terminals, output formats and exit codes. Errors
 //! are returned up to [`run`] and printed once, with their whole chain.
 
+mod persist;
 mod render;
 pub mod schema;
 
@@ -113,6 +114,8 @@ struct Sources {
     vars: Vec<(String, String)>,
     #[command(flatten)]
     netns: NetnsArgs,
+    #[command(flatten)]
+    config: persist::ConfigArgs,
 }
 
 /// Which network namespace to work in.
@@ -327,13 +330,26 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
     read_versioned(path, "facts", |f: &Facts| f.format, facts::FACTS_FORMAT)
 }
 
-fn make_plan(set: &PlaybookSet, facts_file: Option<&Path>) -> Result<Plan> {
+fn make_plan(
+    set: &PlaybookSet,
+    facts_file: Option<&Path>,
+    config: &persist::ConfigArgs,
+) -> Result<Plan> {
     let pairs = set.pairs();
-    let facts = match facts_file {
+    let root = config.root()?;
+    let mut facts = match facts_file {
         Some(path) => read_facts_file(path)?,
         None => gather_lazily(&pairs),
     };
-    Ok(plan::plan_from_facts(&pairs, &facts))
+    let mut plan = plan::plan_from_facts(&pairs, &facts);
+    persist::finish(
+        &mut plan,
+        &mut facts,
+        &root,
+        config.persist,
+        facts_file.is_some(),
+    );
+    Ok(plan)
 }
 
 /// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
@@ -369,7 +385,9 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     if ns.is_some() && args.facts.is_some() {
         bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
     }
-    let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, args.facts.as_deref()))?;
+    let mut plan = netns::run_in(ns.as_ref(), || {
+        make_plan(&set, args.facts.as_deref(), &args.sources.config)
+    })?;
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -412,9 +430,12 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
     require_root("apply")?;
     let plan = match &args.plan_file {
         Some(path) => {
-            if !args.sources.paths.is_empty() || !args.sources.vars.is_empty() {
+            if !args.sources.paths.is_empty()
+                || !args.sources.vars.is_empty()
+                || args.sources.config.persist
+            {
                 bail!(
-                    "a saved plan is applied exactly as reviewed; -p and --var cannot be combined with PLAN_FILE"
+                    "a saved plan is applied exactly as reviewed; -p, --var and --persist cannot be combined with PLAN_FILE"
                 );
             }
             let plan = read_plan_file(path)?;
@@ -436,7 +457,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let mut plan = netns::run_in(ns.as_ref(), || make_plan(&set, None))?;
+            let mut plan =
+                netns::run_in(ns.as_ref(), || make_plan(&set, None, &args.sources.config))?;
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan

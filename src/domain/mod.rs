@@ -7,3 +7,4 @@
 pub mod envfile;
 pub mod jvm;
 pub mod qdisc;
+pub mod sysctl_conf;

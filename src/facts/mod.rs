@@ -8,13 +8,16 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod config;
 pub mod counters;
 pub mod envfile;
 pub mod kmsg;
 pub mod net;
+pub mod networkd;
 pub mod oom;
 pub mod processes;
 pub mod sockets;
+pub mod sysctl_d;
 
 pub use oom::OomKill;
 pub use processes::{MemoryCgroup, ProcessInfo};
@@ -121,6 +124,9 @@ pub struct Facts {
     /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
     #[serde(default)]
     pub qdiscs: Fact<Vec<net::Qdisc>>,
+    /// Configuration files under `--root` (sysctl.d, modules-load.d, link managers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<config::ConfigFacts>,
 }
 
 impl Facts {

@@ -11,7 +11,7 @@ use crate::facts::{Fact, Facts};
 use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
 
 use super::jvm::{limits_seen, xmx_for};
-use super::mutation::{Earlier, Mutation};
+use super::mutation::{Earlier, FileRole, Mutation};
 
 /// The file change a `set_env` asks for, or `None` when it is already in effect.
 pub fn plan_set_env<'a>(
@@ -33,7 +33,7 @@ pub fn plan_set_env<'a>(
         Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
     };
     let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
-        Some(Mutation::EnvFile { after, .. }) => after.clone(),
+        Some(Mutation::File { after, .. }) => after.clone(),
         _ => measured.clone(),
     };
     let content = current.clone().unwrap_or_default();
@@ -60,11 +60,13 @@ pub fn plan_set_env<'a>(
     }
     let after = crate::domain::envfile::set(&content, &key, &new_value)
         .map_err(|err| format!("{file}: {err}"))?;
-    Ok(Some(Mutation::EnvFile {
+    Ok(Some(Mutation::File {
         path: file,
+        role: FileRole::Env,
         keys: vec![key],
         before: measured,
         after: Some(after),
+        effect: None,
     }))
 }
 
@@ -138,7 +140,7 @@ mod tests {
 
     fn after(plan: &Plan) -> Option<String> {
         match &plan.changes.first()?.mutation {
-            Mutation::EnvFile { after, .. } => after.clone(),
+            Mutation::File { after, .. } => after.clone(),
             _ => None,
         }
     }
@@ -247,7 +249,7 @@ mod tests {
                 "JAVA_TOOL_OPTIONS=\"-XX:+UseG1GC -XX:MaxRAMPercentage=75.0\"\r\nMALLOC_ARENA_MAX=2\r\n"
             )
         );
-        let Mutation::EnvFile { keys, before, .. } = &plan.changes[0].mutation else {
+        let Mutation::File { keys, before, .. } = &plan.changes[0].mutation else {
             panic!()
         };
         assert_eq!(keys, &["JAVA_TOOL_OPTIONS", "MALLOC_ARENA_MAX"]);
@@ -299,11 +301,13 @@ mod tests {
         );
         assert_eq!(label(None), "(absent)");
         assert_eq!(
-            Mutation::EnvFile {
+            Mutation::File {
                 path: "/x".into(),
+                role: FileRole::Env,
                 keys: vec![],
                 before: None,
-                after: None
+                after: None,
+                effect: None,
             }
             .before(),
             crate::plan::ABSENT

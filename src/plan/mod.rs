@@ -25,9 +25,10 @@ pub mod envfile;
 pub mod jvm;
 pub mod mutation;
 pub mod net;
+pub mod persist;
 pub mod sysctl;
 
-pub use mutation::{ABSENT, Earlier, Mutation};
+pub use mutation::{ABSENT, Earlier, FileRole, Mutation};
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -49,6 +50,10 @@ pub struct Plan {
     /// Fixes that could not be planned; a plan with errors cannot be applied.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Things worth knowing that change nothing (runtime-only changes, persistence
+    /// drift); they never affect the exit code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The network namespace the facts were read in and the changes apply to
     /// (absent: the namespace `tune` runs in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +187,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         findings: planned,
         changes,
         errors,
+        notes: Vec::new(),
         netns: None,
     }
 }
@@ -197,10 +203,15 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
             }
         }
         (
-            Mutation::EnvFile {
-                path, keys, before, ..
+            Mutation::File {
+                path,
+                role,
+                keys,
+                before,
+                effect,
+                ..
             },
-            Mutation::EnvFile {
+            Mutation::File {
                 keys: more, after, ..
             },
         ) => {
@@ -210,11 +221,13 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
                     .filter(|k| !keys.contains(k))
                     .collect::<Vec<_>>(),
             );
-            Mutation::EnvFile {
+            Mutation::File {
                 path: path.clone(),
+                role: *role,
                 keys,
                 before: before.clone(),
                 after,
+                effect: effect.clone(),
             }
         }
         (

@@ -1,0 +1,51 @@
+//! `--root` and `--persist`: where configuration files are read and written, and
+//! whether a plan also writes the files that make its changes survive a reboot.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use crate::facts::Facts;
+use crate::plan::{Mutation, Plan};
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Resolve every configuration path (sysctl.d, modules-load.d, systemd units and
+    /// drop-ins, networkd) under DIR, as systemd's and dpkg's --root do. Runtime
+    /// values still go to the namespace being worked on.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Also plan the configuration files that make the changes survive a reboot
+    /// (sysctl.d, modules-load.d, a systemd-networkd drop-in for the MTU).
+    #[arg(long)]
+    pub persist: bool,
+}
+
+impl ConfigArgs {
+    /// The root, checked: an existing directory, made absolute.
+    pub fn root(&self) -> Result<PathBuf> {
+        let root = std::path::absolute(&self.root)?;
+        if !root.is_dir() {
+            bail!("--root {}: not a directory", self.root.display());
+        }
+        Ok(root)
+    }
+}
+
+/// Reads the configuration under the root (unless a facts snapshot brought it) and
+/// adds the persistence changes or notes to `plan`.
+pub fn finish(plan: &mut Plan, facts: &mut Facts, root: &Path, persist: bool, from_snapshot: bool) {
+    if !from_snapshot {
+        let links: Vec<String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match &c.mutation {
+                Mutation::LinkMtu { link, .. } => Some(link.clone()),
+                _ => None,
+            })
+            .collect();
+        facts.config = Some(crate::facts::config::gather(root, &links));
+    }
+    crate::plan::persist::finish(plan, facts, persist);
+}
