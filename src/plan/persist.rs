@@ -409,3 +409,75 @@ pub fn drift_notes(facts: &Facts, config: &ConfigFacts) -> Vec<String> {
     }
     notes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::config::ConfFile;
+
+    fn config(modules: Vec<ConfFile>) -> ConfigFacts {
+        ConfigFacts {
+            root: "/r".into(),
+            sysctl: Fact::Value(SysctlBoot::default()),
+            modules_load: Fact::Value(modules),
+            link_owners: BTreeMap::new(),
+        }
+    }
+
+    fn change(key: &str, after: &str) -> Change {
+        Change {
+            rules: vec!["conntrack/full".into()],
+            mutation: Mutation::Sysctl {
+                key: key.into(),
+                before: "1".into(),
+                after: after.into(),
+            },
+            evidence: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn module_keys_also_persist_the_module_load() {
+        let p = persistence(
+            &[change("net.netfilter.nf_conntrack_max", "262144")],
+            &config(vec![]),
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let files: Vec<_> = p
+            .changes
+            .iter()
+            .map(|c| (c.mutation.resource(), c.mutation.after()))
+            .collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files[0].0, "file:/r/etc/sysctl.d/90-tune.conf");
+        assert!(
+            files[0]
+                .1
+                .ends_with("net.netfilter.nf_conntrack_max = 262144\n")
+        );
+        assert_eq!(files[1].0, "file:/r/etc/modules-load.d/90-tune.conf");
+        assert!(files[1].1.ends_with("\nnf_conntrack\n"));
+
+        // Already loaded at boot by another file: only the sysctl file.
+        let listed = config(vec![ConfFile {
+            path: "/etc/modules".into(),
+            content: "# /etc/modules\nnf-conntrack\n".into(),
+        }]);
+        let p = persistence(
+            &[change("net.netfilter.nf_conntrack_max", "262144")],
+            &listed,
+        );
+        assert_eq!(p.changes.len(), 1);
+        let p = persistence(&[change("net.core.somaxconn", "4096")], &config(vec![]));
+        assert_eq!(p.changes.len(), 1);
+    }
+
+    #[test]
+    fn unreadable_configuration_blocks_persistence() {
+        let mut c = config(vec![]);
+        c.sysctl = Fact::Unknown("permission denied".into());
+        let p = persistence(&[change("net.core.somaxconn", "4096")], &c);
+        assert!(p.changes.is_empty());
+        assert!(p.errors[0].contains("permission denied"), "{:?}", p.errors);
+    }
+}
