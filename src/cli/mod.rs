@@ -341,14 +341,11 @@ fn make_plan(
         Some(path) => read_facts_file(path)?,
         None => gather_lazily(&pairs),
     };
+    if facts_file.is_none() {
+        persist::gather(&mut facts, &root);
+    }
     let mut plan = plan::plan_from_facts(&pairs, &facts);
-    persist::finish(
-        &mut plan,
-        &mut facts,
-        &root,
-        config.persist,
-        facts_file.is_some(),
-    );
+    persist::finish(&mut plan, &mut facts, config.persist, facts_file.is_some());
     Ok(plan)
 }
 

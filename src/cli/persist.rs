@@ -33,9 +33,19 @@ impl ConfigArgs {
     }
 }
 
-/// Reads the configuration under the root (unless a facts snapshot brought it) and
-/// adds the persistence changes or notes to `plan`.
-pub fn finish(plan: &mut Plan, facts: &mut Facts, root: &Path, persist: bool, from_snapshot: bool) {
+/// Reads the configuration under the root that planning needs: sysctl.d,
+/// modules-load.d, and the units of the java processes in the facts.
+pub fn gather(facts: &mut Facts, root: &Path) {
+    let services = match &facts.processes {
+        Some(crate::facts::Fact::Value(p)) => crate::facts::units::services_of(p),
+        _ => Vec::new(),
+    };
+    facts.config = Some(crate::facts::config::gather(root, &services));
+}
+
+/// Reads what configures the links the plan changes (unless a facts snapshot brought
+/// the configuration) and adds the persistence changes or notes to `plan`.
+pub fn finish(plan: &mut Plan, facts: &mut Facts, persist: bool, from_snapshot: bool) {
     if !from_snapshot {
         let links: Vec<String> = plan
             .changes
@@ -45,7 +55,9 @@ pub fn finish(plan: &mut Plan, facts: &mut Facts, root: &Path, persist: bool, fr
                 _ => None,
             })
             .collect();
-        facts.config = Some(crate::facts::config::gather(root, &links));
+        if let Some(config) = &mut facts.config {
+            crate::facts::config::add_link_owners(config, &links);
+        }
     }
     crate::plan::persist::finish(plan, facts, persist);
 }

@@ -8,3 +8,4 @@ pub mod envfile;
 pub mod jvm;
 pub mod qdisc;
 pub mod sysctl_conf;
+pub mod unit;

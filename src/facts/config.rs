@@ -46,6 +46,9 @@ pub struct ConfigFacts {
     /// What configures each link at boot, by link name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub link_owners: BTreeMap<String, Fact<super::networkd::LinkOwner>>,
+    /// The systemd services the java processes run in, by unit name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub units: BTreeMap<String, Fact<super::units::UnitFiles>>,
 }
 
 impl ConfigFacts {
@@ -164,8 +167,19 @@ fn fact<T>(r: Result<T, String>) -> Fact<T> {
     }
 }
 
-/// Reads everything the persistence planner and the drift report need.
-pub fn gather(root: &Path, links: &[String]) -> ConfigFacts {
+/// Adds what configures each of `links` at boot.
+pub fn add_link_owners(config: &mut ConfigFacts, links: &[String]) {
+    let root = PathBuf::from(&config.root);
+    for l in links {
+        config
+            .link_owners
+            .insert(l.clone(), fact(super::networkd::owner(&root, l)));
+    }
+}
+
+/// Reads everything the persistence planner, the drift report and the JVM fix need
+/// (the units of `services`).
+pub fn gather(root: &Path, services: &[String]) -> ConfigFacts {
     let mut modules = list_dropins(root, &CONF_DIRS, "modules-load.d", ".conf");
     if let Ok(files) = &mut modules
         && let Ok(Some(content)) = read_file(root, "/etc/modules")
@@ -179,9 +193,10 @@ pub fn gather(root: &Path, links: &[String]) -> ConfigFacts {
         root: root.to_string_lossy().into_owned(),
         sysctl: fact(super::sysctl_d::read(root)),
         modules_load: fact(modules),
-        link_owners: links
+        link_owners: BTreeMap::new(),
+        units: services
             .iter()
-            .map(|l| (l.clone(), fact(super::networkd::owner(root, l))))
+            .map(|u| (u.clone(), fact(super::units::read(root, u))))
             .collect(),
     }
 }

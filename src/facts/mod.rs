@@ -18,6 +18,7 @@ pub mod oom;
 pub mod processes;
 pub mod sockets;
 pub mod sysctl_d;
+pub mod units;
 
 pub use oom::OomKill;
 pub use processes::{MemoryCgroup, ProcessInfo};

@@ -13,36 +13,38 @@ use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
 use super::jvm::{limits_seen, xmx_for};
 use super::mutation::{Earlier, FileRole, Mutation};
 
-/// The file change a `set_env` asks for, or `None` when it is already in effect.
+/// The file changes a `set_env` asks for (none when already in effect). With a file
+/// given, that file is edited; without one, the file is found from the java processes
+/// the detection flagged ([`super::unit`]): a drop-in of their systemd service, or the
+/// `EnvironmentFile=` that sets the variable.
 pub fn plan_set_env<'a>(
     e: &SetEnv,
     detect: &Condition,
     vars: &Vars,
     facts: &Facts,
     earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
-) -> Result<Option<Mutation>, String> {
-    let file = expand(&e.file, vars)?;
+) -> Vec<Result<Option<Mutation>, String>> {
+    let file = match expand(&e.file, vars) {
+        Ok(f) => f,
+        Err(err) => return vec![Err(err)],
+    };
     if file.is_empty() {
-        return Err(
-            "set_env: no environment file given; pass --var env_file=PATH (the file the service's JVM reads its environment from, e.g. /etc/default/tomcat9)".to_owned(),
-        );
+        return super::unit::plan_service_env(e, detect, vars, facts, earlier);
     }
-    let key = expand(&e.key, vars)?;
-    let measured = match facts.env_file(&file) {
-        Fact::Value(content) => content.clone(),
-        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
-    };
-    let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
-        Some(Mutation::File { after, .. }) => after.clone(),
-        _ => measured.clone(),
-    };
-    let content = current.clone().unwrap_or_default();
-    let old_value =
-        crate::domain::envfile::get(&content, &key).map_err(|err| format!("{file}: {err}"))?;
+    vec![plan_env_file(e, &file, detect, vars, facts, earlier)]
+}
+
+/// The value `e` gives its variable, from the variable's current options.
+pub fn new_value(
+    e: &SetEnv,
+    old_options: &str,
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+) -> Result<String, String> {
     let (mode, operand) = e.mode()?;
     let operand = scalar_text(operand, vars)?;
-    let old_options = old_value.as_deref().unwrap_or("");
-    let new_value = match mode {
+    Ok(match mode {
         EnvMode::Value => operand,
         EnvMode::JvmHeapFlags => replace_heap_flags(old_options, operand.trim()),
         EnvMode::HeapPercentOfLimit => {
@@ -54,20 +56,63 @@ pub fn plan_set_env<'a>(
             let xmx = xmx_for(&limits, headroom, percent)?;
             replace_heap_flags(old_options, &xmx)
         }
+    })
+}
+
+/// Sets `key` in the environment file `file` whose current content is `measured`
+/// (or what an earlier change leaves); `None` when the value is already there.
+pub fn edit_env_file<'a>(
+    e: &SetEnv,
+    (file, key): (&str, &str),
+    measured: Option<String>,
+    (detect, vars, facts): (&Condition, &Vars, &Facts),
+    earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
+    effect: Option<String>,
+) -> Result<Option<Mutation>, String> {
+    let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
+        Some(Mutation::File { after, .. }) => after.clone(),
+        _ => measured.clone(),
     };
+    let content = current.clone().unwrap_or_default();
+    let old_value =
+        crate::domain::envfile::get(&content, key).map_err(|err| format!("{file}: {err}"))?;
+    let new_value = new_value(e, old_value.as_deref().unwrap_or(""), detect, vars, facts)?;
     if old_value.as_deref() == Some(new_value.as_str()) {
         return Ok(None);
     }
-    let after = crate::domain::envfile::set(&content, &key, &new_value)
+    let after = crate::domain::envfile::set(&content, key, &new_value)
         .map_err(|err| format!("{file}: {err}"))?;
     Ok(Some(Mutation::File {
-        path: file,
+        path: file.to_owned(),
         role: FileRole::Env,
-        keys: vec![key],
+        keys: vec![key.to_owned()],
         before: measured,
         after: Some(after),
-        effect: None,
+        effect,
     }))
+}
+
+fn plan_env_file<'a>(
+    e: &SetEnv,
+    file: &str,
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+    earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
+) -> Result<Option<Mutation>, String> {
+    let key = expand(&e.key, vars)?;
+    let measured = match facts.env_file(file) {
+        Fact::Value(content) => content.clone(),
+        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
+    };
+    edit_env_file(
+        e,
+        (file, &key),
+        measured,
+        (detect, vars, facts),
+        earlier,
+        None,
+    )
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod mutation;
 pub mod net;
 pub mod persist;
 pub mod sysctl;
+pub mod unit;
 
 pub use mutation::{ABSENT, Earlier, FileRole, Mutation};
 
@@ -133,13 +134,9 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                         Action::DeleteRootQdisc(a) => {
                             net::plan_delete_root_qdisc(&rule.detect, a, vars, facts)
                         }
-                        Action::SetEnv(e) => vec![envfile::plan_set_env(
-                            e,
-                            &rule.detect,
-                            vars,
-                            facts,
-                            &earlier,
-                        )],
+                        Action::SetEnv(e) => {
+                            envfile::plan_set_env(e, &rule.detect, vars, facts, &earlier)
+                        }
                     };
                     for outcome in outcomes {
                         match outcome {

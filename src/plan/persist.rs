@@ -421,6 +421,7 @@ mod tests {
             sysctl: Fact::Value(SysctlBoot::default()),
             modules_load: Fact::Value(modules),
             link_owners: BTreeMap::new(),
+            units: BTreeMap::new(),
         }
     }
 
