@@ -294,7 +294,7 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
     assert!(ev.contains("1 GiB + 128 MiB > 384 MiB"), "{ev}");
     // -Xmx: 75% of 384 MiB is 288 MiB, but the limit minus the headroom is 256 MiB.
     let change = &plan["changes"][0]["mutation"];
-    assert_eq!(change["kind"], "env_file");
+    assert_eq!(change["kind"], "file");
     assert_eq!(change["before"], Value::Null, "the file does not exist yet");
     assert_eq!(change["after"], "JAVA_TOOL_OPTIONS=-Xmx256m\n");
 
