@@ -472,6 +472,8 @@ fn memcg_oom_kill_of_java_is_read_from_the_kernel_log_and_fires() {
             pb.to_str().unwrap(),
             "--var",
             &format!("env_file={}", env_file.display()),
+            "--var",
+            "env_dialect=shell",
             "--format",
             "json",
             "--detailed-exitcode",
@@ -533,7 +535,17 @@ fn facts_with_kill(tmp: &Path, env_file: &Path) -> PathBuf {
 /// `tune plan` of the playbook for this env file against a facts snapshot.
 fn plan_from(state: &Path, env_file: &Path, facts: &Path, extra: &[&str]) -> Output {
     let var = format!("env_file={}", env_file.display());
-    let mut args = vec!["plan", "-p", PLAYBOOK, "--var", &var, "--facts"];
+    // Sourced by a start script: quoted values are read by shell rules.
+    let mut args = vec![
+        "plan",
+        "-p",
+        PLAYBOOK,
+        "--var",
+        &var,
+        "--var",
+        "env_dialect=shell",
+        "--facts",
+    ];
     args.push(facts.to_str().unwrap());
     args.extend(extra);
     tune(state, &args)

@@ -4,6 +4,7 @@
 //! Nothing here does I/O or names `facts`, `detect`, `plan`, `apply`, `cli` or
 //! `playbook`; every stage may use it.
 
+pub mod env_dialect;
 pub mod envfile;
 pub mod jvm;
 pub mod qdisc;

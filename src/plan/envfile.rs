@@ -6,6 +6,7 @@
 //! in the same plan leaves it, so two rules editing one file compose); a fix whose
 //! value is already in the file plans nothing.
 
+use crate::domain::env_dialect::{Dialect, get_in, set_in};
 use crate::domain::jvm::replace_heap_flags;
 use crate::facts::{Fact, Facts};
 use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
@@ -63,7 +64,7 @@ pub fn new_value(
 /// (or what an earlier change leaves); `None` when the value is already there.
 pub fn edit_env_file<'a>(
     e: &SetEnv,
-    (file, key): (&str, &str),
+    (file, key, dialect): (&str, &str, Dialect),
     measured: Option<String>,
     (detect, vars, facts): (&Condition, &Vars, &Facts),
     earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
@@ -74,14 +75,13 @@ pub fn edit_env_file<'a>(
         _ => measured.clone(),
     };
     let content = current.clone().unwrap_or_default();
-    let old_value =
-        crate::domain::envfile::get(&content, key).map_err(|err| format!("{file}: {err}"))?;
+    let old_value = get_in(dialect, &content, key).map_err(|err| format!("{file}: {err}"))?;
     let new_value = new_value(e, old_value.as_deref().unwrap_or(""), detect, vars, facts)?;
     if old_value.as_deref() == Some(new_value.as_str()) {
         return Ok(None);
     }
-    let after = crate::domain::envfile::set(&content, key, &new_value)
-        .map_err(|err| format!("{file}: {err}"))?;
+    let after =
+        set_in(dialect, &content, key, &new_value).map_err(|err| format!("{file}: {err}"))?;
     Ok(Some(Mutation::File {
         path: file.to_owned(),
         role: FileRole::Env,
@@ -105,9 +105,13 @@ fn plan_env_file<'a>(
         Fact::Value(content) => content.clone(),
         Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
     };
+    let dialect = match e.dialect.as_deref().map(|d| expand(d, vars)).transpose()? {
+        Some(d) if !d.is_empty() => Dialect::parse(&d)?,
+        _ => Dialect::for_path(file),
+    };
     edit_env_file(
         e,
-        (file, &key),
+        (file, &key, dialect),
         measured,
         (detect, vars, facts),
         earlier,

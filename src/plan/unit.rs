@@ -17,6 +17,7 @@
 //!
 //! Either takes effect when the service restarts; `tune plan` then sees the new JVM.
 
+use crate::domain::env_dialect::Dialect;
 use crate::domain::unit::{ServiceEnv, container_of, environment_line, service_env, service_of};
 use crate::facts::config::ConfigFacts;
 use crate::facts::units::UnitFiles;
@@ -153,7 +154,7 @@ fn plan_for<'a>(
     if let Some((path, content)) = env_file_setting(files, &service, &key)? {
         return edit_env_file(
             e,
-            (&config.host_path(&path), &key),
+            (&config.host_path(&path), &key, Dialect::Systemd),
             Some(content),
             ctx,
             earlier,
@@ -182,7 +183,9 @@ fn env_file_setting(
     for (path, _) in &service.env_files {
         match files.env_files.get(path) {
             Some(Fact::Value(Some(content))) => {
-                if let Ok(Some(_)) = crate::domain::envfile::get(content, key) {
+                if let Ok(Some(_)) =
+                    crate::domain::env_dialect::get_in(Dialect::Systemd, content, key)
+                {
                     found = Some((path.clone(), content.clone()));
                 }
             }
