@@ -367,3 +367,54 @@ fn mtu_persists_through_networkd_only() {
         "{notes}"
     );
 }
+
+#[test]
+fn bad_roots_and_unreadable_configuration_are_clear_errors() {
+    if !ready() {
+        return;
+    }
+    let s = Setup::new();
+    let ns = Netns::new("persist-bad");
+    ns.set_sysctl("net.core.somaxconn", "128");
+    let out = ns.tune(
+        &s.state(),
+        &[
+            "plan",
+            "-p",
+            &s.pb(),
+            "--root",
+            "/nonexistent/tune-root",
+            "--persist",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--root /nonexistent/tune-root: not a directory"),
+        "{}",
+        text(&out)
+    );
+
+    // A sysctl.d file that is not text, and a symlink loop: --persist refuses with
+    // the reason; a plain plan still works (no drift can be computed, no panic).
+    let dir = format!("{}/etc/sysctl.d", s.root());
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(format!("{dir}/10-bin.conf"), [0xff, 0xfe, 0x00]).expect("write");
+    let out = s.tune(&ns, &["plan", "--persist"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("/etc/sysctl.d/10-bin.conf: not UTF-8 text"),
+        "{}",
+        text(&out)
+    );
+    let out = s.tune(&ns, &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    std::fs::remove_file(format!("{dir}/10-bin.conf")).expect("rm");
+    std::os::unix::fs::symlink("90-tune.conf", format!("{dir}/90-tune.conf")).expect("symlink");
+    let out = s.tune(&ns, &["apply", "--yes", "--persist"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        "128",
+        "nothing was changed"
+    );
+}
