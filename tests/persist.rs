@@ -418,3 +418,37 @@ fn bad_roots_and_unreadable_configuration_are_clear_errors() {
         "nothing was changed"
     );
 }
+
+#[test]
+fn a_fix_already_in_effect_is_persisted_at_its_live_value() {
+    if !ready() {
+        return;
+    }
+    let s = Setup::new();
+    // Fires whatever the value: its fix is "in effect" once applied.
+    std::fs::write(
+        s.dir.path().join("pb.yml"),
+        PLAYBOOK.replace("below: 8192", "above: 0"),
+    )
+    .expect("write");
+    let ns = Netns::new("persist-later");
+    ns.set_sysctl("net.core.somaxconn", "128");
+    let out = s.tune(&ns, &["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.get("/etc/sysctl.d/90-tune.conf"), None, "runtime only");
+    ns.set_sysctl("net.core.somaxconn", "9000");
+    let out = s.tune(&ns, &["apply", "--yes", "--persist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = s
+        .get("/etc/sysctl.d/90-tune.conf")
+        .expect("persisted later");
+    assert!(
+        written.ends_with("net.core.somaxconn = 9000\n"),
+        "{written}"
+    );
+    assert!(
+        !text(&out).contains("sysctl:net.core.somaxconn  "),
+        "no runtime change: {}",
+        text(&out)
+    );
+}

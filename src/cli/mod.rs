@@ -345,7 +345,13 @@ fn make_plan(
         persist::gather(&mut facts, &root);
     }
     let mut plan = plan::plan_from_facts(&pairs, &facts);
-    persist::finish(&mut plan, &mut facts, config.persist, facts_file.is_some());
+    persist::finish(
+        &mut plan,
+        &pairs,
+        &mut facts,
+        config.persist,
+        facts_file.is_some(),
+    );
     Ok(plan)
 }
 

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::facts::Facts;
 use crate::plan::{Mutation, Plan};
+use crate::playbook::{LoadedPlaybook, Vars};
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -45,7 +46,13 @@ pub fn gather(facts: &mut Facts, root: &Path) {
 
 /// Reads what configures the links the plan changes (unless a facts snapshot brought
 /// the configuration) and adds the persistence changes or notes to `plan`.
-pub fn finish(plan: &mut Plan, facts: &mut Facts, persist: bool, from_snapshot: bool) {
+pub fn finish(
+    plan: &mut Plan,
+    playbooks: &[(&LoadedPlaybook, &Vars)],
+    facts: &mut Facts,
+    persist: bool,
+    from_snapshot: bool,
+) {
     if !from_snapshot {
         let links: Vec<String> = plan
             .changes
@@ -59,5 +66,5 @@ pub fn finish(plan: &mut Plan, facts: &mut Facts, persist: bool, from_snapshot: 
             crate::facts::config::add_link_owners(config, &links);
         }
     }
-    crate::plan::persist::finish(plan, facts, persist);
+    crate::plan::persist::finish(plan, playbooks, facts, persist);
 }

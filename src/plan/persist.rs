@@ -32,7 +32,8 @@ use crate::facts::{Fact, Facts};
 use crate::kernel::sysctl::normalize;
 
 use super::mutation::{FileRole, Mutation};
-use super::{Change, Plan};
+use super::{Change, FixStatus, Plan};
+use crate::playbook::{Action, LoadedPlaybook, Vars};
 
 /// The modules-load.d file tune owns.
 pub const OWNED_MODULES_FILE: &str = "/etc/modules-load.d/90-tune.conf";
@@ -49,8 +50,14 @@ pub struct Persistence {
 }
 
 /// Adds the persistence changes (`persist`) or the runtime-only notes to `plan`, and
-/// the drift notes.
-pub fn finish(plan: &mut Plan, facts: &Facts, persist: bool) {
+/// the drift notes. With `persist`, sysctl fixes already in effect at runtime (a
+/// previous `tune apply` without `--persist`) are persisted too, at their live value.
+pub fn finish(
+    plan: &mut Plan,
+    playbooks: &[(&LoadedPlaybook, &Vars)],
+    facts: &Facts,
+    persist: bool,
+) {
     let Some(config) = &facts.config else {
         if persist {
             plan.errors.push(
@@ -61,7 +68,9 @@ pub fn finish(plan: &mut Plan, facts: &Facts, persist: bool) {
         return;
     };
     let p = if persist {
-        persistence(&plan.changes, config)
+        let mut wanted = plan.changes.clone();
+        wanted.extend(in_effect_sysctls(plan, playbooks, facts));
+        persistence(&wanted, config)
     } else {
         Persistence {
             notes: runtime_only_notes(&plan.changes, config),
@@ -72,6 +81,50 @@ pub fn finish(plan: &mut Plan, facts: &Facts, persist: bool) {
     plan.errors.extend(p.errors);
     plan.notes.extend(p.notes);
     plan.notes.extend(drift_notes(facts, config));
+}
+
+/// The sysctls of fixes already in effect (and not changed by the plan), as changes
+/// from their live value to itself: persisting them keeps what is live.
+fn in_effect_sysctls(
+    plan: &Plan,
+    playbooks: &[(&LoadedPlaybook, &Vars)],
+    facts: &Facts,
+) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::new();
+    for pf in plan
+        .findings
+        .iter()
+        .filter(|f| f.fix == FixStatus::InEffect)
+    {
+        let who = format!("{}/{}", pf.finding.playbook, pf.finding.rule);
+        let rule = playbooks
+            .iter()
+            .filter(|(pb, _)| pb.playbook.name == pf.finding.playbook)
+            .flat_map(|(pb, _)| pb.playbook.rules.iter())
+            .find(|r| r.id == pf.finding.rule);
+        for action in rule.map(|r| r.fix.as_slice()).unwrap_or_default() {
+            let Action::SetSysctl(s) = action else {
+                continue;
+            };
+            let planned =
+                |c: &Change| matches!(&c.mutation, Mutation::Sysctl { key, .. } if *key == s.key);
+            if plan.changes.iter().any(planned) || out.iter().any(planned) {
+                continue;
+            }
+            if let Fact::Value(live) = facts.sysctl(&s.key) {
+                out.push(Change {
+                    rules: vec![who.clone()],
+                    mutation: Mutation::Sysctl {
+                        key: s.key.clone(),
+                        before: normalize(live),
+                        after: normalize(live),
+                    },
+                    evidence: Vec::new(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The file changes that persist `changes`.
