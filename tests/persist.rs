@@ -452,3 +452,37 @@ fn a_fix_already_in_effect_is_persisted_at_its_live_value() {
         text(&out)
     );
 }
+
+#[test]
+fn a_facts_snapshot_replays_persistence() {
+    if !ready() {
+        return;
+    }
+    let s = Setup::new();
+    let ns = Netns::new("persist-replay");
+    ns.set_sysctl("net.core.somaxconn", "128");
+    s.put(
+        "/usr/lib/sysctl.d/99-vendor.conf",
+        "net.core.somaxconn = 1024\n",
+    );
+    let facts = s.tune(&ns, &["facts", "--format", "json"]);
+    assert_eq!(facts.status.code(), Some(0), "{}", text(&facts));
+    let path = s.dir.path().join("facts.json");
+    std::fs::write(&path, &facts.stdout).expect("write");
+    let p = path.to_string_lossy().into_owned();
+    let live = s.tune(&ns, &["plan", "--persist", "--format", "json"]);
+    let replay = s.tune(
+        &ns,
+        &["plan", "--persist", "--format", "json", "--facts", &p],
+    );
+    let (live, replay): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&live.stdout).expect("json"),
+        serde_json::from_slice(&replay.stdout).expect("json"),
+    );
+    assert_eq!(live["errors"], replay["errors"]);
+    assert!(
+        replay["errors"].to_string().contains("99-vendor.conf:1"),
+        "{replay}"
+    );
+    assert_eq!(live["notes"], replay["notes"]);
+}

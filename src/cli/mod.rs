@@ -248,8 +248,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Facts { sources, format } => {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
+            let root = sources.config.root()?;
             let facts = netns::run_in(ns.as_ref(), || {
-                Ok(facts::gather(&FactRequest::for_playbooks(&set.pairs())))
+                let mut facts = facts::gather(&FactRequest::for_playbooks(&set.pairs()));
+                persist::gather_for_snapshot(&mut facts, &root);
+                Ok(facts)
             })?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&facts)? + "\n",

@@ -44,6 +44,19 @@ pub fn gather(facts: &mut Facts, root: &Path) {
     facts.config = Some(crate::facts::config::gather(root, &services));
 }
 
+/// For `tune facts`: the configuration, with the managers of every link, so that
+/// `plan --facts` can replay persistence too.
+pub fn gather_for_snapshot(facts: &mut Facts, root: &Path) {
+    gather(facts, root);
+    let links: Vec<String> = match &facts.links {
+        crate::facts::Fact::Value(links) => links.iter().map(|l| l.name.clone()).collect(),
+        crate::facts::Fact::Unknown(_) => Vec::new(),
+    };
+    if let Some(config) = &mut facts.config {
+        crate::facts::config::add_link_owners(config, &links);
+    }
+}
+
 /// Reads what configures the links the plan changes (unless a facts snapshot brought
 /// the configuration) and adds the persistence changes or notes to `plan`.
 pub fn finish(
