@@ -267,12 +267,10 @@ fn dropin<'a>(
     if current.as_deref() == Some(after.as_str()) {
         return Ok(None);
     }
-    let mut keys: Vec<String> = vars_set.into_iter().map(|(k, _)| k).collect();
-    keys.retain(|k| k == key);
     Ok(Some(Mutation::File {
         path: host,
         role: FileRole::UnitDropIn,
-        keys,
+        keys: vec![key.to_owned()],
         before: measured,
         after: Some(after),
         effect: Some(effect),
