@@ -305,7 +305,7 @@ fn java_heap_above_its_cgroup_limit_is_detected_with_the_right_numbers() {
     assert!(ev.contains("1 GiB + 128 MiB > 384 MiB"), "{ev}");
     // -Xmx: 75% of 384 MiB is 288 MiB, but the limit minus the headroom is 256 MiB.
     let change = &plan["changes"][0]["mutation"];
-    assert_eq!(change["kind"], "env_file");
+    assert_eq!(change["kind"], "file");
     assert_eq!(change["before"], Value::Null, "the file does not exist yet");
     assert_eq!(change["after"], "JAVA_TOOL_OPTIONS=-Xmx256m\n");
 
@@ -496,6 +496,8 @@ fn memcg_oom_kill_of_java_is_read_from_the_kernel_log_and_fires() {
             pb.to_str().unwrap(),
             "--var",
             &format!("env_file={}", env_file.display()),
+            "--var",
+            "env_dialect=shell",
             "--format",
             "json",
             "--detailed-exitcode",
@@ -557,7 +559,17 @@ fn facts_with_kill(tmp: &Path, env_file: &Path) -> PathBuf {
 /// `tune plan` of the playbook for this env file against a facts snapshot.
 fn plan_from(state: &Path, env_file: &Path, facts: &Path, extra: &[&str]) -> Output {
     let var = format!("env_file={}", env_file.display());
-    let mut args = vec!["plan", "-p", PLAYBOOK, "--var", &var, "--facts"];
+    // Sourced by a start script: quoted values are read by shell rules.
+    let mut args = vec![
+        "plan",
+        "-p",
+        PLAYBOOK,
+        "--var",
+        &var,
+        "--var",
+        "env_dialect=shell",
+        "--facts",
+    ];
     args.push(facts.to_str().unwrap());
     args.extend(extra);
     tune(state, &args)

@@ -17,6 +17,7 @@
 //! is the seam where tests plug in. Rollback ([`rollback()`]) is the same machinery run
 //! with each change's inverse.
 
+pub mod configfile;
 pub mod confirm;
 pub mod envfile;
 mod fault;
@@ -51,7 +52,7 @@ impl Executor for SystemExecutor {
     fn read(&mut self, mutation: &Mutation) -> Result<String> {
         match mutation {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
-            Mutation::EnvFile { path, .. } => envfile::read(path),
+            Mutation::File { path, role, .. } => configfile::read(path, *role),
             Mutation::LinkMtu { link, ifindex, .. } => net::read_mtu(link, *ifindex),
             Mutation::RootQdisc { link, ifindex, .. } => net::read_root_qdisc(link, *ifindex),
         }
@@ -60,7 +61,9 @@ impl Executor for SystemExecutor {
     fn write(&mut self, mutation: &Mutation) -> Result<()> {
         match mutation {
             Mutation::Sysctl { key, after, .. } => sysctl::write(key, after),
-            Mutation::EnvFile { path, after, .. } => envfile::write(path, after.as_deref()),
+            Mutation::File {
+                path, role, after, ..
+            } => configfile::write(path, *role, after.as_deref()),
             Mutation::LinkMtu {
                 link,
                 ifindex,

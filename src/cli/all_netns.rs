@@ -86,7 +86,12 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
     }
     let set = load(&args.sources)?;
     let sections = plan_each(netns::enumerate()?, || {
-        Ok(make_plan(&set, None, &Default::default()))
+        make_plan(
+            &set,
+            None,
+            &Default::default(),
+            &super::persist::ConfigArgs::default(),
+        )
     });
     let text = match args.format {
         PlanFormat::Json => serde_json::to_string_pretty(&sections)? + "\n",
@@ -132,7 +137,12 @@ pub fn cmd_apply(state_dir: &Path, args: &ApplyArgs) -> Result<i32> {
     require_root("apply")?;
     let set = load(&args.sources)?;
     let sections = plan_each(netns::enumerate()?, || {
-        Ok(make_plan(&set, None, &Default::default()))
+        make_plan(
+            &set,
+            None,
+            &Default::default(),
+            &super::persist::ConfigArgs::default(),
+        )
     });
     print_out(&text_sections(&sections, set.playbooks.len()))?;
     let broken: Vec<&str> = sections

@@ -174,15 +174,15 @@ impl Options {
                 netns: self.netns.clone(),
                 netns_pid,
             },
+            config: super::persist::ConfigArgs {
+                persist: self.persist == Some(true),
+                ..Default::default()
+            },
         })
     }
 
     /// Options other engineers' features will serve; refused clearly until then.
     fn refuse_unwired(&self) -> Result<()> {
-        // WIRE: connect `persist` to the persistence feature (`tune apply --persist`).
-        if self.persist == Some(true) {
-            bail!("persist: true is not supported by this tune build; nothing was changed");
-        }
         // WIRE: connect `confirm_within` to commit-confirmed apply (`--confirm-within`).
         if self.confirm_within.as_ref().is_some_and(|v| !v.is_null()) {
             bail!("confirm_within is not supported by this tune build; nothing was changed");
@@ -255,7 +255,7 @@ fn warnings(plan: &Plan) -> Vec<String> {
 fn plan_here(set: &PlaybookSet, sources: &Sources) -> Result<Plan> {
     let ns = sources.netns.resolve()?;
     let mut plan = netns::run_in(ns.as_ref(), || {
-        Ok(make_plan(set, None, &Default::default()))
+        make_plan(set, None, &Default::default(), &sources.config)
     })?;
     plan.netns = ns;
     Ok(plan)

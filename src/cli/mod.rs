@@ -9,6 +9,7 @@ mod ansible;
 mod confirm;
 mod observe;
 mod openmetrics;
+mod persist;
 mod render;
 pub mod schema;
 mod test_cmd;
@@ -169,6 +170,8 @@ struct Sources {
     vars: Vec<(String, String)>,
     #[command(flatten)]
     netns: NetnsArgs,
+    #[command(flatten)]
+    config: persist::ConfigArgs,
 }
 
 /// Which network namespace to work in.
@@ -340,11 +343,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
             let options = observe.options(ns.as_ref())?;
+            let root = sources.config.root()?;
             let facts = netns::run_in(ns.as_ref(), || {
-                Ok(facts::gather_with(
-                    &FactRequest::for_playbooks(&set.pairs()),
-                    &options,
-                ))
+                let mut facts =
+                    facts::gather_with(&FactRequest::for_playbooks(&set.pairs()), &options);
+                persist::gather_for_snapshot(&mut facts, &root);
+                Ok(facts)
             })?;
             let text = match format {
                 Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
@@ -373,7 +377,13 @@ impl PlaybookSet {
     }
 
     /// What a plan made from this set in namespace `ns` records about its inputs.
-    fn made_from(&self, ns: Option<&NetnsRecord>, facts: Option<Facts>) -> Result<plan::MadeFrom> {
+    fn made_from(
+        &self,
+        ns: Option<&NetnsRecord>,
+        facts: Option<Facts>,
+        counter_samples: Samples,
+        config: &persist::ConfigArgs,
+    ) -> Result<plan::MadeFrom> {
         Ok(plan::MadeFrom {
             netns: netns::identity(ns)?,
             playbooks: self
@@ -383,6 +393,9 @@ impl PlaybookSet {
                 .collect(),
             vars: self.overrides.clone(),
             facts,
+            persist: config.persist,
+            root: (config.root != Path::new("/")).then(|| config.root.display().to_string()),
+            counter_samples,
         })
     }
 }
@@ -455,13 +468,50 @@ fn read_facts_file(path: &Path) -> Result<Facts> {
     Ok(facts)
 }
 
-/// Plans against a snapshot, or against this host's facts gathered now.
-fn make_plan(set: &PlaybookSet, snapshot: Option<&Facts>, options: &facts::GatherOptions) -> Plan {
+/// Plans against a snapshot, or against this host's facts gathered now (with the
+/// configuration under `--root` that persistence needs).
+fn make_plan(
+    set: &PlaybookSet,
+    snapshot: Option<&Facts>,
+    options: &facts::GatherOptions,
+    config: &persist::ConfigArgs,
+) -> Result<Plan> {
+    Ok(make_plan_sampled(set, snapshot, options, config)?.0)
+}
+
+/// [`make_plan`], also returning the counters sampled for it (recorded in plan files).
+type Samples = BTreeMap<String, facts::Fact<facts::counters::CounterSample>>;
+
+fn make_plan_sampled(
+    set: &PlaybookSet,
+    snapshot: Option<&Facts>,
+    options: &facts::GatherOptions,
+    config: &persist::ConfigArgs,
+) -> Result<(Plan, Samples)> {
     let pairs = set.pairs();
-    match snapshot {
-        Some(facts) => plan::plan_from_facts(&pairs, facts),
-        None => plan::plan_from_facts(&pairs, &gather_lazily(&pairs, options)),
-    }
+    let root = config.root()?;
+    let mut facts = match snapshot {
+        Some(facts) => facts.clone(),
+        None => {
+            let mut facts = gather_lazily(&pairs, options);
+            persist::gather(&mut facts, &root);
+            facts
+        }
+    };
+    let mut plan = plan::plan_from_facts(&pairs, &facts);
+    persist::finish(
+        &mut plan,
+        &pairs,
+        &mut facts,
+        config.persist,
+        snapshot.is_some(),
+    );
+    let samples = if snapshot.is_some() {
+        Samples::new()
+    } else {
+        facts.counter_samples
+    };
+    Ok((plan, samples))
 }
 
 /// Gathers the cheap facts, decides what rules it can, then gathers the costly facts
@@ -507,10 +557,10 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     }
     let options = args.observe.options(ns.as_ref())?;
     let snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
-    let mut plan = netns::run_in(ns.as_ref(), || {
-        Ok(make_plan(&set, snapshot.as_ref(), &options))
+    let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
+        make_plan_sampled(&set, snapshot.as_ref(), &options, &args.sources.config)
     })?;
-    plan.made_from = Some(set.made_from(ns.as_ref(), snapshot)?);
+    plan.made_from = Some(set.made_from(ns.as_ref(), snapshot, samples, &args.sources.config)?);
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
@@ -563,9 +613,10 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             if !args.sources.paths.is_empty()
                 || !args.sources.vars.is_empty()
                 || args.observe.given()
+                || args.sources.config.persist
             {
                 bail!(
-                    "a saved plan is applied exactly as reviewed; -p, --var, --kernel-log and --sample-window cannot be combined with PLAN_FILE"
+                    "a saved plan is applied exactly as reviewed; -p, --var, --kernel-log, --sample-window and --persist cannot be combined with PLAN_FILE"
                 );
             }
             let refused = || format!("{} is refused; nothing was changed", path.display());
@@ -586,7 +637,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             let recorded = verify::recorded(path, &plan).with_context(refused)?;
             // The kernel log's scope (host-wide, a container's memcg) follows the
             // namespace the plan was made in, as it did when it was made.
-            let options = args.observe.options(Some(&recorded.netns))?;
+            let mut options = args.observe.options(Some(&recorded.netns))?;
+            options.recorded_samples = plan.made_from.as_ref().map(|m| m.counter_samples.clone());
             verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             print_out(&format!(
@@ -600,8 +652,11 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
             let options = args.observe.options(ns.as_ref())?;
-            let mut plan = netns::run_in(ns.as_ref(), || Ok(make_plan(&set, None, &options)))?;
-            plan.made_from = Some(set.made_from(ns.as_ref(), None)?);
+            let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
+                make_plan_sampled(&set, None, &options, &args.sources.config)
+            })?;
+            plan.made_from =
+                Some(set.made_from(ns.as_ref(), None, samples, &args.sources.config)?);
             plan.netns = ns;
             print_out(&render::plan(&plan, set.playbooks.len()))?;
             plan

@@ -62,6 +62,7 @@ impl ObserveArgs {
             sample_window: self.sample_window,
             netns: ns.map(ToString::to_string),
             memcg,
+            recorded_samples: None,
         })
     }
 }

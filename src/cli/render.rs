@@ -48,6 +48,7 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
     );
     if plan.findings.is_empty() {
         let _ = writeln!(out, "\nNo rule fired. Nothing to change.");
+        notes(&mut out, plan);
         return out;
     }
     for pf in &plan.findings {
@@ -76,14 +77,18 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
         let _ = writeln!(out, "\n{}", paint(BOLD, "Changes, in order:"));
         for (i, c) in plan.changes.iter().enumerate() {
             let m = &c.mutation;
-            if let Mutation::EnvFile {
+            if let Mutation::File {
                 path,
+                role,
                 keys,
                 before,
                 after,
+                effect,
             } = m
             {
-                env_file_change(&mut out, i + 1, path, keys, before, after);
+                let effect = effect.as_deref().unwrap_or(role.default_effect());
+                let file = (m.resource(), path.as_str());
+                env_file_change(&mut out, i + 1, file, keys, (before, after), effect);
                 let _ = writeln!(out, "     {} {}", paint(DIM, "by"), c.rules.join(", "));
                 continue;
             }
@@ -102,6 +107,7 @@ pub fn plan(plan: &Plan, playbooks: usize) -> String {
     for e in &plan.errors {
         let _ = writeln!(out, "\n{} {e}", paint(RED, "error:"));
     }
+    notes(&mut out, plan);
     let in_effect = plan
         .findings
         .iter()
@@ -157,21 +163,27 @@ pub fn nothing_to_apply(plan: &Plan) -> String {
     out
 }
 
+fn notes(out: &mut String, plan: &Plan) {
+    for n in &plan.notes {
+        let _ = writeln!(out, "\n{} {n}", paint(YELLOW, "note:"));
+    }
+}
+
 /// An environment-file change: its unified diff, coloured by line.
 fn env_file_change(
     out: &mut String,
     n: usize,
-    path: &str,
+    (resource, path): (String, &str),
     keys: &[String],
-    before: &Option<String>,
-    after: &Option<String>,
+    (before, after): (&Option<String>, &Option<String>),
+    effect: &str,
 ) {
     let what = if before.is_none() { "create" } else { "edit" };
     let _ = writeln!(
         out,
         "  {n}. {} {}  {what}, set {}",
         paint(CYAN, "~"),
-        paint(BOLD, &format!("envfile:{path}")),
+        paint(BOLD, &resource),
         keys.join(", ")
     );
     let diff = crate::domain::envfile::unified_diff(path, before.as_deref(), after.as_deref());
@@ -184,11 +196,7 @@ fn env_file_change(
         };
         let _ = writeln!(out, "       {}", paint(style, line));
     }
-    let _ = writeln!(
-        out,
-        "     {} takes effect when the JVM (the service reading this file) restarts",
-        paint(YELLOW, "note:")
-    );
+    let _ = writeln!(out, "     {} {effect}", paint(YELLOW, "note:"));
 }
 
 /// A fact's value as text, or why it is unknown (highlighted).

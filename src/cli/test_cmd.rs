@@ -139,7 +139,7 @@ fn outcome(playbooks: &[LoadedPlaybook], plan: &Plan) -> Expect {
 /// A change as one exact line: `resource: before → after`; for an environment file,
 /// the lines it removes and adds (the rest of the file is kept byte for byte).
 fn change_line(m: &Mutation) -> String {
-    if let Mutation::EnvFile { before, after, .. } = m {
+    if let Mutation::File { before, after, .. } = m {
         let (old, new) = (
             before.as_deref().unwrap_or(""),
             after.as_deref().unwrap_or(""),

@@ -29,6 +29,7 @@ use super::PlaybookSet;
 use crate::apply::{self, SystemExecutor};
 use crate::domain::time::MAX_UNIX_TIME;
 use crate::kernel::netns::{self, NetnsRecord};
+use crate::plan::mutation::FileRole;
 use crate::plan::{self, Change, MadeFrom, Mutation, Plan, sha256_hex};
 use crate::playbook::{self, Action, Diagnostics, LoadedPlaybook, Vars, expand};
 
@@ -122,6 +123,8 @@ pub struct Recorded {
     pub provenance: Vec<String>,
     /// Where to read facts and apply: the recorded namespace.
     pub netns: NetnsRecord,
+    /// `--persist` and `--root` as the plan was made with.
+    pub config: super::persist::ConfigArgs,
 }
 
 /// Checks what the plan says it was made from and loads it.
@@ -137,6 +140,9 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         playbooks,
         vars,
         facts,
+        persist: _,
+        root: _,
+        counter_samples: _,
     } = made_from;
     if let Some(facts) = facts {
         if facts.format != crate::facts::FACTS_FORMAT {
@@ -226,6 +232,14 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         set,
         provenance,
         netns: ns.clone(),
+        config: super::persist::ConfigArgs {
+            root: made_from
+                .root
+                .clone()
+                .unwrap_or_else(|| "/".to_owned())
+                .into(),
+            persist: made_from.persist,
+        },
     })
 }
 
@@ -286,7 +300,12 @@ pub fn rederive(
         .changes
         .iter()
         .filter_map(|c| {
-            unreachable_by_rules(c, &pairs).map(|why| {
+            unreachable_by_rules(
+                c,
+                &pairs,
+                saved.made_from.as_ref().is_some_and(|m| m.persist),
+            )
+            .map(|why| {
                 format!(
                     "{}: the plan changes it ({} → {}), but {why}",
                     c.mutation.resource(),
@@ -306,7 +325,10 @@ pub fn rederive(
     let (drift, derived) = netns::run_in(Some(&recorded.netns), || {
         let drift = apply::drifted(&mut SystemExecutor, &saved.changes);
         let snapshot = saved.made_from.as_ref().and_then(|m| m.facts.as_ref());
-        Ok((drift, super::make_plan(&recorded.set, snapshot, options)))
+        Ok((
+            drift,
+            super::make_plan(&recorded.set, snapshot, options, &recorded.config)?,
+        ))
     })
     .with_context(|| format!("{}: cannot check the plan", path.display()))?;
     if !drift.is_empty() {
@@ -346,7 +368,7 @@ pub fn differences(
     for change in saved {
         let resource = change.mutation.resource();
         let m = &change.mutation;
-        let Some(unreachable) = unreachable_by_rules(change, playbooks) else {
+        let Some(unreachable) = unreachable_by_rules(change, playbooks, true) else {
             match now.get(&resource) {
                 None => out.push(format!(
                     "{resource}: the plan changes it ({} → {}), its rules no longer do: the system changed since the plan was made (the rule no longer fires, or its fix is in effect)",
@@ -402,7 +424,11 @@ pub fn differences(
 
 /// `None` when some rule the change credits has a fix that can make it; otherwise why
 /// not. This is what tells an edited plan from a changed system.
-fn unreachable_by_rules(change: &Change, playbooks: &[(&LoadedPlaybook, &Vars)]) -> Option<String> {
+fn unreachable_by_rules(
+    change: &Change,
+    playbooks: &[(&LoadedPlaybook, &Vars)],
+    persist: bool,
+) -> Option<String> {
     if change.rules.is_empty() {
         return Some("no rule asks for it".into());
     }
@@ -426,8 +452,23 @@ fn unreachable_by_rules(change: &Change, playbooks: &[(&LoadedPlaybook, &Vars)])
                 (Action::SetSysctl(s), Mutation::Sysctl { key, .. }) => {
                     s.key == *key || expand(&s.key, vars).is_ok_and(|k| k == *key)
                 }
-                (Action::SetEnv(e), Mutation::EnvFile { path, .. }) => {
-                    expand(&e.file, vars).is_ok_and(|f| f == *path)
+                // The file given, or (none given) the service's drop-in or
+                // EnvironmentFile= found from the process; re-derivation checks which.
+                (Action::SetEnv(e), Mutation::File { path, role, .. })
+                    if matches!(role, FileRole::Env | FileRole::UnitDropIn) =>
+                {
+                    expand(&e.file, vars).is_ok_and(|f| f == *path || f.is_empty())
+                }
+                // Persistence (`--persist`) of a sysctl or MTU fix: only with --persist.
+                (Action::SetSysctl(_), Mutation::File { role, .. })
+                    if matches!(role, FileRole::SysctlD | FileRole::ModulesLoad) =>
+                {
+                    persist
+                }
+                (Action::SetMtu(_), Mutation::File { role, .. })
+                    if *role == FileRole::NetworkDropIn =>
+                {
+                    persist
                 }
                 (Action::SetMtu(_), Mutation::LinkMtu { .. }) => true,
                 (Action::DeleteRootQdisc(_), Mutation::RootQdisc { .. }) => true,

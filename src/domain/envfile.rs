@@ -164,7 +164,7 @@ pub fn get(content: &str, key: &str) -> Result<Option<String>, String> {
 }
 
 /// Characters that make a bare value mean something else to sh.
-fn needs_quotes(value: &str) -> bool {
+pub fn needs_quotes(value: &str) -> bool {
     value.is_empty()
         || value.chars().any(|c| {
             c.is_whitespace()
@@ -226,8 +226,8 @@ fn quote(value: &str, old: Option<&Assignment>) -> String {
     }
 }
 
-/// The content with `key` set to `value`. Other lines are kept byte for byte.
-pub fn set(content: &str, key: &str, value: &str) -> Result<String, String> {
+/// Refuses a key that is not a variable name and a value no line can hold.
+pub fn check_assignment(key: &str, value: &str) -> Result<(), String> {
     if !valid_key(key) {
         return Err(format!(
             "{key:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"
@@ -238,6 +238,12 @@ pub fn set(content: &str, key: &str, value: &str) -> Result<String, String> {
             "{key}: a value with a line break or NUL cannot be written to an environment file"
         ));
     }
+    Ok(())
+}
+
+/// The content with `key` set to `value`. Other lines are kept byte for byte.
+pub fn set(content: &str, key: &str, value: &str) -> Result<String, String> {
+    check_assignment(key, value)?;
     let all = lines(content);
     match find(&all, key)? {
         Some((index, a)) => {

@@ -5,8 +5,11 @@
 //! Nothing here does I/O or names `facts`, `detect`, `plan`, `apply`, `cli` or
 //! `playbook`; every stage may use it.
 
+pub mod env_dialect;
 pub mod envfile;
 pub mod jvm;
 pub mod ports;
 pub mod qdisc;
+pub mod sysctl_conf;
 pub mod time;
+pub mod unit;

@@ -8,15 +8,19 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod config;
 pub mod counters;
 pub mod envfile;
 pub mod kmsg;
 pub mod kmsg_file;
 pub mod net;
+pub mod networkd;
 pub mod oom;
 pub mod processes;
 pub mod scope;
 pub mod sockets;
+pub mod sysctl_d;
+pub mod units;
 
 pub use counters::CounterSample;
 pub use oom::OomKill;
@@ -136,6 +140,9 @@ pub struct Facts {
     /// widens `net.ipv4.ip_local_port_range`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_ports: Option<Fact<Vec<u16>>>,
+    /// Configuration files under `--root` (sysctl.d, modules-load.d, link managers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<config::ConfigFacts>,
 }
 
 impl Facts {
@@ -381,7 +388,7 @@ pub fn gather(request: &FactRequest) -> Facts {
 /// [`gather`], with a saved kernel log, a sampling window, or a namespace's scope.
 pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     // The first counter readings; the window runs while the other facts are read.
-    let sampling = (!request.counter_growth.is_empty())
+    let sampling = (!request.counter_growth.is_empty() && options.recorded_samples.is_none())
         .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
     let collected_at = now_unix();
     let mut facts = Facts {
@@ -426,6 +433,12 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     }
     if let Some(pending) = sampling {
         facts.counter_samples = counters::finish_sampling(pending);
+    } else if let Some(recorded) = &options.recorded_samples {
+        facts.counter_samples = recorded
+            .iter()
+            .filter(|(name, _)| request.counter_growth.contains_key(*name))
+            .map(|(name, sample)| (name.clone(), sample.clone()))
+            .collect();
     }
     facts
 }

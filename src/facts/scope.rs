@@ -12,7 +12,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::kmsg_file::SavedLog;
-use super::{LogLine, OomKill, describe_io_error};
+use std::collections::BTreeMap;
+
+use super::{Fact, LogLine, OomKill, describe_io_error};
 
 /// How to gather, beyond what the rules ask for.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +28,8 @@ pub struct GatherOptions {
     /// Keep only OOM kills in this memory cgroup or below (a container's, for
     /// `--netns-pid`).
     pub memcg: Option<String>,
+    /// Counter samples to use instead of sampling (a saved plan re-derived at apply).
+    pub recorded_samples: Option<BTreeMap<String, Fact<super::counters::CounterSample>>>,
 }
 
 /// Where the kernel-log facts come from.

@@ -6,44 +6,47 @@
 //! in the same plan leaves it, so two rules editing one file compose); a fix whose
 //! value is already in the file plans nothing.
 
+use crate::domain::env_dialect::{Dialect, get_in, set_in};
 use crate::domain::jvm::replace_heap_flags;
 use crate::facts::{Fact, Facts};
 use crate::playbook::{Condition, EnvMode, SetEnv, Vars, expand, scalar_text};
 
 use super::Unplanned;
 use super::jvm::{limits_seen, xmx_for};
-use super::mutation::{Earlier, Mutation};
+use super::mutation::{Earlier, FileRole, Mutation};
 
-/// The file change a `set_env` asks for, or `None` when it is already in effect.
+/// The file changes a `set_env` asks for (none when already in effect). With a file
+/// given, that file is edited; without one, the file is found from the java processes
+/// the detection flagged ([`super::unit`]): a drop-in of their systemd service, or the
+/// `EnvironmentFile=` that sets the variable.
 pub fn plan_set_env<'a>(
     e: &SetEnv,
     detect: &Condition,
     vars: &Vars,
     facts: &Facts,
     earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
-) -> Result<Option<Mutation>, Unplanned> {
-    let file = expand(&e.file, vars)?;
+) -> Vec<Result<Option<Mutation>, Unplanned>> {
+    let file = match expand(&e.file, vars) {
+        Ok(f) => f,
+        Err(err) => return vec![Err(err.into())],
+    };
     if file.is_empty() {
-        return Err(Unplanned::NeedsInput(
-            "set_env: no environment file given; pass --var env_file=PATH (the file the service's JVM reads its environment from, e.g. /etc/default/tomcat9)".to_owned(),
-        ));
+        return super::unit::plan_service_env(e, detect, vars, facts, earlier);
     }
-    let key = expand(&e.key, vars)?;
-    let measured = match facts.env_file(&file) {
-        Fact::Value(content) => content.clone(),
-        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}").into()),
-    };
-    let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
-        Some(Mutation::EnvFile { after, .. }) => after.clone(),
-        _ => measured.clone(),
-    };
-    let content = current.clone().unwrap_or_default();
-    let old_value =
-        crate::domain::envfile::get(&content, &key).map_err(|err| format!("{file}: {err}"))?;
+    vec![plan_env_file(e, &file, detect, vars, facts, earlier).map_err(Into::into)]
+}
+
+/// The value `e` gives its variable, from the variable's current options.
+pub fn new_value(
+    e: &SetEnv,
+    old_options: &str,
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+) -> Result<String, String> {
     let (mode, operand) = e.mode()?;
     let operand = scalar_text(operand, vars)?;
-    let old_options = old_value.as_deref().unwrap_or("");
-    let new_value = match mode {
+    Ok(match mode {
         EnvMode::Value => operand,
         EnvMode::JvmHeapFlags => replace_heap_flags(old_options, operand.trim()),
         EnvMode::HeapPercentOfLimit => {
@@ -55,18 +58,66 @@ pub fn plan_set_env<'a>(
             let xmx = xmx_for(&limits, headroom, percent)?;
             replace_heap_flags(old_options, &xmx)
         }
+    })
+}
+
+/// Sets `key` in the environment file `file` whose current content is `measured`
+/// (or what an earlier change leaves); `None` when the value is already there.
+pub fn edit_env_file<'a>(
+    e: &SetEnv,
+    (file, key, dialect): (&str, &str, Dialect),
+    measured: Option<String>,
+    (detect, vars, facts): (&Condition, &Vars, &Facts),
+    earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
+    effect: Option<String>,
+) -> Result<Option<Mutation>, String> {
+    let current = match earlier(&format!("envfile:{file}")).map(|c| c.mutation) {
+        Some(Mutation::File { after, .. }) => after.clone(),
+        _ => measured.clone(),
     };
+    let content = current.clone().unwrap_or_default();
+    let old_value = get_in(dialect, &content, key).map_err(|err| format!("{file}: {err}"))?;
+    let new_value = new_value(e, old_value.as_deref().unwrap_or(""), detect, vars, facts)?;
     if old_value.as_deref() == Some(new_value.as_str()) {
         return Ok(None);
     }
-    let after = crate::domain::envfile::set(&content, &key, &new_value)
-        .map_err(|err| format!("{file}: {err}"))?;
-    Ok(Some(Mutation::EnvFile {
-        path: file,
-        keys: vec![key],
+    let after =
+        set_in(dialect, &content, key, &new_value).map_err(|err| format!("{file}: {err}"))?;
+    Ok(Some(Mutation::File {
+        path: file.to_owned(),
+        role: FileRole::Env,
+        keys: vec![key.to_owned()],
         before: measured,
         after: Some(after),
+        effect,
     }))
+}
+
+fn plan_env_file<'a>(
+    e: &SetEnv,
+    file: &str,
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+    earlier: &dyn Fn(&str) -> Option<Earlier<'a>>,
+) -> Result<Option<Mutation>, String> {
+    let key = expand(&e.key, vars)?;
+    let measured = match facts.env_file(file) {
+        Fact::Value(content) => content.clone(),
+        Fact::Unknown(why) => return Err(format!("cannot plan {file}: {why}")),
+    };
+    let dialect = match e.dialect.as_deref().map(|d| expand(d, vars)).transpose()? {
+        Some(d) if !d.is_empty() => Dialect::parse(&d)?,
+        _ => Dialect::for_path(file),
+    };
+    edit_env_file(
+        e,
+        (file, &key, dialect),
+        measured,
+        (detect, vars, facts),
+        earlier,
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -139,7 +190,7 @@ mod tests {
 
     fn after(plan: &Plan) -> Option<String> {
         match &plan.changes.first()?.mutation {
-            Mutation::EnvFile { after, .. } => after.clone(),
+            Mutation::File { after, .. } => after.clone(),
             _ => None,
         }
     }
@@ -248,7 +299,7 @@ mod tests {
                 "JAVA_TOOL_OPTIONS=\"-XX:+UseG1GC -XX:MaxRAMPercentage=75.0\"\r\nMALLOC_ARENA_MAX=2\r\n"
             )
         );
-        let Mutation::EnvFile { keys, before, .. } = &plan.changes[0].mutation else {
+        let Mutation::File { keys, before, .. } = &plan.changes[0].mutation else {
             panic!()
         };
         assert_eq!(keys, &["JAVA_TOOL_OPTIONS", "MALLOC_ARENA_MAX"]);
@@ -302,11 +353,13 @@ mod tests {
         );
         assert_eq!(label(None), "(absent)");
         assert_eq!(
-            Mutation::EnvFile {
+            Mutation::File {
                 path: "/x".into(),
+                role: FileRole::Env,
                 keys: vec![],
                 before: None,
-                after: None
+                after: None,
+                effect: None,
             }
             .before(),
             crate::plan::ABSENT

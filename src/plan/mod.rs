@@ -25,9 +25,11 @@ pub mod envfile;
 pub mod jvm;
 pub mod mutation;
 pub mod net;
+pub mod persist;
 pub mod sysctl;
+pub mod unit;
 
-pub use mutation::{ABSENT, Earlier, Mutation};
+pub use mutation::{ABSENT, Earlier, FileRole, Mutation};
 
 /// Version of the plan file format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -49,6 +51,10 @@ pub struct Plan {
     /// Fixes that could not be planned; a plan with errors cannot be applied.
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Things worth knowing that change nothing (runtime-only changes, persistence
+    /// drift); they never affect the exit code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The network namespace the facts were read in and the changes apply to
     /// (absent: the namespace `tune` runs in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,17 @@ pub struct MadeFrom {
     /// for a plan of the live system, which apply re-derives from facts gathered then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
+    /// The counters sampled over a window when the plan was made (`measure: growth`):
+    /// a rate is part of what was reviewed, so apply re-derives the plan with these
+    /// readings instead of sampling again (everything else is read live).
+    /// `--persist` and `--root` as given: apply re-derives the configuration files too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub persist: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counter_samples:
+        BTreeMap<String, crate::facts::Fact<crate::facts::counters::CounterSample>>,
 }
 
 /// One playbook a plan was made from: where it came from, its digest and its text.
@@ -213,13 +230,9 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                         Action::DeleteRootQdisc(a) => {
                             errors_of(net::plan_delete_root_qdisc(&rule.detect, a, vars, facts))
                         }
-                        Action::SetEnv(e) => vec![envfile::plan_set_env(
-                            e,
-                            &rule.detect,
-                            vars,
-                            facts,
-                            &earlier,
-                        )],
+                        Action::SetEnv(e) => {
+                            envfile::plan_set_env(e, &rule.detect, vars, facts, &earlier)
+                        }
                     };
                     for outcome in outcomes {
                         match outcome {
@@ -278,6 +291,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
         findings: planned,
         changes,
         errors,
+        notes: Vec::new(),
         netns: None,
         made_from: None,
     }
@@ -311,10 +325,15 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
             }
         }
         (
-            Mutation::EnvFile {
-                path, keys, before, ..
+            Mutation::File {
+                path,
+                role,
+                keys,
+                before,
+                effect,
+                ..
             },
-            Mutation::EnvFile {
+            Mutation::File {
                 keys: more, after, ..
             },
         ) => {
@@ -324,11 +343,13 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
                     .filter(|k| !keys.contains(k))
                     .collect::<Vec<_>>(),
             );
-            Mutation::EnvFile {
+            Mutation::File {
                 path: path.clone(),
+                role: *role,
                 keys,
                 before: before.clone(),
                 after,
+                effect: effect.clone(),
             }
         }
         (

@@ -17,15 +17,25 @@ pub enum Mutation {
         before: String,
         after: String,
     },
-    /// A `KEY=VALUE` environment file: its exact content before and after (`null`:
-    /// the file does not exist). Takes effect when the program reading it restarts.
-    EnvFile {
-        /// The file as the playbook names it (symlinks resolved at apply time).
+    /// A configuration file, whole: its exact content before and after (`null`: the
+    /// file does not exist). What reads it is its [`FileRole`]: an environment file
+    /// takes effect when the program reading it restarts, a sysctl.d file at boot.
+    /// (Plans and journals written before roles existed call it `env_file`.)
+    #[serde(alias = "env_file")]
+    File {
+        /// The file's path (under `--root`; symlinks resolved at apply time).
         path: String,
-        /// The variables this change sets.
+        /// Who reads the file; absent: an environment file.
+        #[serde(default, skip_serializing_if = "FileRole::is_env")]
+        role: FileRole,
+        /// The variables or keys this change sets.
         keys: Vec<String>,
         before: Option<String>,
         after: Option<String>,
+        /// When the change takes effect, as shown in the plan (absent: the default of
+        /// the role).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        effect: Option<String>,
     },
     /// A link's MTU. The link is identified by index and name; a link that vanished
     /// or was renamed since the plan is an error, not a change to some other link.
@@ -58,6 +68,55 @@ fn qdisc_text(spec: &Option<QdiscSpec>) -> String {
     )
 }
 
+/// Who reads a configuration file, which decides its resource name and when the
+/// change takes effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    /// A `KEY=VALUE` environment file read by a service (resource `envfile:PATH`).
+    #[default]
+    Env,
+    /// A sysctl.d file read at boot by systemd-sysctl and `sysctl --system`.
+    SysctlD,
+    /// A modules-load.d file read at boot by systemd-modules-load.
+    ModulesLoad,
+    /// A systemd unit drop-in (`UNIT.d/NAME.conf`).
+    UnitDropIn,
+    /// A systemd-networkd `.network` drop-in.
+    NetworkDropIn,
+}
+
+impl FileRole {
+    pub fn is_env(&self) -> bool {
+        *self == FileRole::Env
+    }
+
+    /// The prefix of the resource name.
+    pub fn resource_prefix(self) -> &'static str {
+        match self {
+            FileRole::Env => "envfile",
+            _ => "file",
+        }
+    }
+
+    /// When a change to such a file takes effect, unless the change says better.
+    pub fn default_effect(self) -> &'static str {
+        match self {
+            FileRole::Env => "takes effect when the JVM (the service reading this file) restarts",
+            FileRole::SysctlD => {
+                "read at boot by systemd-sysctl and `sysctl --system`; the runtime value is set above"
+            }
+            FileRole::ModulesLoad => "read at boot by systemd-modules-load",
+            FileRole::UnitDropIn => {
+                "takes effect when the unit restarts (after `systemctl daemon-reload`)"
+            }
+            FileRole::NetworkDropIn => {
+                "read by systemd-networkd when it (re)configures the link; the runtime value is set above"
+            }
+        }
+    }
+}
+
 /// The canonical form of "the file does not exist" in [`Mutation::before`] /
 /// [`Mutation::after`]. Files holding NUL bytes are refused, so no content equals it.
 pub const ABSENT: &str = "\u{0}(absent)";
@@ -71,7 +130,7 @@ impl Mutation {
     pub fn resource(&self) -> String {
         match self {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
-            Mutation::EnvFile { path, .. } => format!("envfile:{path}"),
+            Mutation::File { path, role, .. } => format!("{}:{path}", role.resource_prefix()),
             Mutation::LinkMtu { link, .. } => format!("link:{link}"),
             Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
         }
@@ -81,7 +140,7 @@ impl Mutation {
     pub fn before(&self) -> String {
         match self {
             Mutation::Sysctl { before, .. } => before.clone(),
-            Mutation::EnvFile { before, .. } => file_state(before),
+            Mutation::File { before, .. } => file_state(before),
             Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
             Mutation::RootQdisc { before, .. } => qdisc_text(before),
         }
@@ -92,14 +151,14 @@ impl Mutation {
             Mutation::Sysctl { after, .. } => after.clone(),
             Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
             Mutation::RootQdisc { after, .. } => qdisc_text(after),
-            Mutation::EnvFile { after, .. } => file_state(after),
+            Mutation::File { after, .. } => file_state(after),
         }
     }
 
     /// [`Mutation::before`] as one short line for logs and history.
     pub fn before_label(&self) -> String {
         match self {
-            Mutation::EnvFile { before, .. } => label(before.as_deref()),
+            Mutation::File { before, .. } => label(before.as_deref()),
             Mutation::RootQdisc { before, .. } => qdisc_label(before),
             _ => self.before(),
         }
@@ -108,7 +167,7 @@ impl Mutation {
     /// [`Mutation::after`] as one short line for logs and history.
     pub fn after_label(&self) -> String {
         match self {
-            Mutation::EnvFile { after, .. } => label(after.as_deref()),
+            Mutation::File { after, .. } => label(after.as_deref()),
             Mutation::RootQdisc { after, .. } => qdisc_label(after),
             _ => self.after(),
         }
@@ -122,16 +181,20 @@ impl Mutation {
                 before: after.clone(),
                 after: before.clone(),
             },
-            Mutation::EnvFile {
+            Mutation::File {
                 path,
+                role,
                 keys,
                 before,
                 after,
-            } => Mutation::EnvFile {
+                effect,
+            } => Mutation::File {
                 path: path.clone(),
+                role: *role,
                 keys: keys.clone(),
                 before: after.clone(),
                 after: before.clone(),
+                effect: effect.clone(),
             },
             Mutation::LinkMtu {
                 link,

@@ -471,6 +471,13 @@ pub struct SetEnv {
     #[serde(default)]
     #[schemars(with = "Option<super::schema_hints::NumberOrVar>")]
     pub heap_percent_of_limit: Option<Scalar>,
+    /// Who reads the file, whose quoting rules the edit follows: `systemd`
+    /// (EnvironmentFile=), `shell` (sourced by a script), `docker` (--env-file) or
+    /// `unknown`. Empty or absent: `shell` under /etc/default and /etc/sysconfig,
+    /// else `unknown` (only lines all three read alike are edited). A file found
+    /// from a unit's EnvironmentFile= is always `systemd`.
+    #[serde(default)]
+    pub dialect: Option<String>,
 }
 
 /// How a [`SetEnv`] computes the new value.
