@@ -454,22 +454,29 @@ fn unreachable_by_rules(
                 }
                 // The file given, or (none given) the service's drop-in or
                 // EnvironmentFile= found from the process; re-derivation checks which.
-                (Action::SetEnv(e), Mutation::File { path, role, .. })
-                    if matches!(role, FileRole::Env | FileRole::UnitDropIn) =>
-                {
-                    expand(&e.file, vars).is_ok_and(|f| f == *path || f.is_empty())
-                }
+                (
+                    Action::SetEnv(e),
+                    Mutation::File {
+                        path,
+                        role: FileRole::Env | FileRole::UnitDropIn,
+                        ..
+                    },
+                ) => expand(&e.file, vars).is_ok_and(|f| f == *path || f.is_empty()),
                 // Persistence (`--persist`) of a sysctl or MTU fix: only with --persist.
-                (Action::SetSysctl(_), Mutation::File { role, .. })
-                    if matches!(role, FileRole::SysctlD | FileRole::ModulesLoad) =>
-                {
-                    persist
-                }
-                (Action::SetMtu(_), Mutation::File { role, .. })
-                    if *role == FileRole::NetworkDropIn =>
-                {
-                    persist
-                }
+                (
+                    Action::SetSysctl(_),
+                    Mutation::File {
+                        role: FileRole::SysctlD | FileRole::ModulesLoad,
+                        ..
+                    },
+                )
+                | (
+                    Action::SetMtu(_),
+                    Mutation::File {
+                        role: FileRole::NetworkDropIn,
+                        ..
+                    },
+                ) => persist,
                 (Action::SetMtu(_), Mutation::LinkMtu { .. }) => true,
                 (Action::DeleteRootQdisc(_), Mutation::RootQdisc { .. }) => true,
                 _ => false,
