@@ -45,6 +45,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("jvm-heap.yml", include_str!("../../playbooks/jvm-heap.yml")),
     ("netem.yml", include_str!("../../playbooks/netem.yml")),
     ("mtu.yml", include_str!("../../playbooks/mtu.yml")),
+    (
+        "time-wait-overflow.yml",
+        include_str!("../../playbooks/time-wait-overflow.yml"),
+    ),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
