@@ -50,7 +50,10 @@ fn short_connections(n: usize) {
 /// TcpExt.TCPTimeWaitOverflow of the namespace, read from /proc/net/netstat there.
 fn tw_overflows(ns: &Netns) -> u64 {
     let netstat = ns.sh("cat /proc/net/netstat");
-    let lines: Vec<&str> = netstat.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    let lines: Vec<&str> = netstat
+        .lines()
+        .filter(|l| l.starts_with("TcpExt:"))
+        .collect();
     let [names, values] = lines.as_slice() else {
         panic!("no TcpExt pair in /proc/net/netstat: {netstat}");
     };
@@ -96,7 +99,11 @@ fn time_wait_overflow_detected_fixed_and_rolled_back() {
     );
     assert!(!shown.contains("tcp_tw_recycle"), "{shown}");
 
-    assert_code(&ns.tune(state.path(), &["apply", "--yes", "-p", &pb]), 0, "apply");
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", "-p", &pb]),
+        0,
+        "apply",
+    );
     assert_eq!(ns.sysctl("net.ipv4.tcp_max_tw_buckets"), "262144");
     // The sockets of the first round still hold at most 100 buckets: the same load
     // again fits below the new ceiling.

@@ -181,7 +181,27 @@ pub fn facts(facts: &Facts) -> String {
     }
     jvm_facts(&mut out, facts);
     net_facts(&mut out, facts);
+    softnet_facts(&mut out, facts);
     out
+}
+
+/// One line per CPU of /proc/net/softnet_stat.
+fn softnet_facts(out: &mut String, facts: &Facts) {
+    match &facts.softnet {
+        Some(Fact::Value(rows)) => {
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "softnet  cpu{} processed {} dropped {} time_squeeze {} (host-wide)",
+                    r.cpu, r.processed, r.dropped, r.time_squeeze
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "softnet  {}", unknown(why));
+        }
+        None => {}
+    }
 }
 
 /// Processes, host memory, OOM kills and environment files.

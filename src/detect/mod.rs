@@ -8,13 +8,14 @@
 //!
 //! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
 //! family has its own file: `sysctl`, `kmsg` (kernel-log lines), `net` (links and
-//! qdiscs), `jvm` (heaps and OOM kills); counters and sockets are plain comparisons
+//! qdiscs), `jvm` (heaps and OOM kills), `softnet` (per-CPU receive backlog drops and budget squeezes); counters and sockets are plain comparisons
 //! ([`compare::count`]).
 
 pub mod compare;
 pub mod jvm;
 pub mod kmsg;
 pub mod net;
+pub mod softnet;
 pub mod sysctl;
 
 use crate::facts::Facts;
@@ -129,6 +130,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::Link(l) => decided(out, "links", net::eval_link(l, facts, vars)),
         Condition::Qdisc(q) => decided(out, "qdiscs", net::eval_qdisc(q, facts, vars)),
         Condition::KernelLog(k) => kmsg::eval(k, vars, facts, out),
+        Condition::Softnet(s) => softnet::eval(s, vars, facts, out),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod net;
 pub mod oom;
 pub mod processes;
 pub mod sockets;
+pub mod softnet;
 
 pub use oom::OomKill;
 pub use processes::{MemoryCgroup, ProcessInfo};
@@ -121,6 +122,9 @@ pub struct Facts {
     /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
     #[serde(default)]
     pub qdiscs: Fact<Vec<net::Qdisc>>,
+    /// /proc/net/softnet_stat, one row per CPU (host-wide, not per namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softnet: Option<Fact<Vec<softnet::SoftnetCpu>>>,
 }
 
 impl Facts {
@@ -147,6 +151,9 @@ impl Facts {
     }
     pub fn oom_kills(&self) -> Fact<&Vec<OomKill>> {
         gathered(&self.oom_kills)
+    }
+    pub fn softnet(&self) -> Fact<&Vec<softnet::SoftnetCpu>> {
+        gathered(&self.softnet)
     }
     pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
         lookup(&self.env_files, path)
@@ -185,6 +192,8 @@ pub struct FactRequest {
     pub links: bool,
     /// Root qdiscs are needed.
     pub qdiscs: bool,
+    /// /proc/net/softnet_stat is needed.
+    pub softnet: bool,
 }
 
 impl FactRequest {
@@ -281,6 +290,7 @@ impl FactRequest {
                 .collect(),
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
+            softnet: self.softnet && other.softnet,
         }
     }
 
@@ -316,6 +326,7 @@ impl FactRequest {
                 self.links = true;
                 self.qdiscs = true;
             }
+            Condition::Softnet(_) => self.softnet = true,
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -355,6 +366,9 @@ pub fn gather(request: &FactRequest) -> Facts {
     if request.links || request.qdiscs {
         (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
     }
+    if request.softnet {
+        facts.softnet = Some(softnet::read());
+    }
     facts
 }
 
@@ -373,6 +387,9 @@ impl Facts {
         }
         if other.oom_kills.is_some() {
             self.oom_kills = other.oom_kills;
+        }
+        if other.softnet.is_some() {
+            self.softnet = other.softnet;
         }
         self.env_files.extend(other.env_files);
         if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {

@@ -49,6 +49,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "time-wait-overflow.yml",
         include_str!("../../playbooks/time-wait-overflow.yml"),
     ),
+    ("softnet.yml", include_str!("../../playbooks/softnet.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -481,6 +482,7 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             check_compare(&cnt.compare(), "counter", vars, out);
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
+        Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
         Condition::Link(l) => {
             check_glob(&l.name, vars, out);
             for (op, value) in l.compare().operators() {
