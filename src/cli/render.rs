@@ -185,7 +185,7 @@ pub fn facts(facts: &Facts) -> String {
     out
 }
 
-/// One line per CPU of /proc/net/softnet_stat.
+/// One line per CPU of /proc/net/softnet_stat and /proc/net/stat/nf_conntrack.
 fn softnet_facts(out: &mut String, facts: &Facts) {
     match &facts.softnet {
         Some(Fact::Value(rows)) => {
@@ -199,6 +199,21 @@ fn softnet_facts(out: &mut String, facts: &Facts) {
         }
         Some(Fact::Unknown(why)) => {
             let _ = writeln!(out, "softnet  {}", unknown(why));
+        }
+        None => {}
+    }
+    match &facts.conntrack_stat {
+        Some(Fact::Value(rows)) => {
+            for r in rows {
+                let shown: Vec<String> = ["drop", "early_drop", "insert_failed"]
+                    .iter()
+                    .filter_map(|k| r.counters.get(*k).map(|v| format!("{k} {v}")))
+                    .collect();
+                let _ = writeln!(out, "conntrack cpu{} {}", r.cpu, shown.join(" "));
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "conntrack {}", unknown(why));
         }
         None => {}
     }

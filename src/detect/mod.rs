@@ -8,10 +8,11 @@
 //!
 //! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
 //! family has its own file: `sysctl`, `kmsg` (kernel-log lines), `net` (links and
-//! qdiscs), `jvm` (heaps and OOM kills), `softnet` (per-CPU receive backlog drops and budget squeezes); counters and sockets are plain comparisons
+//! qdiscs), `jvm` (heaps and OOM kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack` (`conntrack_stat`, per-CPU connection-tracking events); counters and sockets are plain comparisons
 //! ([`compare::count`]).
 
 pub mod compare;
+pub mod conntrack;
 pub mod jvm;
 pub mod kmsg;
 pub mod net;
@@ -131,6 +132,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::Qdisc(q) => decided(out, "qdiscs", net::eval_qdisc(q, facts, vars)),
         Condition::KernelLog(k) => kmsg::eval(k, vars, facts, out),
         Condition::Softnet(s) => softnet::eval(s, vars, facts, out),
+        Condition::ConntrackStat(c) => conntrack::eval(c, vars, facts, out),
     }
 }
 

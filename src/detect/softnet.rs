@@ -9,7 +9,7 @@ use crate::facts::Facts;
 use crate::finding::Truth;
 use crate::playbook::{SoftnetCondition, SoftnetStat, Vars};
 
-use super::compare::{Measured, Outcome, compare, unknown};
+use super::compare::{Outcome, per_cpu_total, unknown};
 
 pub fn eval(c: &SoftnetCondition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
     let fact = format!(
@@ -30,20 +30,5 @@ pub fn eval(c: &SoftnetCondition, vars: &Vars, facts: &Facts, out: &mut Outcome)
             (r.cpu, v)
         })
         .collect();
-    let total: u64 = values.iter().map(|(_, v)| v).sum();
-    let per_cpu: Vec<String> = values
-        .iter()
-        .map(|(cpu, v)| format!("cpu{cpu} {v}"))
-        .collect();
-    let observed = format!("{total} ({})", per_cpu.join(", "));
-    let label = total.to_string();
-    compare(
-        &fact,
-        &observed,
-        &Measured::Number(total as f64),
-        &label,
-        &c.compare(),
-        vars,
-        out,
-    )
+    per_cpu_total(&fact, &values, &c.compare(), vars, out)
 }

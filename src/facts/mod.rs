@@ -8,6 +8,7 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod conntrack;
 pub mod counters;
 pub mod envfile;
 pub mod kmsg;
@@ -125,6 +126,9 @@ pub struct Facts {
     /// /proc/net/softnet_stat, one row per CPU (host-wide, not per namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub softnet: Option<Fact<Vec<softnet::SoftnetCpu>>>,
+    /// /proc/net/stat/nf_conntrack, one row per CPU (this namespace's counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_stat: Option<Fact<Vec<conntrack::CpuCounters>>>,
 }
 
 impl Facts {
@@ -154,6 +158,9 @@ impl Facts {
     }
     pub fn softnet(&self) -> Fact<&Vec<softnet::SoftnetCpu>> {
         gathered(&self.softnet)
+    }
+    pub fn conntrack_stat(&self) -> Fact<&Vec<conntrack::CpuCounters>> {
+        gathered(&self.conntrack_stat)
     }
     pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
         lookup(&self.env_files, path)
@@ -194,6 +201,8 @@ pub struct FactRequest {
     pub qdiscs: bool,
     /// /proc/net/softnet_stat is needed.
     pub softnet: bool,
+    /// /proc/net/stat/nf_conntrack is needed.
+    pub conntrack_stat: bool,
 }
 
 impl FactRequest {
@@ -291,6 +300,7 @@ impl FactRequest {
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
             softnet: self.softnet && other.softnet,
+            conntrack_stat: self.conntrack_stat && other.conntrack_stat,
         }
     }
 
@@ -327,6 +337,7 @@ impl FactRequest {
                 self.qdiscs = true;
             }
             Condition::Softnet(_) => self.softnet = true,
+            Condition::ConntrackStat(_) => self.conntrack_stat = true,
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -369,6 +380,9 @@ pub fn gather(request: &FactRequest) -> Facts {
     if request.softnet {
         facts.softnet = Some(softnet::read());
     }
+    if request.conntrack_stat {
+        facts.conntrack_stat = Some(conntrack::read());
+    }
     facts
 }
 
@@ -390,6 +404,9 @@ impl Facts {
         }
         if other.softnet.is_some() {
             self.softnet = other.softnet;
+        }
+        if other.conntrack_stat.is_some() {
+            self.conntrack_stat = other.conntrack_stat;
         }
         self.env_files.extend(other.env_files);
         if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {

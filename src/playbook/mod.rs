@@ -50,6 +50,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../playbooks/time-wait-overflow.yml"),
     ),
     ("softnet.yml", include_str!("../../playbooks/softnet.yml")),
+    (
+        "conntrack-sizing.yml",
+        include_str!("../../playbooks/conntrack-sizing.yml"),
+    ),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -483,6 +487,18 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
         Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
+        Condition::ConntrackStat(c) => {
+            if !valid_name(&c.name) {
+                out.push((
+                    c.name.clone(),
+                    format!(
+                        "conntrack_stat {:?} must be a column of /proc/net/stat/nf_conntrack, e.g. `drop`",
+                        c.name
+                    ),
+                ));
+            }
+            check_compare(&c.compare(), "conntrack_stat", vars, out);
+        }
         Condition::Link(l) => {
             check_glob(&l.name, vars, out);
             for (op, value) in l.compare().operators() {

@@ -218,6 +218,16 @@ measured_condition! {
     }
 }
 
+measured_condition! {
+    /// Compares a column of /proc/net/stat/nf_conntrack (the namespace's connection
+    /// tracking events), summed over every CPU.
+    ConntrackStatCondition {
+        /// The column as the file's header names it: `drop`, `early_drop`,
+        /// `insert_failed`, ...
+        name: String,
+    }
+}
+
 /// A column of /proc/net/softnet_stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -500,6 +510,7 @@ pub enum Condition {
     Link(LinkCondition),
     Qdisc(QdiscCondition),
     Softnet(SoftnetCondition),
+    ConntrackStat(ConntrackStatCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -611,6 +622,7 @@ single_key_enum!(Condition, RawCondition, "condition", {
     link => Link(LinkCondition),
     qdisc => Qdisc(QdiscCondition),
     softnet => Softnet(SoftnetCondition),
+    conntrack_stat => ConntrackStat(ConntrackStatCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {
