@@ -1,7 +1,8 @@
 //! Real-kernel tests of the per-CPU fact sources read inside a throwaway network
 //! namespace: /proc/net/softnet_stat is host-wide (the namespace sees the host's rows),
 //! /proc/net/stat/nf_conntrack is the namespace's own (a fresh namespace has no drops,
-//! so `conntrack-sizing` does not fire there). Needs root and iproute2 (skips
+//! so `conntrack-sizing` does not fire there); softirq ticks come with each CPU's
+//! ksoftirqd pid. Needs root and iproute2 (skips
 //! elsewhere, fails in CI); the conntrack part needs the nf_conntrack module loaded.
 
 mod support;
@@ -87,4 +88,31 @@ fn conntrack_stat_in_a_fresh_namespace_is_its_own() {
         ],
     );
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+}
+
+#[test]
+fn softirq_cpus_name_each_cpus_ksoftirqd() {
+    if !require_netns() {
+        return;
+    }
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let host_cpus = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let ns = Netns::new("softirq");
+    let facts = facts_in(&ns, "softirq.yml");
+    let cpus = facts["softirq_cpus"]["value"].as_array().expect("cpus");
+    assert_eq!(cpus.len(), host_cpus, "{facts}");
+    for c in cpus {
+        let cpu = c["cpu"].as_u64().expect("cpu");
+        let pid = c["ksoftirqd_pid"].as_u64().expect("ksoftirqd pid");
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("comm");
+        assert_eq!(comm.trim(), format!("ksoftirqd/{cpu}"));
+        assert!(
+            c["softirq_ticks"].as_u64() <= c["total_ticks"].as_u64(),
+            "{c}"
+        );
+        assert!(c["net_rx"].as_u64().is_some(), "{c}");
+    }
 }

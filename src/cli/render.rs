@@ -185,7 +185,7 @@ pub fn facts(facts: &Facts) -> String {
     out
 }
 
-/// One line per CPU of /proc/net/softnet_stat and /proc/net/stat/nf_conntrack.
+/// One line per CPU of /proc/net/softnet_stat, /proc/net/stat/nf_conntrack and /proc/stat.
 fn softnet_facts(out: &mut String, facts: &Facts) {
     match &facts.softnet {
         Some(Fact::Value(rows)) => {
@@ -214,6 +214,25 @@ fn softnet_facts(out: &mut String, facts: &Facts) {
         }
         Some(Fact::Unknown(why)) => {
             let _ = writeln!(out, "conntrack {}", unknown(why));
+        }
+        None => {}
+    }
+    match &facts.softirq_cpus {
+        Some(Fact::Value(cpus)) => {
+            for c in cpus {
+                let _ = writeln!(
+                    out,
+                    "softirq  cpu{} {:.1}% of {} ticks, NET_RX {}, ksoftirqd pid {} (since boot, host-wide)",
+                    c.cpu,
+                    c.share() * 100.0,
+                    c.total_ticks,
+                    c.net_rx.map_or("?".to_owned(), |n| n.to_string()),
+                    c.ksoftirqd_pid.map_or("?".to_owned(), |p| p.to_string())
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "softirq  {}", unknown(why));
         }
         None => {}
     }

@@ -8,7 +8,7 @@
 //!
 //! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
 //! family has its own file: `sysctl`, `kmsg` (kernel-log lines), `net` (links and
-//! qdiscs), `jvm` (heaps and OOM kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack` (`conntrack_stat`, per-CPU connection-tracking events); counters and sockets are plain comparisons
+//! qdiscs), `jvm` (heaps and OOM kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack` (`conntrack_stat`, per-CPU connection-tracking events), `softirq` (`softirq_cpu`, the busiest CPU's softirq share); counters and sockets are plain comparisons
 //! ([`compare::count`]).
 
 pub mod compare;
@@ -16,6 +16,7 @@ pub mod conntrack;
 pub mod jvm;
 pub mod kmsg;
 pub mod net;
+pub mod softirq;
 pub mod softnet;
 pub mod sysctl;
 
@@ -133,6 +134,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::KernelLog(k) => kmsg::eval(k, vars, facts, out),
         Condition::Softnet(s) => softnet::eval(s, vars, facts, out),
         Condition::ConntrackStat(c) => conntrack::eval(c, vars, facts, out),
+        Condition::SoftirqCpu(s) => softirq::eval(s, vars, facts, out),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod net;
 pub mod oom;
 pub mod processes;
 pub mod sockets;
+pub mod softirq;
 pub mod softnet;
 
 pub use oom::OomKill;
@@ -129,6 +130,9 @@ pub struct Facts {
     /// /proc/net/stat/nf_conntrack, one row per CPU (this namespace's counters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conntrack_stat: Option<Fact<Vec<conntrack::CpuCounters>>>,
+    /// Softirq time per CPU (/proc/stat, /proc/softirqs), host-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softirq_cpus: Option<Fact<Vec<softirq::SoftirqCpu>>>,
 }
 
 impl Facts {
@@ -161,6 +165,9 @@ impl Facts {
     }
     pub fn conntrack_stat(&self) -> Fact<&Vec<conntrack::CpuCounters>> {
         gathered(&self.conntrack_stat)
+    }
+    pub fn softirq_cpus(&self) -> Fact<&Vec<softirq::SoftirqCpu>> {
+        gathered(&self.softirq_cpus)
     }
     pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
         lookup(&self.env_files, path)
@@ -203,6 +210,8 @@ pub struct FactRequest {
     pub softnet: bool,
     /// /proc/net/stat/nf_conntrack is needed.
     pub conntrack_stat: bool,
+    /// Softirq time per CPU is needed.
+    pub softirq_cpus: bool,
 }
 
 impl FactRequest {
@@ -301,6 +310,7 @@ impl FactRequest {
             qdiscs: self.qdiscs && other.qdiscs,
             softnet: self.softnet && other.softnet,
             conntrack_stat: self.conntrack_stat && other.conntrack_stat,
+            softirq_cpus: self.softirq_cpus && other.softirq_cpus,
         }
     }
 
@@ -338,6 +348,7 @@ impl FactRequest {
             }
             Condition::Softnet(_) => self.softnet = true,
             Condition::ConntrackStat(_) => self.conntrack_stat = true,
+            Condition::SoftirqCpu(_) => self.softirq_cpus = true,
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -383,6 +394,9 @@ pub fn gather(request: &FactRequest) -> Facts {
     if request.conntrack_stat {
         facts.conntrack_stat = Some(conntrack::read());
     }
+    if request.softirq_cpus {
+        facts.softirq_cpus = Some(softirq::read());
+    }
     facts
 }
 
@@ -407,6 +421,9 @@ impl Facts {
         }
         if other.conntrack_stat.is_some() {
             self.conntrack_stat = other.conntrack_stat;
+        }
+        if other.softirq_cpus.is_some() {
+            self.softirq_cpus = other.softirq_cpus;
         }
         self.env_files.extend(other.env_files);
         if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {

@@ -54,6 +54,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "conntrack-sizing.yml",
         include_str!("../../playbooks/conntrack-sizing.yml"),
     ),
+    ("softirq.yml", include_str!("../../playbooks/softirq.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -487,6 +488,7 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
         Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
+        Condition::SoftirqCpu(s) => check_compare(&s.compare(), "softirq_cpu", vars, out),
         Condition::ConntrackStat(c) => {
             if !valid_name(&c.name) {
                 out.push((

@@ -228,6 +228,12 @@ measured_condition! {
     }
 }
 
+measured_condition! {
+    /// Compares the largest share (0 to 1) of a CPU's time spent in softirqs, from
+    /// /proc/stat since boot (host-wide). For report-only rules.
+    SoftirqCpuCondition {}
+}
+
 /// A column of /proc/net/softnet_stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -511,6 +517,7 @@ pub enum Condition {
     Qdisc(QdiscCondition),
     Softnet(SoftnetCondition),
     ConntrackStat(ConntrackStatCondition),
+    SoftirqCpu(SoftirqCpuCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -623,6 +630,7 @@ single_key_enum!(Condition, RawCondition, "condition", {
     qdisc => Qdisc(QdiscCondition),
     softnet => Softnet(SoftnetCondition),
     conntrack_stat => ConntrackStat(ConntrackStatCondition),
+    softirq_cpu => SoftirqCpu(SoftirqCpuCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {
