@@ -266,7 +266,61 @@ pub fn facts(facts: &Facts) -> String {
     }
     jvm_facts(&mut out, facts);
     net_facts(&mut out, facts);
+    softnet_facts(&mut out, facts);
     out
+}
+
+/// One line per CPU of /proc/net/softnet_stat, /proc/net/stat/nf_conntrack and /proc/stat.
+fn softnet_facts(out: &mut String, facts: &Facts) {
+    match &facts.softnet {
+        Some(Fact::Value(rows)) => {
+            for r in rows {
+                let _ = writeln!(
+                    out,
+                    "softnet  cpu{} processed {} dropped {} time_squeeze {} (host-wide)",
+                    r.cpu, r.processed, r.dropped, r.time_squeeze
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "softnet  {}", unknown(why));
+        }
+        None => {}
+    }
+    match &facts.conntrack_stat {
+        Some(Fact::Value(rows)) => {
+            for r in rows {
+                let shown: Vec<String> = ["drop", "early_drop", "insert_failed"]
+                    .iter()
+                    .filter_map(|k| r.counters.get(*k).map(|v| format!("{k} {v}")))
+                    .collect();
+                let _ = writeln!(out, "conntrack cpu{} {}", r.cpu, shown.join(" "));
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "conntrack {}", unknown(why));
+        }
+        None => {}
+    }
+    match &facts.softirq_cpus {
+        Some(Fact::Value(cpus)) => {
+            for c in cpus {
+                let _ = writeln!(
+                    out,
+                    "softirq  cpu{} {:.1}% of {} ticks, NET_RX {}, ksoftirqd pid {} (since boot, host-wide)",
+                    c.cpu,
+                    c.share() * 100.0,
+                    c.total_ticks,
+                    c.net_rx.map_or("?".to_owned(), |n| n.to_string()),
+                    c.ksoftirqd_pid.map_or("?".to_owned(), |p| p.to_string())
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "softirq  {}", unknown(why));
+        }
+        None => {}
+    }
 }
 
 /// Processes, host memory, OOM kills and environment files.

@@ -39,6 +39,32 @@ pub fn count(
     }
 }
 
+/// Compares the sum of per-CPU counters; the evidence shows each CPU's value.
+pub fn per_cpu_total(
+    fact: &str,
+    values: &[(u32, u64)],
+    cmp: &Compare,
+    vars: &Vars,
+    out: &mut Outcome,
+) -> Truth {
+    let total: u64 = values.iter().map(|(_, v)| v).sum();
+    let per_cpu: Vec<String> = values
+        .iter()
+        .map(|(cpu, v)| format!("cpu{cpu} {v}"))
+        .collect();
+    let observed = format!("{total} ({})", per_cpu.join(", "));
+    let label = total.to_string();
+    compare(
+        fact,
+        &observed,
+        &Measured::Number(total as f64),
+        &label,
+        cmp,
+        vars,
+        out,
+    )
+}
+
 pub fn unknown(out: &mut Outcome, fact: &str, why: &str) -> Truth {
     out.unknown.push(format!("{fact}: {why}"));
     Truth::Unknown

@@ -9,13 +9,19 @@
 //! This file holds the logic (`all`, `any`, `not`) and the dispatch; each condition
 //! family has its own file: `sysctl`, `counter` (since boot, or growth over a
 //! window), `kmsg` (kernel-log lines), `net` (links and qdiscs), `jvm` (heaps and OOM
-//! kills); sockets are plain comparisons ([`compare::count`]).
+//! kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack`
+//! (`conntrack_stat`, per-CPU connection-tracking events), `softirq` (`softirq_cpu`,
+//! the busiest CPU's softirq share); sockets are plain comparisons
+//! ([`compare::count`]).
 
 pub mod compare;
+pub mod conntrack;
 pub mod counter;
 pub mod jvm;
 pub mod kmsg;
 pub mod net;
+pub mod softirq;
+pub mod softnet;
 pub mod sysctl;
 
 use crate::facts::Facts;
@@ -124,6 +130,9 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::Link(l) => decided(out, "links", net::eval_link(l, facts, vars)),
         Condition::Qdisc(q) => decided(out, "qdiscs", net::eval_qdisc(q, facts, vars)),
         Condition::KernelLog(k) => kmsg::eval(k, vars, facts, out),
+        Condition::Softnet(s) => softnet::eval(s, vars, facts, out),
+        Condition::ConntrackStat(c) => conntrack::eval(c, vars, facts, out),
+        Condition::SoftirqCpu(s) => softirq::eval(s, vars, facts, out),
     }
 }
 

@@ -9,6 +9,7 @@
 //! This module is one of the two that touch the system (the other is `apply`).
 
 pub mod config;
+pub mod conntrack;
 pub mod counters;
 pub mod envfile;
 pub mod kmsg;
@@ -19,6 +20,8 @@ pub mod oom;
 pub mod processes;
 pub mod scope;
 pub mod sockets;
+pub mod softirq;
+pub mod softnet;
 pub mod sysctl_d;
 pub mod units;
 
@@ -143,6 +146,15 @@ pub struct Facts {
     /// Configuration files under `--root` (sysctl.d, modules-load.d, link managers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<config::ConfigFacts>,
+    /// /proc/net/softnet_stat, one row per CPU (host-wide, not per namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softnet: Option<Fact<Vec<softnet::SoftnetCpu>>>,
+    /// /proc/net/stat/nf_conntrack, one row per CPU (this namespace's counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conntrack_stat: Option<Fact<Vec<conntrack::CpuCounters>>>,
+    /// Softirq time per CPU (/proc/stat, /proc/softirqs), host-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub softirq_cpus: Option<Fact<Vec<softirq::SoftirqCpu>>>,
 }
 
 impl Facts {
@@ -172,6 +184,15 @@ impl Facts {
     }
     pub fn oom_kills(&self) -> Fact<&Vec<OomKill>> {
         gathered(&self.oom_kills)
+    }
+    pub fn softnet(&self) -> Fact<&Vec<softnet::SoftnetCpu>> {
+        gathered(&self.softnet)
+    }
+    pub fn conntrack_stat(&self) -> Fact<&Vec<conntrack::CpuCounters>> {
+        gathered(&self.conntrack_stat)
+    }
+    pub fn softirq_cpus(&self) -> Fact<&Vec<softirq::SoftirqCpu>> {
+        gathered(&self.softirq_cpus)
     }
     pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
         lookup(&self.env_files, path)
@@ -214,6 +235,12 @@ pub struct FactRequest {
     pub qdiscs: bool,
     /// The ports of LISTEN sockets are needed (a fix widens the ephemeral port range).
     pub listen_ports: bool,
+    /// /proc/net/softnet_stat is needed.
+    pub softnet: bool,
+    /// /proc/net/stat/nf_conntrack is needed.
+    pub conntrack_stat: bool,
+    /// Softirq time per CPU is needed.
+    pub softirq_cpus: bool,
 }
 
 impl FactRequest {
@@ -323,6 +350,9 @@ impl FactRequest {
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
             listen_ports: self.listen_ports && other.listen_ports,
+            softnet: self.softnet && other.softnet,
+            conntrack_stat: self.conntrack_stat && other.conntrack_stat,
+            softirq_cpus: self.softirq_cpus && other.softirq_cpus,
         }
     }
 
@@ -374,6 +404,9 @@ impl FactRequest {
                 self.links = true;
                 self.qdiscs = true;
             }
+            Condition::Softnet(_) => self.softnet = true,
+            Condition::ConntrackStat(_) => self.conntrack_stat = true,
+            Condition::SoftirqCpu(_) => self.softirq_cpus = true,
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -440,6 +473,15 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
             .map(|(name, sample)| (name.clone(), sample.clone()))
             .collect();
     }
+    if request.softnet {
+        facts.softnet = Some(softnet::read());
+    }
+    if request.conntrack_stat {
+        facts.conntrack_stat = Some(conntrack::read());
+    }
+    if request.softirq_cpus {
+        facts.softirq_cpus = Some(softirq::read());
+    }
     facts
 }
 
@@ -465,6 +507,15 @@ impl Facts {
         }
         if other.listen_ports.is_some() {
             self.listen_ports = other.listen_ports;
+        }
+        if other.softnet.is_some() {
+            self.softnet = other.softnet;
+        }
+        if other.conntrack_stat.is_some() {
+            self.conntrack_stat = other.conntrack_stat;
+        }
+        if other.softirq_cpus.is_some() {
+            self.softirq_cpus = other.softirq_cpus;
         }
         self.env_files.extend(other.env_files);
         if !matches!(&other.links, Fact::Unknown(w) if w == NOT_GATHERED) {

@@ -48,6 +48,16 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("jvm-heap.yml", include_str!("../../playbooks/jvm-heap.yml")),
     ("netem.yml", include_str!("../../playbooks/netem.yml")),
     ("mtu.yml", include_str!("../../playbooks/mtu.yml")),
+    (
+        "time-wait-overflow.yml",
+        include_str!("../../playbooks/time-wait-overflow.yml"),
+    ),
+    ("softnet.yml", include_str!("../../playbooks/softnet.yml")),
+    (
+        "conntrack-sizing.yml",
+        include_str!("../../playbooks/conntrack-sizing.yml"),
+    ),
+    ("softirq.yml", include_str!("../../playbooks/softirq.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -492,6 +502,20 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             check_counter_window(cnt, vars, out);
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
+        Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
+        Condition::SoftirqCpu(s) => check_compare(&s.compare(), "softirq_cpu", vars, out),
+        Condition::ConntrackStat(c) => {
+            if !valid_name(&c.name) {
+                out.push((
+                    c.name.clone(),
+                    format!(
+                        "conntrack_stat {:?} must be a column of /proc/net/stat/nf_conntrack, e.g. `drop`",
+                        c.name
+                    ),
+                ));
+            }
+            check_compare(&c.compare(), "conntrack_stat", vars, out);
+        }
         Condition::Link(l) => {
             check_glob(&l.name, vars, out);
             for (op, value) in l.compare().operators() {

@@ -233,6 +233,53 @@ measured_condition! {
     }
 }
 
+measured_condition! {
+    /// Compares a column of /proc/net/softnet_stat, summed over every CPU. The file is
+    /// host-wide: the same in every network namespace.
+    SoftnetCondition {
+        /// The column: `dropped` (the per-CPU input backlog was full) or
+        /// `time_squeeze` (a receive softirq ran out of budget with work left).
+        stat: SoftnetStat,
+    }
+}
+
+measured_condition! {
+    /// Compares a column of /proc/net/stat/nf_conntrack (the namespace's connection
+    /// tracking events), summed over every CPU.
+    ConntrackStatCondition {
+        /// The column as the file's header names it: `drop`, `early_drop`,
+        /// `insert_failed`, ...
+        name: String,
+    }
+}
+
+measured_condition! {
+    /// Compares the largest share (0 to 1) of a CPU's time spent in softirqs, from
+    /// /proc/stat since boot (host-wide). For report-only rules.
+    SoftirqCpuCondition {}
+}
+
+/// A column of /proc/net/softnet_stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SoftnetStat {
+    /// Column 2: packets dropped because the CPU's input backlog held
+    /// net.core.netdev_max_backlog packets.
+    Dropped,
+    /// Column 3: times the receive softirq stopped with packets left, its
+    /// net.core.netdev_budget packets or netdev_budget_usecs used up.
+    TimeSqueeze,
+}
+
+impl SoftnetStat {
+    pub fn name(self) -> &'static str {
+        match self {
+            SoftnetStat::Dropped => "dropped",
+            SoftnetStat::TimeSqueeze => "time_squeeze",
+        }
+    }
+}
+
 /// What a sysctl condition measures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -527,6 +574,9 @@ pub enum Condition {
     OomKill(OomKillCondition),
     Link(LinkCondition),
     Qdisc(QdiscCondition),
+    Softnet(SoftnetCondition),
+    ConntrackStat(ConntrackStatCondition),
+    SoftirqCpu(SoftirqCpuCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -641,6 +691,9 @@ single_key_enum!(Condition, RawCondition, "condition", {
     oom_kill => OomKill(OomKillCondition),
     link => Link(LinkCondition),
     qdisc => Qdisc(QdiscCondition),
+    softnet => Softnet(SoftnetCondition),
+    conntrack_stat => ConntrackStat(ConntrackStatCondition),
+    softirq_cpu => SoftirqCpu(SoftirqCpuCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {

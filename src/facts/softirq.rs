@@ -1,0 +1,162 @@
+//! Softirq CPU time per CPU: the `softirq` column of each `cpuN` line of /proc/stat
+//! against the CPU's total, NET_RX of /proc/softirqs, and the pid of the CPU's
+//! `ksoftirqd/N` thread (from /proc/PID/comm), for the `perf record` an operator runs
+//! next. All since boot and host-wide (not per network namespace).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Fact, describe_io_error};
+
+/// One CPU's softirq time, since boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SoftirqCpu {
+    pub cpu: u32,
+    /// Clock ticks spent in softirqs (column 7 of the `cpuN` line).
+    pub softirq_ticks: u64,
+    /// Clock ticks in every state (user through steal; guest time is already in user).
+    pub total_ticks: u64,
+    /// NET_RX softirqs run on this CPU (/proc/softirqs), when the file lists it.
+    #[serde(default)]
+    pub net_rx: Option<u64>,
+    /// The pid of this CPU's ksoftirqd thread, when found.
+    #[serde(default)]
+    pub ksoftirqd_pid: Option<u32>,
+}
+
+impl SoftirqCpu {
+    /// The share of the CPU's time spent in softirqs, 0 to 1.
+    pub fn share(&self) -> f64 {
+        if self.total_ticks == 0 {
+            0.0
+        } else {
+            self.softirq_ticks as f64 / self.total_ticks as f64
+        }
+    }
+}
+
+pub fn read() -> Fact<Vec<SoftirqCpu>> {
+    let stat = match std::fs::read_to_string("/proc/stat") {
+        Ok(text) => text,
+        Err(e) => return Fact::Unknown(format!("/proc/stat: {}", describe_io_error(&e))),
+    };
+    let mut cpus = match parse_stat(&stat) {
+        Ok(cpus) => cpus,
+        Err(e) => return Fact::Unknown(format!("/proc/stat: {e}")),
+    };
+    // NET_RX and the thread pids only add evidence: an unreadable file leaves them out.
+    let net_rx = std::fs::read_to_string("/proc/softirqs")
+        .map(|t| parse_net_rx(&t))
+        .unwrap_or_default();
+    let pids = ksoftirqd_pids();
+    for c in &mut cpus {
+        c.net_rx = net_rx.get(&c.cpu).copied();
+        c.ksoftirqd_pid = pids.get(&c.cpu).copied();
+    }
+    Fact::Value(cpus)
+}
+
+/// The `cpuN` lines (not the `cpu` total).
+pub fn parse_stat(text: &str) -> Result<Vec<SoftirqCpu>, String> {
+    let mut cpus = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(cpu) = fields
+            .next()
+            .and_then(|f| f.strip_prefix("cpu"))
+            .filter(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        let cpu: u32 = cpu
+            .parse()
+            .map_err(|_| format!("bad CPU name in {line:?}"))?;
+        let ticks = fields
+            .take(8)
+            .map(str::parse::<u64>)
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|e| format!("cpu{cpu}: {e}"))?;
+        let Some(&softirq) = ticks.get(6) else {
+            return Err(format!("cpu{cpu}: fewer than 7 columns"));
+        };
+        cpus.push(SoftirqCpu {
+            cpu,
+            softirq_ticks: softirq,
+            total_ticks: ticks.iter().sum(),
+            net_rx: None,
+            ksoftirqd_pid: None,
+        });
+    }
+    if cpus.is_empty() {
+        return Err("no cpuN lines".into());
+    }
+    Ok(cpus)
+}
+
+/// NET_RX per CPU number, from the `CPU0 CPU1 ...` header and the `NET_RX:` row.
+pub fn parse_net_rx(text: &str) -> BTreeMap<u32, u64> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return BTreeMap::new();
+    };
+    let cpus: Vec<Option<u32>> = header
+        .split_whitespace()
+        .map(|c| c.strip_prefix("CPU").and_then(|n| n.parse().ok()))
+        .collect();
+    let Some(row) = lines.find_map(|l| l.trim_start().strip_prefix("NET_RX:")) else {
+        return BTreeMap::new();
+    };
+    cpus.into_iter()
+        .zip(row.split_whitespace())
+        .filter_map(|(cpu, v)| Some((cpu?, v.parse().ok()?)))
+        .collect()
+}
+
+/// CPU number → pid of `ksoftirqd/N`, scanning /proc/PID/comm.
+fn ksoftirqd_pids() -> BTreeMap<u32, u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let cpu = comm.trim().strip_prefix("ksoftirqd/")?.parse().ok()?;
+            Some((cpu, pid))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_lines_and_net_rx() {
+        let stat = "cpu  450255 41072 94721 123606 3924 0 1140 14047 0 0\ncpu0 100 0 100 700 0 0 100 0 0 0\ncpu1 10 0 10 970 0 0 10 0 0 0\nintr 1\n";
+        let cpus = parse_stat(stat).expect("parse");
+        assert_eq!(cpus.len(), 2);
+        assert_eq!((cpus[0].softirq_ticks, cpus[0].total_ticks), (100, 1000));
+        assert!((cpus[1].share() - 0.01).abs() < 1e-9);
+        let softirqs = "                    CPU0       CPU1       \n          HI:          0          0\n      NET_RX:      48446      81216\n";
+        let rx = parse_net_rx(softirqs);
+        assert_eq!(rx.get(&1), Some(&81216));
+    }
+
+    #[test]
+    fn bad_stat_is_an_error() {
+        assert!(parse_stat("intr 1\n").is_err());
+        assert!(parse_stat("cpu0 1 2 x\n").is_err());
+        assert!(parse_stat("cpu0 1 2 3\n").unwrap_err().contains("fewer"));
+    }
+
+    #[test]
+    fn this_host_reads() {
+        match read() {
+            Fact::Value(cpus) => assert!(!cpus.is_empty()),
+            Fact::Unknown(why) => panic!("/proc/stat unreadable: {why}"),
+        }
+    }
+}

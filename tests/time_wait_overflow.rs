@@ -1,0 +1,123 @@
+//! Real-kernel test of the `time-wait-overflow` playbook: a throwaway network namespace
+//! with `net.ipv4.tcp_max_tw_buckets = 100` takes 1,000 short connections, so the
+//! kernel destroys closing sockets instead of keeping them in TIME_WAIT and
+//! `TcpExt.TCPTimeWaitOverflow` grows. The plan fires, apply raises the ceiling, the
+//! same load no longer overflows, and rollback restores exactly 100. Needs root and
+//! iproute2 (skips elsewhere, fails in CI).
+//!
+//! The kernel also prints "TCP: time wait bucket table overflow" (rate-limited) to the
+//! host-wide kernel log; the rule fires on the namespace's counter either way, so the
+//! host's log cannot change the outcome.
+
+mod support;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Output;
+
+use support::{Netns, require_netns, text};
+
+fn playbook() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("playbooks/time-wait-overflow.yml")
+        .display()
+        .to_string()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn assert_code(out: &Output, want: i32, what: &str) {
+    assert_eq!(code(out), want, "{what}: {}", text(out));
+}
+
+/// `n` short connections where the client closes first, so each leaves (or, past
+/// the ceiling, fails to leave) a TIME_WAIT socket.
+fn short_connections(n: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    for _ in 0..n {
+        let client = TcpStream::connect(addr).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        drop(client);
+        let mut buf = [0u8; 1];
+        let _ = server.read(&mut buf); // EOF once the client's FIN arrives
+    }
+}
+
+/// TcpExt.TCPTimeWaitOverflow of the namespace, read from /proc/net/netstat there.
+fn tw_overflows(ns: &Netns) -> u64 {
+    let netstat = ns.sh("cat /proc/net/netstat");
+    let lines: Vec<&str> = netstat
+        .lines()
+        .filter(|l| l.starts_with("TcpExt:"))
+        .collect();
+    let [names, values] = lines.as_slice() else {
+        panic!("no TcpExt pair in /proc/net/netstat: {netstat}");
+    };
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "TCPTimeWaitOverflow")
+        .expect("TCPTimeWaitOverflow column");
+    values
+        .split_whitespace()
+        .nth(at)
+        .and_then(|v| v.parse().ok())
+        .expect("TCPTimeWaitOverflow value")
+}
+
+#[test]
+fn time_wait_overflow_detected_fixed_and_rolled_back() {
+    if !require_netns() {
+        return;
+    }
+    let ns = Netns::new("twov");
+    let state = tempfile::tempdir().expect("tempdir");
+    let pb = playbook();
+    ns.set_sysctl("net.ipv4.tcp_max_tw_buckets", "100");
+
+    let before = tw_overflows(&ns);
+    ns.run(|| short_connections(1000));
+    let grown = tw_overflows(&ns) - before;
+    let in_time_wait = ns.sh("ss -Htan state time-wait | wc -l");
+    eprintln!(
+        "tcp_max_tw_buckets=100, 1000 connections: TCPTimeWaitOverflow +{grown}, TIME_WAIT sockets {}",
+        in_time_wait.trim()
+    );
+    assert!(grown >= 800, "TCPTimeWaitOverflow grew by only {grown}");
+
+    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode", "-p", &pb]);
+    assert_code(&plan, 2, "plan with TIME_WAIT overflow");
+    let shown = text(&plan);
+    assert!(
+        shown.contains("time-wait-overflow/time-wait-bucket-overflow  fired")
+            && shown.contains("counter TcpExt.TCPTimeWaitOverflow = ")
+            && shown.contains("sysctl:net.ipv4.tcp_max_tw_buckets  100 → 262144"),
+        "{shown}"
+    );
+    assert!(!shown.contains("tcp_tw_recycle"), "{shown}");
+
+    assert_code(
+        &ns.tune(state.path(), &["apply", "--yes", "-p", &pb]),
+        0,
+        "apply",
+    );
+    assert_eq!(ns.sysctl("net.ipv4.tcp_max_tw_buckets"), "262144");
+    // The sockets of the first round still hold at most 100 buckets: the same load
+    // again fits below the new ceiling.
+    let before = tw_overflows(&ns);
+    ns.run(|| short_connections(1000));
+    let after = tw_overflows(&ns) - before;
+    eprintln!("after apply, 1000 more connections: TCPTimeWaitOverflow +{after}");
+    assert_eq!(after, 0, "overflow continued after the fix");
+    assert_code(
+        &ns.tune(state.path(), &["plan", "--detailed-exitcode", "-p", &pb]),
+        0,
+        "plan after apply (fix in effect)",
+    );
+
+    assert_code(&ns.tune(state.path(), &["rollback"]), 0, "rollback");
+    assert_eq!(ns.sysctl("net.ipv4.tcp_max_tw_buckets"), "100");
+}
