@@ -214,9 +214,11 @@ fn quote(value: &str, old: Option<&Assignment>) -> String {
         Some((Quote::Single, _)) if !value.contains('\'') => format!("'{value}'"),
         Some((Quote::Double | Quote::Single, _)) => double_quoted(value),
         // A bare value with spaces means the file is read by systemd or docker, not
-        // sh (docker would keep quotes as part of the value): stay bare.
+        // sh (docker would keep quotes as part of the value): stay bare, unless the
+        // value starts or ends with whitespace, which a bare value loses.
         Some((Quote::Bare, old_value))
             if old_value.contains([' ', '\t'])
+                && value.trim() == value
                 && !value.contains(['"', '\'', '\\', '\n', '\r']) =>
         {
             value.to_owned()
