@@ -486,3 +486,27 @@ fn a_facts_snapshot_replays_persistence() {
     );
     assert_eq!(live["notes"], replay["notes"]);
 }
+
+#[test]
+fn persisting_under_confirm_within_is_refused_and_nothing_changes() {
+    if !ready() {
+        return;
+    }
+    let s = Setup::new();
+    let ns = Netns::new("persist-confirm");
+    ns.set_sysctl("net.core.somaxconn", "128");
+    // The files would be written before the confirm, so a reboot before it would keep
+    // the change the watchdog is there to undo.
+    let out = s.tune(
+        &ns,
+        &["apply", "--yes", "--persist", "--confirm-within", "30s"],
+    );
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("--confirm-within cannot be combined with persisted configuration files"),
+        "{shown}"
+    );
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "128");
+    assert_eq!(s.get("/etc/sysctl.d/90-tune.conf"), None);
+}

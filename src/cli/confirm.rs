@@ -53,6 +53,13 @@ pub struct ConfirmArgs {
     probe_interval: Duration,
 }
 
+impl ConfirmArgs {
+    /// Whether `--confirm-within` was given.
+    pub fn confirms(&self) -> bool {
+        self.confirm_within.is_some()
+    }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
     if d.is_zero() {

@@ -676,6 +676,26 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         print_out("Not applied.\n")?;
         return Ok(exit::OK);
     }
+    // Persisted files would survive a reboot before the confirm, and the watchdog's
+    // rollback would then race the boot: refused until they can be written at confirm
+    // time (the `on_confirmed` hook of apply::confirm).
+    if args.confirm.confirms()
+        && plan.changes.iter().any(|c| {
+            matches!(
+                &c.mutation,
+                plan::Mutation::File {
+                    role: plan::mutation::FileRole::SysctlD
+                        | plan::mutation::FileRole::ModulesLoad
+                        | plan::mutation::FileRole::NetworkDropIn,
+                    ..
+                }
+            )
+        })
+    {
+        bail!(
+            "--confirm-within cannot be combined with persisted configuration files (--persist): they would be written before the confirm, so a reboot before it would keep the change; apply without --persist under --confirm-within, then persist after confirming. Nothing was changed"
+        );
+    }
     let mut checks = confirm::preflight(&args.confirm, state_dir)?;
     let state = StateDir::open(state_dir)?;
     // The namespace the plan was made in, also when none was named, so the journal
