@@ -297,7 +297,7 @@ impl NetemOptions {
             parts.push(format!("gap {}", self.gap));
         }
         if let Some(rate) = self.rate_bytes_per_sec {
-            parts.push(format!("rate {}bit", rate * 8));
+            parts.push(format!("rate {}bit", rate.saturating_mul(8)));
         }
         parts.join(" ")
     }
@@ -349,6 +349,16 @@ mod tests {
         b.extend(nla(TCA_NETEM_JITTER64, &10_000_000i64.to_ne_bytes()));
         b.extend(nla(14, &0x1234_5678_9abc_def0u64.to_ne_bytes()));
         b
+    }
+
+    #[test]
+    fn a_huge_rate_is_shown_saturated_not_overflowed() {
+        // Found by fuzz/ (regression input fuzz/regressions/netem/): rate * 8 overflowed.
+        let n = NetemOptions {
+            rate_bytes_per_sec: Some(u64::MAX),
+            ..parse_netem(&kernel_bytes()).unwrap()
+        };
+        assert!(n.describe().contains(&format!("rate {}bit", u64::MAX)));
     }
 
     #[test]

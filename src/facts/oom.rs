@@ -88,7 +88,12 @@ fn rss(fields: &str) -> Option<u64> {
                 .and_then(|v| v.strip_suffix("kB"))
                 .and_then(|v| v.parse::<u64>().ok())
             {
-                total = Some(total.unwrap_or(0) + kb * 1024);
+                // Saturating: the numbers come from a log anyone with a crafted file controls.
+                total = Some(
+                    total
+                        .unwrap_or(0u64)
+                        .saturating_add(kb.saturating_mul(1024)),
+                );
             }
         }
     }
@@ -135,7 +140,7 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
             // Most of the log: skip the regexes (and their compilation) for it.
             continue;
         } else if let Some(c) = MEMORY_LINE.captures(msg) {
-            event.limit = c[2].parse::<u64>().ok().map(|kb| kb * 1024);
+            event.limit = c[2].parse::<u64>().ok().map(|kb| kb.saturating_mul(1024));
         } else if let Some(c) = TASK_IN.captures(msg) {
             event.cgroup = Some(c[1].to_owned());
             event.memcg = true;
@@ -264,6 +269,21 @@ mod tests {
     fn both_formats_give_the_same_record() {
         assert_eq!(parse(&dmesg(OLD)), vec![field_case()]);
         assert_eq!(parse(&dmesg(NEW)), vec![field_case()]);
+    }
+
+    #[test]
+    fn absurd_sizes_saturate_instead_of_overflowing() {
+        // Found by fuzz/ (regression input fuzz/regressions/kmsg/): kB * 1024 overflowed.
+        let text = "\
+[1.0] java invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0
+[1.1] memory: usage 18446744073709551615kB, limit 18446744073709551615kB, failcnt 1
+[1.2] Memory cgroup out of memory: Killed process 7 (java) total-vm:1kB, anon-rss:18446744073709551615kB, file-rss:18446744073709551615kB, shmem-rss:0kB
+";
+        let kills = parse(&dmesg(text));
+        assert!(
+            kills.iter().all(|k| k.rss.is_none_or(|r| r == u64::MAX)),
+            "{kills:?}"
+        );
     }
 
     #[test]
