@@ -48,6 +48,14 @@ fn short_connections(n: usize) {
 }
 
 /// TcpExt.TCPTimeWaitOverflow of the namespace, read from /proc/net/netstat there.
+/// Short connections until `stop` is set: the TIME_WAIT table stays full and keeps
+/// overflowing while a plan samples the counter.
+fn short_connections_until(stop: &std::sync::atomic::AtomicBool) {
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        short_connections(50);
+    }
+}
+
 fn tw_overflows(ns: &Netns) -> u64 {
     let netstat = ns.sh("cat /proc/net/netstat");
     let lines: Vec<&str> = netstat
@@ -88,19 +96,35 @@ fn time_wait_overflow_detected_fixed_and_rolled_back() {
     );
     assert!(grown >= 800, "TCPTimeWaitOverflow grew by only {grown}");
 
-    let plan = ns.tune(state.path(), &["plan", "--detailed-exitcode", "-p", &pb]);
+    // The rule fires on growth during its sample, so the overflow must go on while
+    // the plan samples: connections keep coming on a second thread.
+    let plan_file = state.path().join("plan.json").display().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let plan = std::thread::scope(|scope| {
+        let flag = stop.clone();
+        let load = scope.spawn(|| ns.run(move || short_connections_until(&flag)));
+        let plan = ns.tune(
+            state.path(),
+            &["plan", "--detailed-exitcode", "-p", &pb, "-o", &plan_file],
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        load.join().expect("load thread");
+        plan
+    });
     assert_code(&plan, 2, "plan with TIME_WAIT overflow");
     let shown = text(&plan);
     assert!(
         shown.contains("time-wait-overflow/time-wait-bucket-overflow  fired")
-            && shown.contains("counter TcpExt.TCPTimeWaitOverflow = ")
+            && shown.contains("counter TcpExt.TCPTimeWaitOverflow growth = +")
             && shown.contains("sysctl:net.ipv4.tcp_max_tw_buckets  100 → 262144"),
         "{shown}"
     );
     assert!(!shown.contains("tcp_tw_recycle"), "{shown}");
 
+    // The reviewed plan: apply re-derives it with the counter readings the plan
+    // recorded (the overflow has stopped by now, and must not make it refuse).
     assert_code(
-        &ns.tune(state.path(), &["apply", "--yes", "-p", &pb]),
+        &ns.tune(state.path(), &["apply", "--yes", &plan_file]),
         0,
         "apply",
     );
