@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Output;
@@ -167,19 +167,6 @@ fn widening_over_a_listening_port_reserves_it_and_it_can_still_be_bound() {
     assert_eq!(ns.sysctl("net.ipv4.ip_local_reserved_ports"), "30000-30002");
 }
 
-/// Makes `n` real TIME_WAIT sockets: the client closes first, so its side waits.
-fn make_time_wait(n: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    for _ in 0..n {
-        let client = TcpStream::connect(addr).expect("connect");
-        let (mut server, _) = listener.accept().expect("accept");
-        drop(client);
-        let mut buf = [0u8; 1];
-        let _ = server.read(&mut buf); // EOF once the client's FIN arrives
-    }
-}
-
 #[test]
 fn time_wait_pileup_detected_fixed_and_rolled_back() {
     if !require_netns() {
@@ -188,7 +175,7 @@ fn time_wait_pileup_detected_fixed_and_rolled_back() {
     let ns = Netns::new("tw");
     let state = tempfile::tempdir().expect("tempdir");
     ns.set_sysctl("net.ipv4.tcp_tw_reuse", "0");
-    in_netns(&ns, || make_time_wait(1100));
+    in_netns(&ns, || support::short_connections(1100));
     let ss = ns.sh("ss -Htan state time-wait | wc -l");
     eprintln!("TIME_WAIT sockets per ss: {}", ss.trim());
 

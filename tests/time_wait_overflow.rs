@@ -11,12 +11,10 @@
 
 mod support;
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Output;
 
-use support::{Netns, require_netns, text};
+use support::{Netns, require_netns, short_connections, text};
 
 fn playbook() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,20 +29,6 @@ fn code(out: &Output) -> i32 {
 
 fn assert_code(out: &Output, want: i32, what: &str) {
     assert_eq!(code(out), want, "{what}: {}", text(out));
-}
-
-/// `n` short connections where the client closes first, so each leaves (or, past
-/// the ceiling, fails to leave) a TIME_WAIT socket.
-fn short_connections(n: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("addr");
-    for _ in 0..n {
-        let client = TcpStream::connect(addr).expect("connect");
-        let (mut server, _) = listener.accept().expect("accept");
-        drop(client);
-        let mut buf = [0u8; 1];
-        let _ = server.read(&mut buf); // EOF once the client's FIN arrives
-    }
 }
 
 /// TcpExt.TCPTimeWaitOverflow of the namespace, read from /proc/net/netstat there.

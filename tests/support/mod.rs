@@ -151,3 +151,19 @@ impl Drop for Netns {
             .status();
     }
 }
+
+/// `n` short TCP connections on loopback where the client closes first, so each
+/// leaves a TIME_WAIT socket (or, past `tcp_max_tw_buckets`, counts an overflow).
+/// Run it inside a namespace ([`Netns::run`]).
+pub fn short_connections(n: usize) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    for _ in 0..n {
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        drop(client);
+        let mut buf = [0u8; 1];
+        let _ = server.read(&mut buf); // EOF once the client's FIN arrives
+    }
+}
