@@ -299,12 +299,15 @@ fn applied(state_dir: &Path, sources: &Sources, check_mode: bool) -> Result<Valu
         bail!("applying needs root (become: true); nothing was changed");
     }
     let state = StateDir::open(state_dir)?;
-    let report = netns::run_in(ns, || {
+    // The namespace the facts were read in, also when none was named (as `tune apply`
+    // records it), so a rollback from another namespace is refused.
+    let recorded = netns::identity(ns)?;
+    let report = netns::run_in(Some(&recorded), || {
         apply::apply(
             &state,
             &mut SystemExecutor,
             &plan.hostname,
-            ns,
+            Some(&recorded),
             &plan.changes,
         )
     })?;
