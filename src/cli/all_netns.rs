@@ -173,15 +173,18 @@ pub fn cmd_apply(state_dir: &Path, args: &ApplyArgs) -> Result<i32> {
     let state = StateDir::open(state_dir)?;
     let mut code = exit::OK;
     for (found, plan) in todo {
-        let ns = plan.netns.as_ref();
-        let outcome = netns::run_in(ns, || {
-            apply::apply(
-                &state,
-                &mut SystemExecutor,
-                &plan.hostname,
-                ns,
-                &plan.changes,
-            )
+        // tune's own namespace has no name or pid: record it by its inode, as `tune
+        // apply` does, so a rollback from another namespace is refused.
+        let outcome = netns::identity(plan.netns.as_ref()).and_then(|recorded| {
+            netns::run_in(Some(&recorded), || {
+                apply::apply(
+                    &state,
+                    &mut SystemExecutor,
+                    &plan.hostname,
+                    Some(&recorded),
+                    &plan.changes,
+                )
+            })
         });
         let text = match outcome {
             Ok(report) => {
