@@ -1,0 +1,186 @@
+/* The floor for `tune plan`: a static C program that reads the same kernel facts as
+ * tune on one path, with raw system calls and no parsing beyond the decision, and
+ * prints whether anything would change. benches/floors.sh runs it side by side with
+ * tune in one hyperfine run and reports tune / floor.
+ *
+ *   plan-floor sysctl          the four sysctl playbooks (conntrack, ephemeral-ports,
+ *                              listen-backlog, time-wait): their /proc/sys keys,
+ *                              /proc/net/{netstat,snmp}, the sysctl.d directories
+ *   plan-floor all             every bundled playbook: the above plus the link and
+ *                              qdisc dumps (rtnetlink), /proc/PID/comm of every
+ *                              process, softnet_stat, /proc/stat, softirqs,
+ *                              stat/nf_conntrack, meminfo
+ *   plan-floor kmsg FILE       the kernel-log path: read FILE, search the patterns the
+ *                              bundled playbooks look for
+ *
+ * Build: cc -O2 -static -o plan-floor plan-floor.c (benches/floors.sh does it).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static char buf[1 << 16];
+
+static long read_file(const char *path, char *out, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    long n = 0, r;
+    while ((r = read(fd, out + n, cap - 1 - n)) > 0) n += r;
+    close(fd);
+    out[n] = 0;
+    return n;
+}
+
+static long read_num(const char *path) {
+    char b[64];
+    if (read_file(path, b, sizeof b) < 0) return -1;
+    return strtol(b, NULL, 10);
+}
+
+/* The value of NAME in a "Section: names\nSection: values" file such as netstat. */
+static long counter(const char *text, const char *section, const char *name) {
+    const char *h = strstr(text, section);
+    if (!h) return -1;
+    const char *v = strstr(h + 1, section);
+    if (!v) return -1;
+    const char *p = h + strlen(section);
+    int idx = 0;
+    size_t len = strlen(name);
+    while (*p && *p != '\n') {
+        while (*p == ' ') p++;
+        if (!strncmp(p, name, len) && (p[len] == ' ' || p[len] == '\n')) break;
+        while (*p && *p != ' ' && *p != '\n') p++;
+        idx++;
+    }
+    p = v + strlen(section);
+    for (int i = 0; i <= idx; i++) {
+        while (*p == ' ') p++;
+        if (i == idx) return strtol(p, NULL, 10);
+        while (*p && *p != ' ' && *p != '\n') p++;
+    }
+    return -1;
+}
+
+static int list_dir(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static int sysctl_path(void) {
+    static char net[1 << 15], snmp[1 << 14];
+    int change = 0;
+    long max = read_num("/proc/sys/net/netfilter/nf_conntrack_max");
+    long count = read_num("/proc/sys/net/netfilter/nf_conntrack_count");
+    if (max > 0 && count * 100 > max * 90) change = 1;
+    char range[64];
+    if (read_file("/proc/sys/net/ipv4/ip_local_port_range", range, sizeof range) > 0) {
+        long lo = strtol(range, NULL, 10), hi = strtol(strchr(range, '\t') ? strchr(range, '\t') : range, NULL, 10);
+        if (hi - lo < 20000) change = 1;
+    }
+    read_file("/proc/sys/net/ipv4/ip_local_reserved_ports", range, sizeof range);
+    if (read_num("/proc/sys/net/core/somaxconn") < 0) change = 1;
+    if (read_num("/proc/sys/net/ipv4/tcp_tw_reuse") < 0) change = 1;
+    read_file("/proc/net/netstat", net, sizeof net);
+    read_file("/proc/net/snmp", snmp, sizeof snmp);
+    if (counter(net, "TcpExt:", "ListenOverflows") < 0) change = 1;
+    if (counter(net, "TcpExt:", "TCPTimeWaitOverflow") < 0) change = 1;
+    /* Persistence drift: which files boot would read. */
+    list_dir("/etc/sysctl.d");
+    list_dir("/run/sysctl.d");
+    list_dir("/usr/local/lib/sysctl.d");
+    list_dir("/usr/lib/sysctl.d");
+    read_file("/etc/sysctl.conf", buf, sizeof buf);
+    return change;
+}
+
+static void dump(int fd, int type, int family) {
+    struct {
+        struct nlmsghdr h;
+        struct rtgenmsg g;
+    } req = {{sizeof req, type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0}, {family}};
+    send(fd, &req, sizeof req, 0);
+    for (;;) {
+        long n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return;
+        for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n))
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return;
+    }
+}
+
+static int all_path(void) {
+    static char big[1 << 16];
+    int change = sysctl_path();
+    read_num("/proc/sys/net/netfilter/nf_conntrack_buckets");
+    read_num("/proc/sys/net/ipv4/tcp_max_tw_buckets");
+    read_num("/proc/sys/net/core/netdev_max_backlog");
+    read_num("/proc/sys/net/core/netdev_budget");
+    read_num("/proc/sys/net/core/netdev_budget_usecs");
+    read_file("/proc/net/softnet_stat", big, sizeof big);
+    read_file("/proc/stat", big, sizeof big);
+    read_file("/proc/softirqs", big, sizeof big);
+    read_file("/proc/net/stat/nf_conntrack", big, sizeof big);
+    read_file("/proc/meminfo", big, sizeof big);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd >= 0) {
+        dump(fd, RTM_GETLINK, AF_UNSPEC);
+        dump(fd, RTM_GETQDISC, AF_UNSPEC);
+        close(fd);
+    }
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    char path[300], comm[32];
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        if (read_file(path, comm, sizeof comm) > 0 && !strcmp(comm, "java\n")) change = 1;
+    }
+    if (d) closedir(d);
+    return change;
+}
+
+static int kmsg_path(const char *file) {
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 2;
+    size_t cap = 1 << 24, n = 0;
+    char *log = malloc(cap);
+    long r;
+    while (n < cap && (r = read(fd, log + n, cap - n)) > 0) n += r;
+    close(fd);
+    static const char *patterns[] = {"nf_conntrack: table full", "Memory cgroup out of memory",
+                                     "TCP: time wait bucket table overflow",
+                                     "Possible SYN flooding on port"};
+    int hits = 0;
+    for (unsigned i = 0; i < sizeof patterns / sizeof *patterns; i++)
+        for (char *p = log; (p = memmem(p, log + n - p, patterns[i], strlen(patterns[i]))); p++)
+            hits++;
+    free(log);
+    return hits > 0;
+}
+
+int main(int argc, char **argv) {
+    int change;
+    if (argc >= 2 && !strcmp(argv[1], "sysctl"))
+        change = sysctl_path();
+    else if (argc >= 2 && !strcmp(argv[1], "all"))
+        change = all_path();
+    else if (argc >= 3 && !strcmp(argv[1], "kmsg"))
+        change = kmsg_path(argv[2]);
+    else {
+        fprintf(stderr, "usage: plan-floor sysctl|all|kmsg FILE\n");
+        return 2;
+    }
+    puts(change ? "changes" : "no change");
+    return 0;
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark: `tune plan` against its floor (benches/floor/plan-floor.c: a static C
+# program reading the same kernel facts with raw system calls, no parsing beyond the
+# decision), side by side in one hyperfine run per path. Prints each path's mean times
+# and the ratio tune / floor (issue target: <= 1.3x, <= 1.5x with all bundled
+# playbooks), and tune's peak RSS (target <= 8 MiB).
+#
+# Paths: the four sysctl playbooks; all bundled playbooks; an 8 MiB synthetic kernel
+# log given with --kernel-log (the kernel-log path, with the conntrack and jvm-heap
+# playbooks that read it).
+#
+# Usage: bash benches/floors.sh [--runs N]
+# Needs: hyperfine, GNU time and a C compiler (apt-get install hyperfine time gcc).
+# Read-only: it changes nothing on the host (state in a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="--min-runs 50"
+[ "${1:-}" = "--runs" ] && runs="--runs $2"
+for tool in hyperfine /usr/bin/time cc; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install hyperfine time gcc" >&2; exit 1; }
+done
+cargo build --release --quiet
+tune=$PWD/target/release/tune
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export NO_COLOR=1 TUNE_STATE_DIR=$tmp/state
+cc -O2 -static -o "$tmp/plan-floor" benches/floor/plan-floor.c
+floor=$tmp/plan-floor
+empty=$tmp/empty.log
+: >"$empty"
+
+# An 8 MiB kernel log in `dmesg -T`-free raw form: routine lines, with one conntrack
+# line per 10,000 (old, outside the playbooks' windows, so nothing fires).
+big=$tmp/kern.log
+awk 'BEGIN { for (i = 0; i < 110000; i++) {
+  t = i / 100.0
+  if (i % 10000 == 5) printf "[%12.6f] nf_conntrack: nf_conntrack: table full, dropping packet\n", t
+  else printf "[%12.6f] eth0: renamed from veth%05d; link becomes ready, carrier on\n", t, i } }' >"$big"
+size=$(stat -c %s "$big")
+
+sysctl_books="-p playbooks/conntrack.yml -p playbooks/ephemeral-ports.yml -p playbooks/listen-backlog.yml -p playbooks/time-wait.yml"
+
+bench() { # NAME TUNE_CMD FLOOR_CMD
+  local name=$1 json=$tmp/$1.json
+  hyperfine -N --warmup 5 $runs --export-json "$json" \
+    --command-name "tune" "$2" --command-name "floor" "$3" >&2
+  python3 - "$name" "$json" <<'PY'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+r = {x["command"]: x for x in json.load(open(path))["results"]}
+t, f = r["tune"]["mean"] * 1e3, r["floor"]["mean"] * 1e3
+print(f"{name:<14} tune {t:7.2f} ms   floor {f:7.2f} ms   ratio {t / f:5.2f}x")
+PY
+}
+
+echo "machine: $(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "kernel log: $size bytes"
+results=$tmp/results
+{
+  bench sysctl "$tune plan $sysctl_books --kernel-log $empty" "$floor sysctl"
+  bench all-bundled "$tune plan --kernel-log $empty" "$floor all"
+  bench kernel-log-8M "$tune plan -p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big" "$floor kmsg $big"
+} >"$results"
+cat "$results"
+for args in "$sysctl_books --kernel-log $empty" "--kernel-log $empty" "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big"; do
+  /usr/bin/time -f "peak RSS %M KiB: tune plan ${args//$tmp/TMP}" "$tune" plan $args >/dev/null
+done
