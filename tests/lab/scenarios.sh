@@ -27,6 +27,8 @@ begin() {
     PENDING=""
     RUN=""
     MEASURE_HOOK=""
+    APPLY_HOOK=""
+    ROLLBACK_HOOK=""
     export TUNE_STATE_DIR="/tmp/state-$S"
     mkdir -p "$TUNE_STATE_DIR" && chmod 700 "$TUNE_STATE_DIR"
     echo "LAB-BEGIN name=$S"
@@ -145,7 +147,9 @@ sysctl_path() {
 # concurrent connects shows SYMPTOM (a `labhelper burst` field) above 0; plan exits 2
 # naming KEY and EVIDENCE; apply; the same burst shows no SYMPTOM and every connect
 # succeeds; plan exits 0; rollback restores FAULT exactly and the symptom is back.
-# $MEASURE_HOOK, when set, runs after the first burst to record more of the symptom.
+# $MEASURE_HOOK, when set, runs after the first burst to record more of the symptom;
+# $APPLY_HOOK right after the apply (its output in $OUT), $ROLLBACK_HOOK after the
+# rollback, to check the other keys a plan changes.
 # $DURING, when set, is a symptom that tune must see happen (a counter's growth): once
 # the first burst is over, plan exits 0 (history alone does not fire); then $DURING
 # runs in a loop while tune plans and applies.
@@ -169,6 +173,7 @@ sysctl_cycle() {
     expect_output "$key"
     expect_output "$evidence"
     expect_exit 0 $RUN tune apply --yes
+    [ -z "$APPLY_HOOK" ] || $APPLY_HOOK
     if [ -n "$DURING" ]; then
         touch /tmp/during.stop
         wait "$during_pid"
@@ -186,6 +191,7 @@ sysctl_cycle() {
     back=$(sysctl_value)
     rec rollback "$key=$back"
     check "rollback left '$back', want '$fault'" [ "$back" = "$fault" ]
+    [ -z "$ROLLBACK_HOOK" ] || $ROLLBACK_HOOK
     again=$($RUN labhelper burst "$((port + 2))" "$count" 4096 "$timeout")
     rec rollback-symptom "$again"
     check "symptom not back after rollback" [ "$(field "$symptom" "$again")" -gt 0 ]
@@ -223,6 +229,9 @@ scenario_backlog() {
 
 # 2: conntrack in use (an nftables `ct state` rule) and nf_conntrack_max=32 (global:
 # fine inside the VM). Run after the namespace scenarios: its kernel-log line stays.
+# The full table also counts `drop` in /proc/net/stat/nf_conntrack, so the
+# conntrack-sizing playbook raises nf_conntrack_buckets (writable here, in the initial
+# namespace) with the max; rollback restores both exactly.
 scenario_conntrack() {
     begin 2-conntrack
     nft add table inet lab &&
@@ -231,12 +240,36 @@ scenario_conntrack() {
         fail "cannot install the nftables ct rule"
     rec rule "nft: ct state new counter (inet lab input)"
     original=$(cat "$(sysctl_path net.netfilter.nf_conntrack_max)")
+    buckets=$(cat "$(sysctl_path net.netfilter.nf_conntrack_buckets)")
+    rec buckets "net.netfilter.nf_conntrack_buckets=$buckets"
     echo 32 >"$(sysctl_path net.netfilter.nf_conntrack_max)"
     MEASURE_HOOK=conntrack_log
+    APPLY_HOOK=conntrack_buckets_applied
+    ROLLBACK_HOOK=conntrack_buckets_back
     sysctl_cycle net.netfilter.nf_conntrack_max 32 timeout 7000 64 1500 "table full"
     nft delete table inet lab
     echo "$original" >"$(sysctl_path net.netfilter.nf_conntrack_max)"
+    echo "$buckets" >"$(sysctl_path net.netfilter.nf_conntrack_buckets)"
     finish
+}
+
+# After the apply: the per-CPU `drop` counter was the evidence, and the buckets rose
+# with the max (the kernel's default ratio, 1:1 since 5.15).
+conntrack_buckets_applied() {
+    expect_output "conntrack-sizing/conntrack-insert-drops"
+    expect_output "net.netfilter.nf_conntrack_buckets"
+    now=$(cat "$(sysctl_path net.netfilter.nf_conntrack_buckets)")
+    max_now=$(cat "$(sysctl_path net.netfilter.nf_conntrack_max)")
+    rec applied-buckets "net.netfilter.nf_conntrack_buckets=$now (was $buckets), nf_conntrack_max=$max_now"
+    check "buckets not raised: $now (was $buckets)" [ "$now" -gt "$buckets" ]
+    check "buckets $now and max $max_now not in the default ratio" [ "$now" = "$max_now" ]
+    head -n 3 /proc/net/stat/nf_conntrack | sed "s/^/LAB-LOG name=$S stat | /"
+}
+
+conntrack_buckets_back() {
+    back_buckets=$(cat "$(sysctl_path net.netfilter.nf_conntrack_buckets)")
+    rec rollback-buckets "net.netfilter.nf_conntrack_buckets=$back_buckets"
+    check "rollback left buckets $back_buckets, want $buckets" [ "$back_buckets" = "$buckets" ]
 }
 
 conntrack_log() {
