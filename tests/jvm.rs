@@ -577,6 +577,8 @@ fn plan_from(state: &Path, env_file: &Path, facts: &Path, extra: &[&str]) -> Out
 
 /// Plans from the facts, applies, checks the file, rolls back, checks it again.
 fn apply_and_roll_back(env_file: &Path, expected_after: &str) {
+    // The snapshot holds this host's processes: no test's JVM may be running meanwhile.
+    let _guard = lock();
     let dir = env_file.parent().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -766,6 +768,8 @@ fn env_file_symlink_out_of_the_directory_unreadable_file_and_drift_are_refused()
 
 #[test]
 fn firing_without_an_env_file_says_which_variable_to_pass() {
+    // The snapshot holds this host's processes: no test's JVM may be running meanwhile.
+    let _guard = lock();
     let tmp = tempfile::tempdir().unwrap();
     let out = tune(
         &tmp.path().join("state"),
@@ -846,5 +850,77 @@ fn firing_without_an_env_file_says_which_variable_to_pass() {
                 .contains("jvm-heap/heap-over-cgroup-limit: set_env: no environment file given"),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn env_file_named_by_a_variable_is_read_and_written_under_root() {
+    let Some((_guard, tmp, src)) = java_setup() else {
+        return;
+    };
+    // The playbook names the file as the system does; --root puts it under a temp dir.
+    let system_path = "/etc/default/tune-root-test-app";
+    assert!(
+        !Path::new(system_path).exists(),
+        "{system_path} exists on this host; the test would not show where tune writes"
+    );
+    let root = tmp.path().join("root");
+    let under_root = root.join("etc/default/tune-root-test-app");
+    std::fs::create_dir_all(under_root.parent().unwrap()).unwrap();
+    std::fs::write(&under_root, "JAVA_TOOL_OPTIONS=-Dfoo=bar\n").unwrap();
+    let cg = Cgroup::new(384 * MIB);
+    let mut child = cg.spawn("java", &["-Xmx1g", "-XX:+PrintFlagsFinal", &src], &[]);
+    assert_eq!(wait_ready(&mut child), Some(1024 * MIB));
+    let java = Running(child);
+    let state = tmp.path().join("state");
+    let env_arg = format!("env_file={system_path}");
+    let root_arg = root.display().to_string();
+    let args = [
+        "-p",
+        PLAYBOOK,
+        "--var",
+        &env_arg,
+        "--var",
+        "env_dialect=shell",
+        "--root",
+        &root_arg,
+        "--kernel-log",
+        support::QUIET_KERNEL_LOG,
+    ];
+    let out = tune(
+        &state,
+        &[
+            &["plan", "--format", "json", "--detailed-exitcode"],
+            &args[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let plan = json(&out);
+    let change = &plan["changes"][0]["mutation"];
+    assert_eq!(change["path"], under_root.display().to_string(), "{change}");
+    // What was read is the file under the root (the host has none).
+    assert_eq!(change["before"], "JAVA_TOOL_OPTIONS=-Dfoo=bar\n");
+    assert_eq!(
+        change["after"],
+        "JAVA_TOOL_OPTIONS=\"-Dfoo=bar -Xmx256m\"\n"
+    );
+
+    let out = tune(&state, &[&["apply", "--yes"], &args[..]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&under_root).unwrap(),
+        "JAVA_TOOL_OPTIONS=\"-Dfoo=bar -Xmx256m\"\n"
+    );
+    assert!(
+        !Path::new(system_path).exists(),
+        "nothing written on the host"
+    );
+    drop(java);
+    let out = tune(&state, &["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&under_root).unwrap(),
+        "JAVA_TOOL_OPTIONS=-Dfoo=bar\n"
     );
 }

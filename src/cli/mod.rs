@@ -342,8 +342,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
-            let options = observe.options(ns.as_ref())?;
+            let mut options = observe.options(ns.as_ref())?;
             let root = sources.config.root()?;
+            options.root = Some(root.clone());
             let facts = netns::run_in(ns.as_ref(), || {
                 let mut facts =
                     facts::gather_with(&FactRequest::for_playbooks(&set.pairs()), &options);
@@ -555,7 +556,8 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
             "--facts replays a snapshot (its kernel log and counter samples included); it cannot be combined with --kernel-log or --sample-window"
         );
     }
-    let options = args.observe.options(ns.as_ref())?;
+    let mut options = args.observe.options(ns.as_ref())?;
+    options.root = Some(args.sources.config.root()?);
     let snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
     let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
         make_plan_sampled(&set, snapshot.as_ref(), &options, &args.sources.config)
@@ -639,6 +641,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             // namespace the plan was made in, as it did when it was made.
             let mut options = args.observe.options(Some(&recorded.netns))?;
             options.recorded_samples = plan.made_from.as_ref().map(|m| m.counter_samples.clone());
+            options.root = Some(recorded.config.root()?);
             verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             print_out(&format!(
@@ -651,7 +654,8 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
         None => {
             let set = load(&args.sources)?;
             let ns = args.sources.netns.resolve()?;
-            let options = args.observe.options(ns.as_ref())?;
+            let mut options = args.observe.options(ns.as_ref())?;
+            options.root = Some(args.sources.config.root()?);
             let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
                 make_plan_sampled(&set, None, &options, &args.sources.config)
             })?;

@@ -549,7 +549,8 @@ fn gather_jvm(
         });
     }
     for path in &request.env_files {
-        let fact = match envfile::read(path) {
+        let root = options.root.as_deref().unwrap_or(std::path::Path::new("/"));
+        let fact = match envfile::read(&config::under(root, path).to_string_lossy()) {
             Ok(content) => Fact::Value(content),
             Err(e) => Fact::Unknown(e),
         };

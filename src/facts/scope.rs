@@ -30,6 +30,9 @@ pub struct GatherOptions {
     pub memcg: Option<String>,
     /// Counter samples to use instead of sampling (a saved plan re-derived at apply).
     pub recorded_samples: Option<BTreeMap<String, Fact<super::counters::CounterSample>>>,
+    /// `--root`: configuration files named by the playbooks (env files) are read under
+    /// it (`None`: the host's `/`).
+    pub root: Option<std::path::PathBuf>,
 }
 
 /// Where the kernel-log facts come from.

@@ -110,9 +110,15 @@ fn plan_env_file<'a>(
         Some(d) if !d.is_empty() => Dialect::parse(&d)?,
         _ => Dialect::for_path(file),
     };
+    // The file as the system names it is what the facts and the dialect go by; the
+    // change writes it under `--root`.
+    let host = match &facts.config {
+        Some(config) => config.host_path(file),
+        None => file.to_owned(),
+    };
     edit_env_file(
         e,
-        (file, &key, dialect),
+        (&host, &key, dialect),
         measured,
         (detect, vars, facts),
         earlier,
