@@ -37,9 +37,9 @@ pub fn describe(l: &Listener, somaxconn: u64) -> String {
         ListenLimit::OwnBacklog if u64::from(l.backlog) < somaxconn => {
             format!(" (its own limit; somaxconn {somaxconn})")
         }
-        ListenLimit::OwnBacklog => format!(
-            " (its own limit, set when somaxconn was higher; somaxconn now {somaxconn})"
-        ),
+        ListenLimit::OwnBacklog => {
+            format!(" (its own limit, set when somaxconn was higher; somaxconn now {somaxconn})")
+        }
     };
     format!(
         "{who} listens on {} with backlog {}{why}",
@@ -84,7 +84,7 @@ pub fn eval(c: &ListenQueueCondition, facts: &Facts, out: &mut Outcome) -> Truth
         out.evidence.push(Evidence {
             fact: format!("TCP listener {}", l.endpoint()),
             observed: describe(l, somaxconn),
-            test: format!("accept queue {} of {} ({state})", l.queued, l.backlog),
+            test: format!("accept queue {} of {}: {state}", l.queued, l.backlog),
         });
     }
     Truth::True
@@ -121,12 +121,16 @@ mod tests {
         );
         let mut l = listener(80, 0, 511);
         l.owner = None;
-        assert!(describe(&l, 128).starts_with("an unknown process listens on :80 with backlog 511 (its own limit, set when"));
+        assert!(describe(&l, 128).starts_with(
+            "an unknown process listens on :80 with backlog 511 (its own limit, set when"
+        ));
     }
 
     fn facts(listeners: Vec<Listener>, somaxconn: &str) -> Facts {
-        let mut f = Facts::default();
-        f.listeners = Some(Fact::Value(listeners));
+        let mut f = Facts {
+            listeners: Some(Fact::Value(listeners)),
+            ..Facts::default()
+        };
         f.sysctls
             .insert(SOMAXCONN.into(), Fact::Value(somaxconn.into()));
         f
@@ -146,7 +150,7 @@ mod tests {
         let mut out = Outcome::default();
         assert_eq!(eval(&own, &f, &mut out), Truth::True);
         assert_eq!(out.evidence.len(), 1);
-        assert_eq!(out.evidence[0].test, "accept queue 9 of 8 (full now)");
+        assert_eq!(out.evidence[0].test, "accept queue 9 of 8: full now");
         // Nothing full: every listener is looked at.
         let f = facts(vec![listener(22, 0, 128), listener(80, 0, 8)], "128");
         assert_eq!(eval(&cap, &f, &mut Outcome::default()), Truth::True);
@@ -157,7 +161,10 @@ mod tests {
         let cap = ListenQueueCondition {
             limit: ListenLimit::Somaxconn,
         };
-        assert_eq!(eval(&cap, &Facts::default(), &mut Outcome::default()), Truth::Unknown);
+        assert_eq!(
+            eval(&cap, &Facts::default(), &mut Outcome::default()),
+            Truth::Unknown
+        );
         let f = facts(vec![listener(80, 9, 8)], "lots");
         assert_eq!(eval(&cap, &f, &mut Outcome::default()), Truth::Unknown);
     }

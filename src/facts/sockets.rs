@@ -165,10 +165,7 @@ pub fn parse_listener(msg: &[u8]) -> Option<Listener> {
 /// The processes holding the given socket inodes: one pass over /proc/PID/fd links,
 /// stopping once every inode is found. A process or fd that cannot be read (gone,
 /// another user's without privilege) is skipped: its sockets stay without an owner.
-pub fn socket_owners(
-    proc: &std::path::Path,
-    inodes: &BTreeSet<u64>,
-) -> BTreeMap<u64, SocketOwner> {
+pub fn socket_owners(proc: &std::path::Path, inodes: &BTreeSet<u64>) -> BTreeMap<u64, SocketOwner> {
     let mut owners = BTreeMap::new();
     if inodes.is_empty() {
         return owners;
@@ -177,7 +174,11 @@ pub fn socket_owners(
         return owners;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -338,7 +339,10 @@ mod tests {
         let owners = socket_owners(proc.path(), &BTreeSet::from([77, 78]));
         assert_eq!(
             owners.get(&77),
-            Some(&SocketOwner { pid: 1234, comm: "nginx".into() })
+            Some(&SocketOwner {
+                pid: 1234,
+                comm: "nginx".into()
+            })
         );
         assert!(!owners.contains_key(&78));
     }

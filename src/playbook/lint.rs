@@ -481,6 +481,35 @@ mod tests {
     }
 
     #[test]
+    fn syn_backlog_only_where_syncookies_are_required_off() {
+        let fix =
+            "    fix:\n      - set_sysctl: {key: net.ipv4.tcp_max_syn_backlog, at_least: 4096}\n";
+        let w = warnings(&format!(
+            "      counter: {{name: TcpExt.ListenDrops, above: 0}}\n{fix}"
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("rule r: it sets net.ipv4.tcp_max_syn_backlog without requiring `net.ipv4.tcp_syncookies` equals 0"), "{w:?}");
+        let w = warnings(&format!(
+            "      all:\n        - counter: {{name: TcpExt.ListenDrops, above: 0}}\n        - sysctl: {{key: net.ipv4.tcp_syncookies, equals: 0}}\n{fix}"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn bundled_playbooks_never_raise_syn_backlog_with_cookies_on() {
+        let bundled: Vec<LoadedPlaybook> = super::super::BUNDLED
+            .iter()
+            .map(|(name, text)| pb(name, text))
+            .collect();
+        let w: Vec<String> = lint(&bundled, &[])
+            .into_iter()
+            .map(|d| d.to_string())
+            .filter(|d| d.contains("tcp_max_syn_backlog"))
+            .collect();
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
     fn contradictory_comparisons_in_one_condition_or_across_all() {
         let w = warnings("      sysctl: {key: net.core.somaxconn, below: 10, above: 20}\n");
         assert_eq!(

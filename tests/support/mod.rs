@@ -138,6 +138,27 @@ impl Netns {
         .unwrap()
     }
 
+    /// A `TcpExt` counter of the namespace (its /proc/net/netstat), e.g. `ListenOverflows`.
+    pub fn tcp_ext(&self, name: &str) -> u64 {
+        let netstat = self.sh("cat /proc/net/netstat");
+        let lines: Vec<&str> = netstat
+            .lines()
+            .filter(|l| l.starts_with("TcpExt:"))
+            .collect();
+        let [names, values] = lines.as_slice() else {
+            panic!("no TcpExt pair in /proc/net/netstat: {netstat}");
+        };
+        let at = names
+            .split_whitespace()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no {name} column"));
+        values
+            .split_whitespace()
+            .nth(at)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} value"))
+    }
+
     pub fn set_sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         self.sh(&format!("echo '{value}' > {path}"));
