@@ -9,7 +9,8 @@
 //! - somaxconn 4 and listen(2) backlog 128: the kernel capped the backlog at 4, so
 //!   raising net.core.somaxconn is proposed.
 //!
-//! Never tcp_max_syn_backlog (syncookies are on in a fresh namespace). The connects
+//! The saved plan of the second applies (re-derived from the counter readings and
+//! listeners it recorded) and rolls back to 4. Never tcp_max_syn_backlog (syncookies are on in a fresh namespace). The connects
 //! are non-blocking and kept open, so the kernel keeps retransmitting their SYNs into
 //! the full queue, and a second thread keeps adding connections while the plan
 //! samples the counters. The kernel log is an empty file (`--kernel-log`), so the
@@ -62,7 +63,7 @@ fn connects(addr: SocketAddr, n: usize) -> Vec<Socket> {
 /// Fills `listener`'s accept queue with a burst of 50 connections, checks that
 /// ListenOverflows grew, then runs `tune plan` (2 s sampling) while more connections
 /// keep coming on a second thread.
-fn overflow_and_plan(ns: &Netns, listener: &TcpListener, state: &Path) -> Output {
+fn overflow_and_plan(ns: &Netns, listener: &TcpListener, state: &Path, extra: &[&str]) -> Output {
     let addr = listener.local_addr().expect("local addr");
     let before = ns.tcp_ext("ListenOverflows");
     let burst = ns.run(move || connects(addr, 50));
@@ -88,19 +89,18 @@ fn overflow_and_plan(ns: &Netns, listener: &TcpListener, state: &Path) -> Output
                 held.len()
             })
         });
-        let plan = ns.tune(
-            state,
-            &[
-                "plan",
-                "--detailed-exitcode",
-                "-p",
-                &pb,
-                "--kernel-log",
-                &log,
-                "--sample-window",
-                "2s",
-            ],
-        );
+        let mut args = vec![
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            &pb,
+            "--kernel-log",
+            &log,
+            "--sample-window",
+            "2s",
+        ];
+        args.extend_from_slice(extra);
+        let plan = ns.tune(state, &args);
         stop.store(true, Ordering::SeqCst);
         load.join().expect("load thread");
         plan
@@ -123,7 +123,7 @@ fn own_backlog_of_8_is_reported_not_changed() {
     );
     let l = listener(&ns, 8);
     let port = l.local_addr().expect("addr").port();
-    let plan = overflow_and_plan(&ns, &l, state.path());
+    let plan = overflow_and_plan(&ns, &l, state.path(), &[]);
     let shown = text(&plan);
     eprintln!("{shown}");
     let pid = std::process::id();
@@ -161,7 +161,8 @@ fn backlog_capped_by_somaxconn_4_proposes_the_raise() {
     ns.set_sysctl("net.core.somaxconn", "4");
     let l = listener(&ns, 128);
     let port = l.local_addr().expect("addr").port();
-    let plan = overflow_and_plan(&ns, &l, state.path());
+    let plan_file = state.path().join("plan.json").display().to_string();
+    let plan = overflow_and_plan(&ns, &l, state.path(), &["-o", &plan_file]);
     let shown = text(&plan);
     eprintln!("{shown}");
     let pid = std::process::id();
@@ -178,5 +179,19 @@ fn backlog_capped_by_somaxconn_4_proposes_the_raise() {
     );
     assert!(!shown.contains("listen-backlog-own-limit"), "{shown}");
     assert!(!shown.contains("tcp_max_syn_backlog"), "{shown}");
+
+    // The saved plan applies: apply re-derives it from the counter readings and the
+    // listeners it recorded (the burst is over and the listener closed by now).
     drop(l);
+    let apply = ns.tune(state.path(), &["apply", "--yes", &plan_file]);
+    assert_eq!(apply.status.code(), Some(0), "apply: {}", text(&apply));
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "4096");
+    let rollback = ns.tune(state.path(), &["rollback"]);
+    assert_eq!(
+        rollback.status.code(),
+        Some(0),
+        "rollback: {}",
+        text(&rollback)
+    );
+    assert_eq!(ns.sysctl("net.core.somaxconn"), "4");
 }

@@ -63,6 +63,7 @@ impl ObserveArgs {
             netns: ns.map(ToString::to_string),
             memcg,
             recorded_samples: None,
+            recorded_listeners: None,
         })
     }
 }

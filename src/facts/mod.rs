@@ -462,7 +462,10 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
         facts.listen_ports = Some(sockets::listen_ports());
     }
     if request.listeners {
-        facts.listeners = Some(sockets::listeners());
+        facts.listeners = Some(match &options.recorded_listeners {
+            Some(recorded) => recorded.clone(),
+            None => sockets::listeners(),
+        });
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
     let log = (!request.kernel_log.is_empty() || request.oom_kills).then(|| options.read_log());

@@ -30,6 +30,9 @@ pub struct GatherOptions {
     pub memcg: Option<String>,
     /// Counter samples to use instead of sampling (a saved plan re-derived at apply).
     pub recorded_samples: Option<BTreeMap<String, Fact<super::counters::CounterSample>>>,
+    /// The TCP listeners seen while those counters were sampled, to use instead of
+    /// reading them again (a saved plan re-derived at apply).
+    pub recorded_listeners: Option<Fact<Vec<super::sockets::Listener>>>,
 }
 
 /// Where the kernel-log facts come from.
