@@ -61,18 +61,8 @@ fn replay(dir: &Path, since_boot: u64, sample: serde_json::Value) -> (i32, Strin
         serde_json::from_str(&std::fs::read_to_string(golden).expect("golden")).expect("json");
     facts["counters"]["TcpExt.ListenOverflows"] = serde_json::json!({"value": since_boot});
     facts["counter_samples"]["TcpExt.ListenOverflows"] = sample;
-    // What the listen-backlog rules read besides ListenOverflows: the other counters
-    // flat at 0, no log line, syncookies on, and nginx full at the somaxconn cap.
-    for name in ["ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies"] {
-        let key = format!("TcpExt.{name}");
-        facts["counters"][&key] = serde_json::json!({"value": 0});
-        facts["counter_samples"][&key] =
-            serde_json::json!({"value": {"first": 0, "window": 0.0, "min_growth": 1}});
-    }
-    facts["kernel_log"]["Possible SYN flooding on port"] = serde_json::json!({"value": []});
-    facts["sysctls"]["net.ipv4.tcp_syncookies"] = serde_json::json!({"value": "1"});
-    facts["listeners"] = serde_json::json!({"value": [{"address": "0.0.0.0", "port": 80,
-        "queued": 129, "backlog": 128, "inode": 4711, "owner": {"pid": 1234, "comm": "nginx"}}]});
+    // nginx full at the somaxconn cap of the golden facts (128).
+    support::add_listen_facts(&mut facts, 128);
     let path = dir.join("facts.json");
     std::fs::write(&path, facts.to_string()).expect("write");
     let pb = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/listen-backlog.yml");
