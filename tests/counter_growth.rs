@@ -61,6 +61,8 @@ fn replay(dir: &Path, since_boot: u64, sample: serde_json::Value) -> (i32, Strin
         serde_json::from_str(&std::fs::read_to_string(golden).expect("golden")).expect("json");
     facts["counters"]["TcpExt.ListenOverflows"] = serde_json::json!({"value": since_boot});
     facts["counter_samples"]["TcpExt.ListenOverflows"] = sample;
+    // nginx full at the somaxconn cap of the golden facts (128).
+    support::add_listen_facts(&mut facts, 128);
     let path = dir.join("facts.json");
     std::fs::write(&path, facts.to_string()).expect("write");
     let pb = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/listen-backlog.yml");

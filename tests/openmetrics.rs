@@ -106,6 +106,17 @@ fn plan_metrics(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// A golden case's facts with the listen-backlog facts added (nginx full at
+/// `backlog`), written to a file in `dir`.
+fn golden_facts(dir: &std::path::Path, case: &str, backlog: u64) -> String {
+    let text = std::fs::read_to_string(format!("{GOLDEN}/{case}/facts.json")).expect("golden");
+    let mut facts: serde_json::Value = serde_json::from_str(&text).expect("json");
+    support::add_listen_facts(&mut facts, backlog);
+    let path = dir.join(format!("{case}.json"));
+    std::fs::write(&path, facts.to_string()).expect("write");
+    path.display().to_string()
+}
+
 #[test]
 fn findings_changes_and_timestamp_parse_as_openmetrics() {
     let Some(py) = python() else {
@@ -115,7 +126,8 @@ fn findings_changes_and_timestamp_parse_as_openmetrics() {
         );
         return;
     };
-    let facts = format!("{GOLDEN}/everything-at-once/facts.json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let facts = golden_facts(dir.path(), "everything-at-once", 128);
     let fams = parse(&py, &plan_metrics(&["--facts", &facts]));
     for name in [
         "tune_finding",
@@ -161,7 +173,7 @@ fn findings_changes_and_timestamp_parse_as_openmetrics() {
 
     let fams = parse(
         &py,
-        &plan_metrics(&["--facts", &format!("{GOLDEN}/healthy/facts.json")]),
+        &plan_metrics(&["--facts", &golden_facts(dir.path(), "healthy", 4096)]),
     );
     assert!(samples(&fams, "tune_finding").is_empty());
     assert_eq!(samples(&fams, "tune_pending_changes")[0]["value"], 0.0);

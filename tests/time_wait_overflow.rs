@@ -41,23 +41,7 @@ fn short_connections_until(stop: &std::sync::atomic::AtomicBool) {
 }
 
 fn tw_overflows(ns: &Netns) -> u64 {
-    let netstat = ns.sh("cat /proc/net/netstat");
-    let lines: Vec<&str> = netstat
-        .lines()
-        .filter(|l| l.starts_with("TcpExt:"))
-        .collect();
-    let [names, values] = lines.as_slice() else {
-        panic!("no TcpExt pair in /proc/net/netstat: {netstat}");
-    };
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "TCPTimeWaitOverflow")
-        .expect("TCPTimeWaitOverflow column");
-    values
-        .split_whitespace()
-        .nth(at)
-        .and_then(|v| v.parse().ok())
-        .expect("TCPTimeWaitOverflow value")
+    ns.tcp_ext("TCPTimeWaitOverflow")
 }
 
 #[test]

@@ -382,7 +382,7 @@ impl PlaybookSet {
         &self,
         ns: Option<&NetnsRecord>,
         facts: Option<Facts>,
-        counter_samples: Samples,
+        observed: Observed,
         config: &persist::ConfigArgs,
     ) -> Result<plan::MadeFrom> {
         Ok(plan::MadeFrom {
@@ -396,7 +396,8 @@ impl PlaybookSet {
             facts,
             persist: config.persist,
             root: (config.root != Path::new("/")).then(|| config.root.display().to_string()),
-            counter_samples,
+            counter_samples: observed.counters,
+            listeners: observed.listeners,
         })
     }
 }
@@ -480,15 +481,20 @@ fn make_plan(
     Ok(make_plan_sampled(set, snapshot, options, config)?.0)
 }
 
-/// [`make_plan`], also returning the counters sampled for it (recorded in plan files).
-type Samples = BTreeMap<String, facts::Fact<facts::counters::CounterSample>>;
+/// What [`make_plan_sampled`] observed over the sampling window of the live system:
+/// the counters sampled and the listeners read meanwhile (recorded in plan files).
+#[derive(Default)]
+struct Observed {
+    counters: BTreeMap<String, facts::Fact<facts::counters::CounterSample>>,
+    listeners: Option<facts::Fact<Vec<facts::sockets::Listener>>>,
+}
 
 fn make_plan_sampled(
     set: &PlaybookSet,
     snapshot: Option<&Facts>,
     options: &facts::GatherOptions,
     config: &persist::ConfigArgs,
-) -> Result<(Plan, Samples)> {
+) -> Result<(Plan, Observed)> {
     let pairs = set.pairs();
     let root = config.root()?;
     let mut facts = match snapshot {
@@ -508,9 +514,12 @@ fn make_plan_sampled(
         snapshot.is_some(),
     );
     let samples = if snapshot.is_some() {
-        Samples::new()
+        Observed::default()
     } else {
-        facts.counter_samples
+        Observed {
+            counters: facts.counter_samples,
+            listeners: facts.listeners,
+        }
     };
     Ok((plan, samples))
 }
@@ -642,6 +651,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             let mut options = args.observe.options(Some(&recorded.netns))?;
             options.recorded_samples = plan.made_from.as_ref().map(|m| m.counter_samples.clone());
             options.root = Some(recorded.config.root()?);
+            options.recorded_listeners = plan.made_from.as_ref().and_then(|m| m.listeners.clone());
             verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             print_out(&format!(

@@ -64,6 +64,7 @@ impl ObserveArgs {
             memcg,
             recorded_samples: None,
             root: None,
+            recorded_listeners: None,
         })
     }
 }

@@ -321,6 +321,26 @@ fn softnet_facts(out: &mut String, facts: &Facts) {
         }
         None => {}
     }
+    match &facts.listeners {
+        Some(Fact::Value(listeners)) => {
+            for l in listeners {
+                let who = l.owner.as_ref().map_or("owner unknown".to_owned(), |o| {
+                    format!("{} (pid {})", o.comm, o.pid)
+                });
+                let _ = writeln!(
+                    out,
+                    "listener {}  accept queue {} of backlog {}, {who}",
+                    l.endpoint(),
+                    l.queued,
+                    l.backlog
+                );
+            }
+        }
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "listeners {}", unknown(why));
+        }
+        None => {}
+    }
 }
 
 /// Processes, host memory, OOM kills and environment files.

@@ -143,6 +143,7 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         persist: _,
         root: _,
         counter_samples: _,
+        listeners: _,
     } = made_from;
     if let Some(facts) = facts {
         if facts.format != crate::facts::FACTS_FORMAT {

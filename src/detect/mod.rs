@@ -11,7 +11,8 @@
 //! window), `kmsg` (kernel-log lines), `net` (links and qdiscs), `jvm` (heaps and OOM
 //! kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack`
 //! (`conntrack_stat`, per-CPU connection-tracking events), `softirq` (`softirq_cpu`,
-//! the busiest CPU's softirq share); sockets are plain comparisons
+//! the busiest CPU's softirq share), `listen` (`listen_queue`, which limit caps each
+//! listener's accept queue); sockets are plain comparisons
 //! ([`compare::count`]).
 
 pub mod compare;
@@ -19,6 +20,7 @@ pub mod conntrack;
 pub mod counter;
 pub mod jvm;
 pub mod kmsg;
+pub mod listen;
 pub mod net;
 pub mod softirq;
 pub mod softnet;
@@ -133,6 +135,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::Softnet(s) => softnet::eval(s, vars, facts, out),
         Condition::ConntrackStat(c) => conntrack::eval(c, vars, facts, out),
         Condition::SoftirqCpu(s) => softirq::eval(s, vars, facts, out),
+        Condition::ListenQueue(l) => listen::eval(l, facts, out),
     }
 }
 

@@ -143,6 +143,10 @@ pub struct Facts {
     /// widens `net.ipv4.ip_local_port_range`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_ports: Option<Fact<Vec<u16>>>,
+    /// TCP LISTEN sockets with their accept queues and owners (sock_diag, /proc/PID/fd),
+    /// when a rule looks at listen queues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<Fact<Vec<sockets::Listener>>>,
     /// Configuration files under `--root` (sysctl.d, modules-load.d, link managers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<config::ConfigFacts>,
@@ -184,6 +188,9 @@ impl Facts {
     }
     pub fn oom_kills(&self) -> Fact<&Vec<OomKill>> {
         gathered(&self.oom_kills)
+    }
+    pub fn listeners(&self) -> Fact<&Vec<sockets::Listener>> {
+        gathered(&self.listeners)
     }
     pub fn softnet(&self) -> Fact<&Vec<softnet::SoftnetCpu>> {
         gathered(&self.softnet)
@@ -235,6 +242,8 @@ pub struct FactRequest {
     pub qdiscs: bool,
     /// The ports of LISTEN sockets are needed (a fix widens the ephemeral port range).
     pub listen_ports: bool,
+    /// LISTEN sockets with their accept queues and owners are needed.
+    pub listeners: bool,
     /// /proc/net/softnet_stat is needed.
     pub softnet: bool,
     /// /proc/net/stat/nf_conntrack is needed.
@@ -300,6 +309,7 @@ impl FactRequest {
             process_comms: std::mem::take(&mut self.process_comms),
             oom_kills: std::mem::take(&mut self.oom_kills),
             listen_ports: std::mem::take(&mut self.listen_ports),
+            listeners: std::mem::take(&mut self.listeners),
             ..FactRequest::default()
         };
         (self, costly)
@@ -350,6 +360,7 @@ impl FactRequest {
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
             listen_ports: self.listen_ports && other.listen_ports,
+            listeners: self.listeners && other.listeners,
             softnet: self.softnet && other.softnet,
             conntrack_stat: self.conntrack_stat && other.conntrack_stat,
             softirq_cpus: self.softirq_cpus && other.softirq_cpus,
@@ -407,6 +418,10 @@ impl FactRequest {
             Condition::Softnet(_) => self.softnet = true,
             Condition::ConntrackStat(_) => self.conntrack_stat = true,
             Condition::SoftirqCpu(_) => self.softirq_cpus = true,
+            Condition::ListenQueue(_) => {
+                self.listeners = true;
+                self.sysctls.insert(sockets::SOMAXCONN.to_owned());
+            }
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
@@ -445,6 +460,12 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     }
     if request.listen_ports {
         facts.listen_ports = Some(sockets::listen_ports());
+    }
+    if request.listeners {
+        facts.listeners = Some(match &options.recorded_listeners {
+            Some(recorded) => recorded.clone(),
+            None => sockets::listeners(),
+        });
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
     let log = (!request.kernel_log.is_empty() || request.oom_kills).then(|| options.read_log());
@@ -507,6 +528,9 @@ impl Facts {
         }
         if other.listen_ports.is_some() {
             self.listen_ports = other.listen_ports;
+        }
+        if other.listeners.is_some() {
+            self.listeners = other.listeners;
         }
         if other.softnet.is_some() {
             self.softnet = other.softnet;

@@ -33,6 +33,9 @@ pub struct GatherOptions {
     /// `--root`: configuration files named by the playbooks (env files) are read under
     /// it (`None`: the host's `/`).
     pub root: Option<std::path::PathBuf>,
+    /// The TCP listeners seen while those counters were sampled, to use instead of
+    /// reading them again (a saved plan re-derived at apply).
+    pub recorded_listeners: Option<Fact<Vec<super::sockets::Listener>>>,
 }
 
 /// Where the kernel-log facts come from.

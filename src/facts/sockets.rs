@@ -4,6 +4,9 @@
 //! (`idiag_states` bitmask), so counting 10,000 TIME_WAIT sockets is one round of
 //! messages, not a scan of /proc/net/tcp. The socket is created in the calling
 //! thread's network namespace and keeps it.
+//!
+//! [`listeners`] reads every TCP LISTEN socket with its accept queue (length and limit)
+//! and finds the process that holds it by its inode in /proc/PID/fd.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +17,9 @@ use neli::socket::synchronous::NlSocketHandle;
 use neli::types::Buffer;
 use neli::utils::Groups;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use super::Fact;
 use crate::playbook::{SetSysctl, TcpState};
 
@@ -22,6 +28,8 @@ pub const PORT_RANGE: &str = "net.ipv4.ip_local_port_range";
 /// The ports the kernel never hands out as ephemeral ports (a list of ports and
 /// ranges, `8080,9000-9100`); the plan adds the listening ports a widening covers.
 pub const RESERVED_PORTS: &str = "net.ipv4.ip_local_reserved_ports";
+/// The cap on every listen(2) backlog, which `listen_queue` compares backlogs with.
+pub const SOMAXCONN: &str = "net.core.somaxconn";
 
 /// Whether a fix widens the ephemeral port range (and so needs the listening ports).
 pub fn widens_port_range(s: &SetSysctl) -> bool {
@@ -50,6 +58,156 @@ pub fn listen_ports() -> Fact<Vec<u16>> {
         Ok(ports) => Fact::Value(ports),
         Err(e) => Fact::Unknown(format!("sock_diag: {e}")),
     }
+}
+
+/// A TCP LISTEN socket and its accept queue, as sock_diag reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Listener {
+    /// The local address (`0.0.0.0`, `::`, `127.0.0.1`, ...).
+    pub address: String,
+    pub port: u16,
+    /// Connections in the accept queue now (`idiag_rqueue`).
+    pub queued: u32,
+    /// The accept-queue limit (`idiag_wqueue`, the kernel's `sk_max_ack_backlog`):
+    /// min(the listen(2) backlog, net.core.somaxconn) when listen() was called.
+    pub backlog: u32,
+    /// The socket's inode (`socket:[INODE]` in /proc/PID/fd).
+    pub inode: u64,
+    /// The process holding the socket, when /proc could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<SocketOwner>,
+}
+
+/// A process holding a socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SocketOwner {
+    pub pid: u32,
+    /// /proc/PID/comm.
+    pub comm: String,
+}
+
+impl Listener {
+    /// `:80` for a wildcard address, else `127.0.0.1:80` or `[::1]:80`.
+    pub fn endpoint(&self) -> String {
+        match self.address.as_str() {
+            "0.0.0.0" | "::" => format!(":{}", self.port),
+            a if a.contains(':') => format!("[{a}]:{}", self.port),
+            a => format!("{a}:{}", self.port),
+        }
+    }
+
+    /// Whether the accept queue is full now: the kernel drops the next handshake when
+    /// the queue holds more than the backlog, so at the backlog it is (about to be) full.
+    pub fn full(&self) -> bool {
+        self.queued >= self.backlog
+    }
+}
+
+/// Every TCP LISTEN socket (IPv4 and IPv6) with its accept queue and owner, sorted by
+/// port and address.
+pub fn listeners() -> Fact<Vec<Listener>> {
+    let read = || -> Result<Vec<Listener>, String> {
+        let socket = NlSocketHandle::connect(NlFamily::SockOrInetDiag, None, Groups::empty())
+            .map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+            let mask = 1 << TcpState::Listen.kernel_number();
+            dump_each(&socket, family, mask, |msg| {
+                if let Some(l) = parse_listener(msg) {
+                    found.push(l);
+                }
+            })?;
+        }
+        Ok(found)
+    };
+    match read() {
+        Ok(mut found) => {
+            let inodes: BTreeSet<u64> = found.iter().map(|l| l.inode).filter(|&i| i != 0).collect();
+            let owners = socket_owners(std::path::Path::new("/proc"), &inodes);
+            for l in &mut found {
+                l.owner = owners.get(&l.inode).cloned();
+            }
+            found.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+            Fact::Value(found)
+        }
+        Err(e) => Fact::Unknown(format!("sock_diag: {e}")),
+    }
+}
+
+/// Reads one `struct inet_diag_msg`: family, state, timer, retrans (4 bytes), the
+/// 48-byte `inet_diag_sockid` (sport, dport, src[16], dst[16], if, cookie[8]), then
+/// expires, rqueue, wqueue, uid, inode (4 bytes each). Short messages are skipped.
+pub fn parse_listener(msg: &[u8]) -> Option<Listener> {
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = msg.get(at..at + 4)?.try_into().ok()?;
+        Some(u32::from_ne_bytes(b))
+    };
+    let family = *msg.first()?;
+    let port = u16::from_be_bytes([*msg.get(4)?, *msg.get(5)?]);
+    let src = msg.get(8..24)?;
+    let address = if family == libc::AF_INET as u8 {
+        let b: [u8; 4] = src[..4].try_into().ok()?;
+        std::net::Ipv4Addr::from(b).to_string()
+    } else {
+        let b: [u8; 16] = src.try_into().ok()?;
+        std::net::Ipv6Addr::from(b).to_string()
+    };
+    Some(Listener {
+        address,
+        port,
+        queued: u32_at(56)?,
+        backlog: u32_at(60)?,
+        inode: u64::from(u32_at(68)?),
+        owner: None,
+    })
+}
+
+/// The processes holding the given socket inodes: one pass over /proc/PID/fd links,
+/// stopping once every inode is found. A process or fd that cannot be read (gone,
+/// another user's without privilege) is skipped: its sockets stay without an owner.
+pub fn socket_owners(proc: &std::path::Path, inodes: &BTreeSet<u64>) -> BTreeMap<u64, SocketOwner> {
+    let mut owners = BTreeMap::new();
+    if inodes.is_empty() {
+        return owners;
+    }
+    let Ok(dir) = std::fs::read_dir(proc) else {
+        return owners;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if inodes.contains(&inode) && !owners.contains_key(&inode) {
+                let comm = std::fs::read_to_string(entry.path().join("comm"))
+                    .map(|c| c.trim_end().to_owned())
+                    .unwrap_or_default();
+                owners.insert(inode, SocketOwner { pid, comm });
+            }
+        }
+        if owners.len() == inodes.len() {
+            break;
+        }
+    }
+    owners
 }
 
 /// `SOCK_DIAG_BY_FAMILY` from linux/sock_diag.h.
@@ -145,5 +303,47 @@ mod tests {
         assert_eq!(req[0], libc::AF_INET as u8);
         assert_eq!(req[1], 6, "IPPROTO_TCP");
         assert_eq!(u32::from_ne_bytes([req[4], req[5], req[6], req[7]]), 64);
+    }
+
+    #[test]
+    fn listener_fields_at_their_offsets() {
+        let mut msg = vec![0u8; 72];
+        msg[0] = libc::AF_INET as u8;
+        msg[1] = 10;
+        msg[4..6].copy_from_slice(&80u16.to_be_bytes());
+        msg[8..12].copy_from_slice(&[127, 0, 0, 1]);
+        msg[56..60].copy_from_slice(&9u32.to_ne_bytes());
+        msg[60..64].copy_from_slice(&8u32.to_ne_bytes());
+        msg[68..72].copy_from_slice(&4242u32.to_ne_bytes());
+        let l = parse_listener(&msg).expect("parsed");
+        assert_eq!((l.address.as_str(), l.port), ("127.0.0.1", 80));
+        assert_eq!((l.queued, l.backlog, l.inode), (9, 8, 4242));
+        assert!(l.full());
+        assert_eq!(l.endpoint(), "127.0.0.1:80");
+        assert!(parse_listener(&msg[..70]).is_none(), "short message");
+        msg[0] = libc::AF_INET6 as u8;
+        msg[8..24].copy_from_slice(&[0; 16]);
+        assert_eq!(parse_listener(&msg).expect("v6").endpoint(), ":80");
+    }
+
+    #[test]
+    fn owners_found_by_socket_inode_and_unreadable_skipped() {
+        let proc = tempfile::tempdir().expect("tempdir");
+        let fd = proc.path().join("1234/fd");
+        std::fs::create_dir_all(&fd).expect("mkdir");
+        std::fs::write(proc.path().join("1234/comm"), "nginx\n").expect("comm");
+        std::os::unix::fs::symlink("socket:[77]", fd.join("3")).expect("link");
+        std::os::unix::fs::symlink("/dev/null", fd.join("0")).expect("link");
+        std::fs::create_dir_all(proc.path().join("99")).expect("no fd dir");
+        std::fs::create_dir_all(proc.path().join("self")).expect("not a pid");
+        let owners = socket_owners(proc.path(), &BTreeSet::from([77, 78]));
+        assert_eq!(
+            owners.get(&77),
+            Some(&SocketOwner {
+                pid: 1234,
+                comm: "nginx".into()
+            })
+        );
+        assert!(!owners.contains_key(&78));
     }
 }

@@ -94,6 +94,11 @@ pub struct MadeFrom {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counter_samples:
         BTreeMap<String, crate::facts::Fact<crate::facts::counters::CounterSample>>,
+    /// The TCP listeners (accept queues, owners) read while those counters were
+    /// sampled: which limit caps an overflowing queue is part of what was reviewed, so
+    /// apply re-derives the plan with them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<crate::facts::Fact<Vec<crate::facts::sockets::Listener>>>,
 }
 
 /// One playbook a plan was made from: where it came from, its digest and its text.

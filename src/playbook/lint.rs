@@ -7,6 +7,9 @@
 //! - A fix that conflicts with a fix of another rule, in a given playbook or a bundled
 //!   one: one sets a sysctl to 1000 while another raises it to at least 4096, two MTUs
 //!   for overlapping links, two values for one environment variable.
+//! - A fix that raises net.ipv4.tcp_max_syn_backlog in a rule that does not require
+//!   net.ipv4.tcp_syncookies to be 0: with syncookies on, Linux 4.4 and later bound
+//!   the SYN queue by the listen backlog, so the raise changes nothing.
 //! - A playbook whose description does not say which symptom it answers (the bundled
 //!   ones start with `Symptom:`).
 
@@ -36,6 +39,9 @@ pub fn lint(given: &[LoadedPlaybook], others: &[LoadedPlaybook]) -> Vec<Diagnost
             let at = loc.find(loc.rule(&rule.id), "detect:");
             for problem in never_fires(&rule.detect, &vars) {
                 out.push(loc.at(at, format!("rule {}: {problem}", rule.id)));
+            }
+            if let Some(problem) = syn_backlog_with_cookies(rule, &vars) {
+                out.push(loc.at(loc.rule(&rule.id), format!("rule {}: {problem}", rule.id)));
             }
         }
     }
@@ -151,6 +157,32 @@ fn bounds_of(compare: &Compare, vars: &Vars, into: &mut Bounds) {
             into.add(op, &text);
         }
     }
+}
+
+const SYN_BACKLOG: &str = "net.ipv4.tcp_max_syn_backlog";
+const SYNCOOKIES: &str = "net.ipv4.tcp_syncookies";
+
+/// A rule that sets tcp_max_syn_backlog without requiring `tcp_syncookies` to equal 0.
+fn syn_backlog_with_cookies(rule: &super::Rule, vars: &Vars) -> Option<String> {
+    let same = |a: &str, b: &str| crate::kernel::sysctl::same_key(a, b);
+    let sets = rule
+        .fix
+        .iter()
+        .any(|a| matches!(a, Action::SetSysctl(s) if same(&s.key, SYN_BACKLOG)));
+    if !sets {
+        return None;
+    }
+    let mut must = Vec::new();
+    conjuncts(&rule.detect, &mut must);
+    let cookies_off = must.iter().any(|c| {
+        matches!(c, Condition::Sysctl(s) if same(&s.key, SYNCOOKIES)
+            && s.equals.as_ref().and_then(|v| scalar_text(v, vars).ok()).as_deref() == Some("0"))
+    });
+    (!cookies_off).then(|| {
+        format!(
+            "it sets {SYN_BACKLOG} without requiring `{SYNCOOKIES}` equals 0: with syncookies on, Linux 4.4 and later bound the SYN queue by the listen backlog, so the raise does nothing (raise net.core.somaxconn or the application's backlog instead)"
+        )
+    })
 }
 
 /// The conditions that must all hold for `c` to hold (`all` flattened).
@@ -446,6 +478,35 @@ mod tests {
             .into_iter()
             .map(|d| d.to_string())
             .collect()
+    }
+
+    #[test]
+    fn syn_backlog_only_where_syncookies_are_required_off() {
+        let fix =
+            "    fix:\n      - set_sysctl: {key: net.ipv4.tcp_max_syn_backlog, at_least: 4096}\n";
+        let w = warnings(&format!(
+            "      counter: {{name: TcpExt.ListenDrops, above: 0}}\n{fix}"
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("rule r: it sets net.ipv4.tcp_max_syn_backlog without requiring `net.ipv4.tcp_syncookies` equals 0"), "{w:?}");
+        let w = warnings(&format!(
+            "      all:\n        - counter: {{name: TcpExt.ListenDrops, above: 0}}\n        - sysctl: {{key: net.ipv4.tcp_syncookies, equals: 0}}\n{fix}"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn bundled_playbooks_never_raise_syn_backlog_with_cookies_on() {
+        let bundled: Vec<LoadedPlaybook> = super::super::BUNDLED
+            .iter()
+            .map(|(name, text)| pb(name, text))
+            .collect();
+        let w: Vec<String> = lint(&bundled, &[])
+            .into_iter()
+            .map(|d| d.to_string())
+            .filter(|d| d.contains("tcp_max_syn_backlog"))
+            .collect();
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]

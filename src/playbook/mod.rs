@@ -504,6 +504,7 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
         Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
         Condition::SoftirqCpu(s) => check_compare(&s.compare(), "softirq_cpu", vars, out),
+        Condition::ListenQueue(_) => {}
         Condition::ConntrackStat(c) => {
             if !valid_name(&c.name) {
                 out.push((

@@ -259,6 +259,32 @@ measured_condition! {
     SoftirqCpuCondition {}
 }
 
+/// Holds when the accept queue of a TCP listener (IPv4 or IPv6, read through
+/// sock_diag) is capped by the given limit. The listeners looked at are those whose
+/// accept queue is full now (`idiag_rqueue` at least `idiag_wqueue`); when none is,
+/// every listener. The evidence names each one: address, port, backlog (the kernel's
+/// `sk_max_ack_backlog`, which is min(the application's listen(2) backlog,
+/// net.core.somaxconn)), queue length and owning process.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenQueueCondition {
+    /// Which limit must cap some listener's accept queue.
+    pub limit: ListenLimit,
+}
+
+/// What caps a listener's accept queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenLimit {
+    /// The backlog equals net.core.somaxconn: the kernel cut the application's request
+    /// down to the cap (it asked for at least that much; the kernel does not keep the
+    /// requested value).
+    Somaxconn,
+    /// The backlog is below net.core.somaxconn: the application's own listen(2)
+    /// backlog is the limit, and no sysctl raises it.
+    OwnBacklog,
+}
+
 /// A column of /proc/net/softnet_stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -577,6 +603,7 @@ pub enum Condition {
     Softnet(SoftnetCondition),
     ConntrackStat(ConntrackStatCondition),
     SoftirqCpu(SoftirqCpuCondition),
+    ListenQueue(ListenQueueCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -694,6 +721,7 @@ single_key_enum!(Condition, RawCondition, "condition", {
     softnet => Softnet(SoftnetCondition),
     conntrack_stat => ConntrackStat(ConntrackStatCondition),
     softirq_cpu => SoftirqCpu(SoftirqCpuCondition),
+    listen_queue => ListenQueue(ListenQueueCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {

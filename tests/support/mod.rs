@@ -138,6 +138,27 @@ impl Netns {
         .unwrap()
     }
 
+    /// A `TcpExt` counter of the namespace (its /proc/net/netstat), e.g. `ListenOverflows`.
+    pub fn tcp_ext(&self, name: &str) -> u64 {
+        let netstat = self.sh("cat /proc/net/netstat");
+        let lines: Vec<&str> = netstat
+            .lines()
+            .filter(|l| l.starts_with("TcpExt:"))
+            .collect();
+        let [names, values] = lines.as_slice() else {
+            panic!("no TcpExt pair in /proc/net/netstat: {netstat}");
+        };
+        let at = names
+            .split_whitespace()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no {name} column"));
+        values
+            .split_whitespace()
+            .nth(at)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} value"))
+    }
+
     pub fn set_sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         self.sh(&format!("echo '{value}' > {path}"));
@@ -150,6 +171,24 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// Adds to a facts snapshot made before the listen-backlog playbook read them (the
+/// golden cases' `facts.json`) what its rules read besides ListenOverflows: the other
+/// listen-queue counters flat at 0, no "Possible SYN flooding" line, syncookies on,
+/// and nginx on :80 with its accept queue full at `backlog`.
+pub fn add_listen_facts(facts: &mut serde_json::Value, backlog: u64) {
+    for name in ["ListenDrops", "TCPReqQFullDrop", "TCPReqQFullDoCookies"] {
+        let key = format!("TcpExt.{name}");
+        facts["counters"][&key] = serde_json::json!({"value": 0});
+        facts["counter_samples"][&key] =
+            serde_json::json!({"value": {"first": 0, "window": 0.0, "min_growth": 1}});
+    }
+    facts["kernel_log"]["Possible SYN flooding on port"] = serde_json::json!({"value": []});
+    facts["sysctls"]["net.ipv4.tcp_syncookies"] = serde_json::json!({"value": "1"});
+    facts["listeners"] = serde_json::json!({"value": [{"address": "0.0.0.0", "port": 80,
+        "queued": backlog + 1, "backlog": backlog, "inode": 4711,
+        "owner": {"pid": 1234, "comm": "nginx"}}]});
 }
 
 /// `n` short TCP connections on loopback where the client closes first, so each
