@@ -29,6 +29,11 @@
 //! errors: []                             # plan errors
 //! ```
 //!
+//! A case may also hold `expected.txt` / `expected.json`: the whole output of `tune plan
+//! --detailed-exitcode` (its exit code first, the case path as `CASE`, `made_from` left
+//! out), compared with a diff and rewritten by `--bless`. Cases outside a playbook
+//! directory (tests/golden) run with the bundled playbooks.
+//!
 //! A case folder may hold its own `playbooks/`, used instead of the directory's (for
 //! cases about how playbooks combine). When the playbooks are refused (`check`), the
 //! outcome is only those `errors`.
