@@ -1,86 +1,62 @@
-//! Golden cases for detection and planning: one folder per case under tests/golden,
-//! each with the facts the engine sees (`facts.json`), optional extra arguments
-//! (`args`) and playbooks (`playbooks/`, else the bundled ones), and the expected
-//! text and JSON plans. The binary runs offline with `plan --facts`, as a user would
-//! replay a snapshot. `TUNE_BLESS=1 cargo test --test golden` rewrites the expectations.
+//! Golden cases for detection and planning, run by `tune test` (one mechanism for every
+//! case): each folder under tests/golden is a `tune test` case with the facts the engine
+//! sees (`facts.json`), its `expect.yml` (optional `vars`, the outcome of every rule) and
+//! the whole output of `tune plan --detailed-exitcode` as snapshots (`expected.txt`,
+//! `expected.json`, exit code first), run with the bundled playbooks or the case's own
+//! `playbooks/`. The bundled playbooks' cases (`playbooks/tests/`) run in the same call.
+//! `tune test playbooks tests/golden --bless` (or `TUNE_BLESS=1 cargo test --test
+//! golden`) rewrites the expectations.
 
 mod support;
 
 use std::path::Path;
 
-fn run_case(dir: &Path) -> Result<(), String> {
-    let mut args: Vec<String> = vec!["plan".into(), "--detailed-exitcode".into()];
-    args.push("--facts".into());
-    args.push(dir.join("facts.json").display().to_string());
-    if dir.join("playbooks").is_dir() {
-        args.push("-p".into());
-        args.push(dir.join("playbooks").display().to_string());
-    }
-    if let Ok(extra) = std::fs::read_to_string(dir.join("args")) {
-        args.extend(extra.split_whitespace().map(str::to_owned));
-    }
-    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let run = |format: &str| {
-        let out = support::tune(state.path())
-            .args(&args)
-            .args(["--format", format])
-            .output()
-            .expect("run tune");
-        let text = support::text(&out).replace(&dir.display().to_string(), "CASE");
-        let text = without_made_from(&text);
-        format!("exit: {}\n{text}", out.status.code().unwrap_or(-1))
-    };
-    let mut failures = Vec::new();
-    for (format, file) in [("text", "expected.txt"), ("json", "expected.json")] {
-        let got = run(format);
-        let path = dir.join(file);
-        if std::env::var("TUNE_BLESS").is_ok() {
-            std::fs::write(&path, &got).map_err(|e| e.to_string())?;
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_default();
-        if got != want {
-            failures.push(format!(
-                "{}:\n--- expected\n{want}\n--- got\n{got}",
-                path.display()
-            ));
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n"))
-    }
-}
-
-/// The plan without its last field, `made_from` (the playbooks' text and digests and the
-/// namespace's inode): they are this host's and the bundled files', not the case's.
-/// `tests/plan_trust.rs` checks that field.
-fn without_made_from(text: &str) -> String {
-    let Some(start) = text.find(",\n  \"made_from\": ") else {
-        return text.to_owned();
-    };
-    match text[start..].find("\n}\n") {
-        Some(len) => format!("{}{}", &text[..start], &text[start + len..]),
-        None => text.to_owned(),
-    }
-}
-
 #[test]
-fn golden_cases() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let mut cases: Vec<_> = std::fs::read_dir(&root)
-        .expect("tests/golden")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("facts.json").is_file())
-        .collect();
-    cases.sort();
+fn golden_and_bundled_cases_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut cmd = support::tune(state.path());
+    cmd.current_dir(root)
+        .args(["test", "playbooks", "tests/golden"]);
+    if std::env::var_os("TUNE_BLESS").is_some() {
+        cmd.arg("--bless");
+    }
+    let out = cmd.output().expect("run tune test");
+    let text = support::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let verdict = if std::env::var_os("TUNE_BLESS").is_some() {
+        "blessed"
+    } else {
+        "ok"
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let (cases, summary) = lines.split_at(lines.len() - 1);
+    for line in cases {
+        assert!(
+            line.starts_with(&format!("{verdict:<7} ")),
+            "{line}\n{text}"
+        );
+    }
+    let golden = cases
+        .iter()
+        .filter(|l| l.contains(" tests/golden/"))
+        .count();
+    let bundled = cases
+        .iter()
+        .filter(|l| l.contains(" playbooks/tests/"))
+        .count();
+    assert!(golden >= 50, "golden cases went missing: {golden}\n{text}");
     assert!(
-        cases.len() >= 15,
-        "golden cases went missing: {}",
-        cases.len()
+        bundled >= 33,
+        "bundled cases went missing: {bundled}\n{text}"
     );
-    let failures: Vec<String> = cases.iter().filter_map(|c| run_case(c).err()).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(golden + bundled, cases.len(), "{text}");
+    assert_eq!(summary[0], format!("PASS: {0}/{0}", cases.len()), "{text}");
+    // Every golden case is a full-output case: both snapshots are there and compared.
+    for entry in std::fs::read_dir(root.join("tests/golden")).expect("tests/golden") {
+        let dir = entry.expect("entry").path();
+        for file in ["facts.json", "expect.yml", "expected.txt", "expected.json"] {
+            assert!(dir.join(file).is_file(), "{} has no {file}", dir.display());
+        }
+    }
 }

@@ -265,3 +265,61 @@ fn a_case_may_bring_its_own_playbooks_and_expect_their_errors() {
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(out, "ok      ./tests/conflicting-exact-values\nPASS: 1/1\n");
 }
+
+#[test]
+fn a_wrong_snapshot_fails_with_a_diff_and_bless_rewrites_it() {
+    // A golden case (bundled playbooks, vars, snapshots) copied to a temp dir, with a
+    // deliberately wrong exit code and change in its text snapshot.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let golden = root().join("tests/golden/listen-overflow-var-override");
+    let case = dir.path().join("cases/listen-overflow-var-override");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    for file in ["facts.json", "expect.yml", "expected.txt", "expected.json"] {
+        std::fs::copy(golden.join(file), case.join(file)).expect("copy");
+    }
+    let right = std::fs::read_to_string(case.join("expected.txt")).expect("read");
+    assert!(
+        right.starts_with("exit: 2\n") && right.contains("16384"),
+        "{right}"
+    );
+    let wrong = right
+        .replacen("exit: 2", "exit: 0", 1)
+        .replace("16384", "8192");
+    std::fs::write(case.join("expected.txt"), &wrong).expect("write");
+
+    let (code, out) = run(dir.path(), &["cases"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("FAIL    cases/listen-overflow-var-override\n")
+            && out.contains("    --- expected.txt\n    +++ tune plan\n")
+            && out.contains("    -exit: 0\n    +exit: 2\n")
+            && out.ends_with("FAIL: 1/1 case(s) failed\n"),
+        "{out}"
+    );
+    let (code, out) = run(dir.path(), &["cases", "--format", "github"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("::error file=cases/listen-overflow-var-override/expect.yml,")
+            && out.contains("--- expected.txt%0A+++ tune plan%0A"),
+        "{out}"
+    );
+    let (code, out) = run(dir.path(), &["cases", "--format", "junit"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("tests=\"1\" failures=\"1\"") && out.contains("-exit: 0"),
+        "{out}"
+    );
+
+    let (code, out) = run(dir.path(), &["cases", "--bless"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(case.join("expected.txt")).expect("read"),
+        right
+    );
+    let (code, out) = run(dir.path(), &["cases/listen-overflow-var-override"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "ok      cases/listen-overflow-var-override\nPASS: 1/1\n"
+    );
+}

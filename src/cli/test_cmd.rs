@@ -29,6 +29,11 @@
 //! errors: []                             # plan errors
 //! ```
 //!
+//! A case may also hold `expected.txt` / `expected.json`: the whole output of `tune plan
+//! --detailed-exitcode` (its exit code first, the case path as `CASE`, `made_from` left
+//! out), compared with a diff and rewritten by `--bless`. Cases outside a playbook
+//! directory (tests/golden) run with the bundled playbooks.
+//!
 //! A case folder may hold its own `playbooks/`, used instead of the directory's (for
 //! cases about how playbooks combine). When the playbooks are refused (`check`), the
 //! outcome is only those `errors`.
@@ -171,15 +176,23 @@ fn change_line(m: &Mutation) -> String {
     )
 }
 
-/// One case directory and the playbook directory it belongs to.
+/// One case directory and the playbook directory it belongs to (`None`: the bundled
+/// playbooks).
 struct CaseDir {
-    playbooks: PathBuf,
+    playbooks: Option<PathBuf>,
     dir: PathBuf,
 }
 
 impl CaseDir {
     fn name(&self) -> String {
         self.dir.display().to_string()
+    }
+
+    fn playbooks_name(&self) -> String {
+        self.playbooks.as_ref().map_or_else(
+            || "the bundled playbooks".to_owned(),
+            |p| p.display().to_string(),
+        )
     }
 }
 
@@ -189,15 +202,35 @@ fn own_playbooks(case: &Path) -> Option<PathBuf> {
     own.is_dir().then_some(own)
 }
 
+/// Whether `dir` holds playbook files itself.
+fn has_playbooks(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            let p = e.path();
+            p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml"))
+        })
+    })
+}
+
 fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
     if path.join("expect.yml").is_file() || path.join("facts.json").is_file() {
-        let playbooks = path
+        // A case in `DIR/tests/` belongs to DIR; a case anywhere else (tests/golden)
+        // to the bundled playbooks.
+        let parent = path
             .parent()
+            .filter(|p| p.file_name() == Some("tests".as_ref()));
+        let playbooks = parent
             .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .map(Path::to_path_buf);
         return Ok(vec![CaseDir {
-            playbooks: own_playbooks(path).unwrap_or(playbooks),
+            playbooks: own_playbooks(path).or(playbooks),
             dir: path.to_path_buf(),
         }]);
     }
@@ -208,6 +241,10 @@ fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
         );
     }
     let tests = path.join("tests");
+    // A directory of cases without playbooks (tests/golden): they run with the
+    // bundled playbooks, or each with its own `playbooks/`.
+    let bundled = !tests.is_dir() && !has_playbooks(path);
+    let tests = if bundled { path.to_path_buf() } else { tests };
     let entries = std::fs::read_dir(&tests).with_context(|| {
         format!(
             "{}: no test cases (expected {})",
@@ -230,7 +267,7 @@ fn cases_of(path: &Path) -> Result<Vec<CaseDir>> {
     Ok(dirs
         .into_iter()
         .map(|dir| CaseDir {
-            playbooks: own_playbooks(&dir).unwrap_or_else(|| path.to_path_buf()),
+            playbooks: own_playbooks(&dir).or_else(|| (!bundled).then(|| path.to_path_buf())),
             dir,
         })
         .collect())
@@ -256,7 +293,7 @@ fn run_case(case: &CaseDir, playbooks: &[LoadedPlaybook]) -> Result<(Option<Expe
         {
             bail!(
                 "vars: no playbook of {} declares {name:?}",
-                case.playbooks.display()
+                case.playbooks_name()
             );
         }
     }
@@ -265,7 +302,7 @@ fn run_case(case: &CaseDir, playbooks: &[LoadedPlaybook]) -> Result<(Option<Expe
         // A case may expect the playbooks to be refused (what `plan` would say), with
         // paths relative to the playbook directory so the case does not depend on
         // where it runs.
-        let prefix = format!("{}/", case.playbooks.display());
+        let prefix = format!("{}/", case.playbooks_name());
         let errors = problems
             .iter()
             .map(|d| d.to_string().replacen(&prefix, "", 1))
@@ -335,16 +372,26 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
     for path in &paths {
         cases.extend(cases_of(path)?);
     }
-    let mut loaded: BTreeMap<PathBuf, Result<Vec<LoadedPlaybook>, String>> = BTreeMap::new();
+    let mut loaded: BTreeMap<Option<PathBuf>, Result<Vec<LoadedPlaybook>, String>> =
+        BTreeMap::new();
     let mut ran = Vec::new();
     let mut text = String::new();
     for case in &cases {
         let playbooks = loaded.entry(case.playbooks.clone()).or_insert_with(|| {
-            playbook::load_paths(std::slice::from_ref(&case.playbooks)).map_err(|d| d.to_string())
+            match &case.playbooks {
+                Some(dir) => playbook::load_paths(std::slice::from_ref(dir)),
+                None => playbook::load_bundled(),
+            }
+            .map_err(|d| d.to_string())
         });
         let result = match playbooks {
             Ok(playbooks) => run_case(case, playbooks).map_err(|e| format!("{e:#}")),
             Err(e) => Err(e.clone()),
+        };
+        // The full-output snapshots, when the case has them.
+        let snapshots = match &result {
+            Ok((expect, _)) => snapshots(case, expect.as_ref(), bless),
+            Err(_) => Ok(None),
         };
         let file = case.dir.join("expect.yml").display().to_string();
         let mut line = 1;
@@ -369,6 +416,11 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
                 }
                 (want_yaml != got_yaml).then(|| diff(&want_yaml, &got_yaml))
             }
+        };
+        let failure = match (failure, snapshots) {
+            (f, Ok(None)) => f,
+            (None, Ok(Some(d)) | Err(d)) => Some(d),
+            (Some(f), Ok(Some(d)) | Err(d)) => Some(format!("{f}\n{d}")),
         };
         let verdict = match (&failure, bless) {
             (None, true) => "blessed",
@@ -426,4 +478,86 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
     }
     print_out(&text)?;
     Ok(if failed == 0 { exit::OK } else { exit::ERROR })
+}
+
+/// The snapshots a case may hold: the whole output of `tune plan --detailed-exitcode`
+/// (its exit code on the first line) in each format.
+const SNAPSHOTS: [(&str, &str); 2] = [("text", "expected.txt"), ("json", "expected.json")];
+
+/// Compares (or with `bless` rewrites) the snapshots the case holds; `Ok(None)` when
+/// they match or there are none, `Ok(Some(diff))` when one differs.
+fn snapshots(
+    case: &CaseDir,
+    expect: Option<&Expect>,
+    bless: bool,
+) -> Result<Option<String>, String> {
+    let mut diffs = String::new();
+    for (format, file) in SNAPSHOTS {
+        let path = case.dir.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let got = plan_output(case, expect, format)?;
+        if bless {
+            std::fs::write(&path, &got)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if want != got {
+            diffs.push_str(
+                &similar::TextDiff::from_lines(&want, &got)
+                    .unified_diff()
+                    .header(file, "tune plan")
+                    .to_string(),
+            );
+        }
+    }
+    Ok((!diffs.is_empty()).then_some(diffs))
+}
+
+/// `tune plan --detailed-exitcode --facts CASE/facts.json` with the case's playbooks and
+/// vars, run as its own process exactly as a user runs it, as `exit: N` and the output
+/// (stdout then stderr), with the case's path shown as `CASE` and without `made_from`.
+fn plan_output(case: &CaseDir, expect: Option<&Expect>, format: &str) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find tune itself: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["plan", "--detailed-exitcode", "--facts"])
+        .arg(case.dir.join("facts.json"));
+    if let Some(dir) = &case.playbooks {
+        cmd.arg("-p").arg(dir);
+    }
+    for (k, v) in expect.map(|e| &e.vars).into_iter().flatten() {
+        cmd.arg("--var").arg(format!("{k}={v}"));
+    }
+    cmd.args(["--format", format])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run tune plan: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .replace(&case.dir.display().to_string(), "CASE");
+    Ok(format!(
+        "exit: {}\n{}",
+        out.status.code().unwrap_or(-1),
+        without_made_from(&text)
+    ))
+}
+
+/// The plan without its last field, `made_from` (the playbooks' text and digests and the
+/// namespace's inode): they are this host's and the bundled files', not the case's.
+fn without_made_from(text: &str) -> String {
+    let Some(start) = text.find(",\n  \"made_from\": ") else {
+        return text.to_owned();
+    };
+    match text[start..].find("\n}\n") {
+        Some(len) => format!("{}{}", &text[..start], &text[start + len..]),
+        None => text.to_owned(),
+    }
 }
