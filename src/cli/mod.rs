@@ -560,14 +560,21 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
     if ns.is_some() && args.facts.is_some() {
         bail!("--facts replays a snapshot; it cannot be combined with --netns or --netns-pid");
     }
-    if args.observe.given() && args.facts.is_some() {
+    if args.observe.sample_window.is_some() && args.facts.is_some() {
         bail!(
-            "--facts replays a snapshot (its kernel log and counter samples included); it cannot be combined with --kernel-log or --sample-window"
+            "--facts replays a snapshot (its counter samples included); it cannot be combined with --sample-window"
         );
     }
     let mut options = args.observe.options(ns.as_ref())?;
     options.root = Some(args.sources.config.root()?);
-    let snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
+    let mut snapshot = args.facts.as_deref().map(read_facts_file).transpose()?;
+    // A snapshot with a saved kernel log: the log's lines replace the snapshot's, read
+    // as of the snapshot's time (playbook test cases, post-mortems of a dead host).
+    if let Some(facts) = &mut snapshot
+        && options.kernel_log.is_some()
+    {
+        facts::replay_kernel_log(facts, &FactRequest::for_playbooks(&set.pairs()), &options);
+    }
     let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
         make_plan_sampled(&set, snapshot.as_ref(), &options, &args.sources.config)
     })?;

@@ -17,6 +17,8 @@
 //! ```yaml
 //! description: what the case shows      # optional, kept by --bless
 //! vars: {conntrack_max: 2097152}        # optional --var overrides, kept by --bless
+//! kernel_log: kern.log                   # optional saved kernel log in the case folder,
+//!                                        # replayed over facts.json (`--kernel-log`)
 //! fires: [conntrack/conntrack-near-full]   # fired, changes planned
 //! fixed: []                              # fired, fix already in effect
 //! reported: []                           # fired, report-only rule
@@ -62,6 +64,10 @@ struct Expect {
     description: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     vars: BTreeMap<String, String>,
+    /// A saved kernel log (relative to the case) replayed over the snapshot, as
+    /// `plan --facts facts.json --kernel-log FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_log: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fires: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -88,6 +94,7 @@ impl Expect {
         let outcome = Expect {
             description: None,
             vars: BTreeMap::new(),
+            kernel_log: None,
             ..self.clone()
         };
         serde_yaml::to_string(&outcome).unwrap_or_default()
@@ -319,7 +326,20 @@ fn run_case(case: &CaseDir, playbooks: &[LoadedPlaybook]) -> Result<(Option<Expe
         .iter()
         .filter_map(|pb| resolved.get(&pb.playbook.name).map(|v| (pb, v)))
         .collect();
-    let facts = read_facts_file(&case.dir.join("facts.json"))?;
+    let mut facts = read_facts_file(&case.dir.join("facts.json"))?;
+    if let Some(log) = expect.as_ref().and_then(|e| e.kernel_log.as_deref()) {
+        let path = case.dir.join(log);
+        let saved = crate::facts::kmsg_file::read(&path).map_err(|e| anyhow::anyhow!(e))?;
+        let options = crate::facts::GatherOptions {
+            kernel_log: Some((path.display().to_string(), saved)),
+            ..Default::default()
+        };
+        crate::facts::replay_kernel_log(
+            &mut facts,
+            &crate::facts::FactRequest::for_playbooks(&pairs),
+            &options,
+        );
+    }
     let plan = plan::plan_from_facts(&pairs, &facts);
     Ok((expect, outcome(playbooks, &plan)))
 }
@@ -337,6 +357,7 @@ fn first_difference(written: &str, expect: &Expect, got: Expect) -> usize {
     let blessed = Expect {
         description: expect.description.clone(),
         vars: expect.vars.clone(),
+        kernel_log: expect.kernel_log.clone(),
         ..got
     };
     let blessed = serde_yaml::to_string(&blessed).unwrap_or_default();
@@ -400,6 +421,7 @@ pub fn run(paths: &[PathBuf], bless: bool, format: ReportFormat) -> Result<i32> 
             Ok((expect, got)) if bless => {
                 let blessed = Expect {
                     description: expect.as_ref().and_then(|e| e.description.clone()),
+                    kernel_log: expect.as_ref().and_then(|e| e.kernel_log.clone()),
                     vars: expect.map(|e| e.vars).unwrap_or_default(),
                     ..got
                 };
@@ -530,6 +552,9 @@ fn plan_output(case: &CaseDir, expect: Option<&Expect>, format: &str) -> Result<
     }
     for (k, v) in expect.map(|e| &e.vars).into_iter().flatten() {
         cmd.arg("--var").arg(format!("{k}={v}"));
+    }
+    if let Some(log) = expect.and_then(|e| e.kernel_log.as_deref()) {
+        cmd.arg("--kernel-log").arg(case.dir.join(log));
     }
     cmd.args(["--format", format])
         .env("NO_COLOR", "1")

@@ -468,20 +468,11 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
         });
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
-    let log = (!request.kernel_log.is_empty() || request.oom_kills).then(|| options.read_log());
-    if let Some((log, origin)) = &log {
-        if !request.kernel_log.is_empty() {
-            // Lines without a wall time are all kept; detection then says what it cannot tell.
-            let since = if origin.clock_unknown.is_some() {
-                f64::INFINITY
-            } else {
-                collected_at
-            };
-            facts.kernel_log = kmsg::select_facts(log, &request.kernel_log, since);
-        }
-        facts.kernel_log_origin = Some(origin.clone());
+    if !request.kernel_log.is_empty() || request.oom_kills {
+        let (log, origin) = options.read_log();
+        log_facts(&mut facts, request, &log, &origin, options.memcg.as_deref());
     }
-    gather_jvm(request, log.as_ref().map(|(l, _)| l), options, &mut facts);
+    gather_jvm(request, options, &mut facts);
     if request.links || request.qdiscs {
         (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
     }
@@ -552,25 +543,12 @@ impl Facts {
 }
 
 /// Processes, host memory, OOM kills and environment files, when asked for.
-fn gather_jvm(
-    request: &FactRequest,
-    log: Option<&Result<Vec<LogLine>, String>>,
-    options: &GatherOptions,
-    facts: &mut Facts,
-) {
+fn gather_jvm(request: &FactRequest, options: &GatherOptions, facts: &mut Facts) {
     if !request.process_comms.is_empty() {
         facts.processes = Some(processes::gather(&request.process_comms));
     }
     if request.mem_total {
         facts.mem_total = Some(processes::mem_total());
-    }
-    if request.oom_kills
-        && let Some(log) = log
-    {
-        facts.oom_kills = Some(match log {
-            Ok(lines) => Fact::Value(scope::kills_in(oom::parse(lines), options.memcg.as_deref())),
-            Err(why) => Fact::Unknown(why.clone()),
-        });
     }
     for path in &request.env_files {
         let root = options.root.as_deref().unwrap_or(std::path::Path::new("/"));
@@ -579,6 +557,42 @@ fn gather_jvm(
             Err(e) => Fact::Unknown(e),
         };
         facts.env_files.insert(path.clone(), fact);
+    }
+}
+
+/// The kernel-log facts the rules ask for (pattern matches, OOM kills in `memcg` or
+/// below), from one read of the log. Windows end at `facts.collected_at`; lines without
+/// a wall time are all kept, and detection then says what it cannot tell.
+fn log_facts(
+    facts: &mut Facts,
+    request: &FactRequest,
+    log: &Result<Vec<LogLine>, String>,
+    origin: &KernelLogOrigin,
+    memcg: Option<&str>,
+) {
+    if !request.kernel_log.is_empty() {
+        let since = if origin.clock_unknown.is_some() {
+            f64::INFINITY
+        } else {
+            facts.collected_at
+        };
+        facts.kernel_log = kmsg::select_facts(log, &request.kernel_log, since);
+    }
+    if request.oom_kills {
+        facts.oom_kills = Some(match log {
+            Ok(lines) => Fact::Value(scope::kills_in(oom::parse(lines), memcg)),
+            Err(why) => Fact::Unknown(why.clone()),
+        });
+    }
+    facts.kernel_log_origin = Some(origin.clone());
+}
+
+/// A snapshot replayed with a saved kernel log (`plan --facts F --kernel-log L`): the
+/// log's facts replace the snapshot's, read as if at the snapshot's `collected_at`.
+pub fn replay_kernel_log(facts: &mut Facts, request: &FactRequest, options: &GatherOptions) {
+    if !request.kernel_log.is_empty() || request.oom_kills {
+        let (log, origin) = options.read_log();
+        log_facts(facts, request, &log, &origin, None);
     }
 }
 
