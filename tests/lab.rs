@@ -40,6 +40,7 @@ const SCENARIOS: &[&str] = &[
     "5-listen-overflow",
     "6-memcg-oom",
     "7-netns",
+    "8-nic-ring",
 ];
 
 /// Kernel modules the scenarios load (their dependencies are added from `.modinfo`).
@@ -54,6 +55,9 @@ const MODULES: &[&str] = &[
     // sock_diag for TCP (LISTEN ports for the port-range widening): a host loads it on
     // demand, the VM has no modprobe.
     "tcp_diag",
+    // A virtio-net NIC (on the qemu command line) for the ring-size scenario.
+    "virtio_pci",
+    "virtio_net",
 ];
 
 fn main() -> ExitCode {
@@ -558,7 +562,15 @@ fn boot(config: &Config, initrd: &Path, stderr_file: &Path) -> Result<Vec<String
             "-nographic",
             "-no-reboot",
         ])
-        .args(["-nic", "none", "-kernel"])
+        // One virtio-net NIC for the 8-nic-ring scenario: the virtqueue size (1024) is
+        // the ring maximum virtio_net reports; queue_reset lets the driver resize it.
+        .args([
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "virtio-net-pci,netdev=n0,rx_queue_size=1024,queue_reset=on",
+            "-kernel",
+        ])
         .arg(&config.kernel)
         .arg("-initrd")
         .arg(initrd)
