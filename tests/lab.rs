@@ -40,6 +40,7 @@ const SCENARIOS: &[&str] = &[
     "5-listen-overflow",
     "6-memcg-oom",
     "7-netns",
+    "8-nic-ring",
 ];
 
 /// Kernel modules the scenarios load (their dependencies are added from `.modinfo`).
@@ -54,6 +55,9 @@ const MODULES: &[&str] = &[
     // sock_diag for TCP (LISTEN ports for the port-range widening): a host loads it on
     // demand, the VM has no modprobe.
     "tcp_diag",
+    // A virtio-net NIC (on the qemu command line) for the ring-size scenario.
+    "virtio_pci",
+    "virtio_net",
 ];
 
 fn main() -> ExitCode {

@@ -92,11 +92,19 @@ fn reference_link(m: &LinkMessage) -> Link {
         link_remote: None,
         master: None,
         vxlan_ipv6: false,
+        rx_drops: None,
     };
     for attr in &m.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name.clone_from(n),
             LinkAttribute::Mtu(v) => link.mtu = *v,
+            LinkAttribute::Stats64(st) => {
+                link.rx_drops = Some(tune::facts::net::RxDrops {
+                    rx_dropped: st.rx_dropped,
+                    rx_fifo_errors: st.rx_fifo_errors,
+                    rx_missed_errors: st.rx_missed_errors,
+                })
+            }
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
             LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase(),

@@ -53,6 +53,23 @@ pub struct Link {
     /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vxlan_ipv6: bool,
+    /// The receive-drop counters of IFLA_STATS64, from the same dump (absent in
+    /// snapshots older than them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_drops: Option<RxDrops>,
+}
+
+/// A link's receive-drop counters since the device was created (`struct
+/// rtnl_link_stats64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RxDrops {
+    /// `rx_dropped`: received, then dropped by the driver or stack (netstat's RX-DRP).
+    pub rx_dropped: u64,
+    /// `rx_fifo_errors`: the NIC's receive FIFO overran.
+    pub rx_fifo_errors: u64,
+    /// `rx_missed_errors`: no free descriptor in the RX ring (netstat's RX-OVR).
+    pub rx_missed_errors: u64,
 }
 
 /// A link in another network namespace (a veth's peer), as read there.
@@ -114,6 +131,11 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
         link_remote: None,
         master: r.master,
         vxlan_ipv6: r.vxlan_ipv6,
+        rx_drops: r.rx_drops.map(|d| RxDrops {
+            rx_dropped: d.rx_dropped,
+            rx_fifo_errors: d.rx_fifo_errors,
+            rx_missed_errors: d.rx_missed_errors,
+        }),
     }
 }
 

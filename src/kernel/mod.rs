@@ -4,6 +4,7 @@
 //! Names no stage: these modules know the kernel's interfaces, not playbooks, findings
 //! or plans.
 
+pub mod ethtool;
 pub mod netns;
 pub mod nlattr;
 pub mod rtdump;

@@ -58,6 +58,7 @@ const IFLA_LINK_NETNSID: u16 = 37;
 const IFLA_TARGET_NETNSID: u16 = 46;
 const IFLA_MIN_MTU: u16 = 50;
 const IFLA_MAX_MTU: u16 = 51;
+const IFLA_STATS64: u16 = 23;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const IFLA_VXLAN_LINK: u16 = 3;
@@ -106,6 +107,41 @@ pub struct LinkRecord<'a> {
     pub master: Option<u32>,
     /// A VXLAN with an IPv6 group or local address (IFLA_VXLAN_GROUP6/LOCAL6).
     pub vxlan_ipv6: bool,
+    /// The receive-drop counters of IFLA_STATS64, which the kernel fills whatever
+    /// RTEXT_FILTER_SKIP_STATS says (that skips only the per-family and VF blocks).
+    pub rx_drops: Option<RxDrops>,
+}
+
+/// The receive-side drop counters of `struct rtnl_link_stats64` (if_link.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RxDrops {
+    /// `rx_dropped`: received, then dropped by the stack or driver (no buffer, ...).
+    pub rx_dropped: u64,
+    /// `rx_fifo_errors`: the NIC's receive FIFO overran.
+    pub rx_fifo_errors: u64,
+    /// `rx_missed_errors`: the NIC had no descriptor in the RX ring (ethtool's
+    /// rx_missed, netstat's RX-OVR).
+    pub rx_missed_errors: u64,
+}
+
+/// rtnl_link_stats64 field offsets (each a u64).
+const STATS64_RX_DROPPED: usize = 6 * 8;
+const STATS64_RX_FIFO: usize = 14 * 8;
+const STATS64_RX_MISSED: usize = 15 * 8;
+
+fn parse_rx_drops(value: &[u8]) -> NlResult<RxDrops> {
+    let at = |offset: usize| -> NlResult<u64> {
+        value
+            .get(offset..offset + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_ne_bytes)
+            .ok_or_else(|| malformed(format!("IFLA_STATS64 of {} bytes", value.len())))
+    };
+    Ok(RxDrops {
+        rx_dropped: at(STATS64_RX_DROPPED)?,
+        rx_fifo_errors: at(STATS64_RX_FIFO)?,
+        rx_missed_errors: at(STATS64_RX_MISSED)?,
+    })
 }
 
 /// A qdisc as dumped, borrowing from the reply buffer.
@@ -275,6 +311,7 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
             IFLA_MTU => link.mtu = Some(u32_value(value, "IFLA_MTU")?),
             IFLA_MIN_MTU => link.min_mtu = Some(u32_value(value, "IFLA_MIN_MTU")?),
             IFLA_MAX_MTU => link.max_mtu = Some(u32_value(value, "IFLA_MAX_MTU")?),
+            IFLA_STATS64 => link.rx_drops = Some(parse_rx_drops(value)?),
             IFLA_LINK => link.link = Some(u32_value(value, "IFLA_LINK")?),
             IFLA_MASTER => link.master = Some(u32_value(value, "IFLA_MASTER")?),
             IFLA_LINK_NETNSID => {
@@ -384,13 +421,13 @@ fn os_error(what: &str) -> NlError {
 }
 
 impl Socket {
-    fn open() -> NlResult<Socket> {
+    fn open(protocol: libc::c_int) -> NlResult<Socket> {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let fd = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if fd < 0 {
@@ -495,9 +532,22 @@ fn exchange(
     flags: u16,
     body: &[u8],
     attrs: &[(u16, &[u8])],
+    each: impl FnMut(u16, &[u8]) -> NlResult<()>,
+) -> NlResult<bool> {
+    exchange_on(libc::NETLINK_ROUTE, kind, flags, body, attrs, each)
+}
+
+/// [`exchange`] on a socket of another netlink protocol (NETLINK_GENERIC for
+/// [`crate::kernel::ethtool`]).
+pub fn exchange_on(
+    protocol: libc::c_int,
+    kind: u16,
+    flags: u16,
+    body: &[u8],
+    attrs: &[(u16, &[u8])],
     mut each: impl FnMut(u16, &[u8]) -> NlResult<()>,
 ) -> NlResult<bool> {
-    let socket = Socket::open()?;
+    let socket = Socket::open(protocol)?;
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     socket.send(&request(kind, flags, seq, body, attrs))?;
     let mut buf = Vec::with_capacity(RECV_BUFFER);

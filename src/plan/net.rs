@@ -226,6 +226,7 @@ mod tests {
             link_remote: None,
             master: None,
             vxlan_ipv6: false,
+            rx_drops: None,
         }
     }
 

@@ -31,9 +31,11 @@ pub fn run(program: &str, args: &[String]) -> i32 {
         (_, ["udp-probe", addr, count]) => (|| udp_probe(parse(addr)?, parse(count)?))(),
         (_, ["qdisc-hex", ifname]) => qdisc_hex(ifname),
         (_, ["same-plan", a, b]) => same_plan(a, b),
+        (_, ["rings", ifname]) => rings(ifname),
+        (_, ["set-rx", ifname, rx]) => parse(rx).and_then(|rx| set_rx(ifname, rx)),
         _ => Err(io::Error::other(format!(
             "usage: labhelper burst PORT COUNT BACKLOG TIMEOUT_MS | udp-echo ADDR | \
-             udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json; java hog MIB (got {program} {args:?})"
+             udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json | rings IFNAME | set-rx IFNAME N; java hog MIB (got {program} {args:?})"
         ))),
     };
     match result {
@@ -385,5 +387,37 @@ fn same_plan(a: &str, b: &str) -> io::Result<()> {
         "same={} changes={changes}",
         if a == b { "yes" } else { "no" }
     );
+    Ok(())
+}
+
+fn ifindex(ifname: &str) -> io::Result<u32> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))?;
+    text.trim()
+        .parse()
+        .map_err(|e| io::Error::other(format!("ifindex of {ifname}: {e}")))
+}
+
+/// `rx=N rx_max=N tx=N tx_max=N` (or `unsupported=...`) through tune's ethtool
+/// netlink reader.
+fn rings(ifname: &str) -> io::Result<()> {
+    match tune::kernel::ethtool::rings(ifindex(ifname)?).map_err(io::Error::other)? {
+        tune::kernel::ethtool::Rings::Sizes(r) => println!(
+            "rx={} rx_max={} tx={} tx_max={}",
+            r.rx,
+            r.rx_max,
+            r.tx.map_or("-".into(), |t| t.to_string()),
+            r.tx_max.map_or("-".into(), |t| t.to_string())
+        ),
+        tune::kernel::ethtool::Rings::Unsupported(why) => {
+            println!("unsupported={}", why.replace(' ', "_"))
+        }
+    }
+    Ok(())
+}
+
+/// ETHTOOL_MSG_RINGS_SET of the RX ring; prints `set=ok` or the kernel's error.
+fn set_rx(ifname: &str, rx: u32) -> io::Result<()> {
+    tune::kernel::ethtool::set_rx_ring(ifindex(ifname)?, rx).map_err(io::Error::other)?;
+    println!("set=ok");
     Ok(())
 }

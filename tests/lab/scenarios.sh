@@ -442,6 +442,51 @@ scenario_oom() {
     finish
 }
 
+# 8: a virtio-net NIC's RX ring, read through tune's ethtool netlink code, raised to
+# its maximum with ETHTOOL_MSG_RINGS_SET, read back, and set back to the exact old
+# size. The ring mutation of `tune apply` is not in this build: the scenario exercises
+# the kernel access it will use (labhelper rings / set-rx call tune::kernel::ethtool).
+scenario_ring() {
+    begin 8-nic-ring
+    nic=""
+    for dev in /sys/class/net/*; do
+        case "$(readlink "$dev/device/driver" 2>/dev/null)" in
+        */virtio_net) nic=${dev##*/} ;;
+        esac
+    done
+    if [ -z "$nic" ]; then
+        fail "no virtio-net link: $(ls /sys/class/net | tr '\n' ' ')"
+        finish
+        return
+    fi
+    ip link set "$nic" up
+    # virtio_net's maximum is the virtqueue size and a new device starts there: the
+    # fault (a small RX ring) is made with the same RINGS_SET, to a quarter of it.
+    boot=$(labhelper rings "$nic" 2>&1)
+    rec fault "$nic at boot: $boot; set rx $(($(field rx_max "$boot") / 4)):" \
+        "$(labhelper set-rx "$nic" $(($(field rx_max "$boot") / 4)) 2>&1)"
+    before=$(labhelper rings "$nic" 2>&1)
+    rec before "$nic $before"
+    rx=$(field rx "$before")
+    max=$(field rx_max "$before")
+    if [ -z "$rx" ] || [ -z "$max" ]; then
+        fail "rings of $nic unreadable: $before"
+        finish
+        return
+    fi
+    check "RX ring $rx is already at its maximum $max" [ "$rx" -lt "$max" ]
+    out=$(labhelper set-rx "$nic" "$max" 2>&1)
+    rec set "$nic rx $rx -> $max: $out"
+    after=$(labhelper rings "$nic" 2>&1)
+    rec after "$nic $after"
+    check "RX ring not raised to $max: $after" [ "$(field rx "$after")" = "$max" ]
+    out=$(labhelper set-rx "$nic" "$rx" 2>&1)
+    restored=$(labhelper rings "$nic" 2>&1)
+    rec restored "$nic $restored ($out)"
+    check "RX ring not restored: $restored, was $before" [ "$restored" = "$before" ]
+    finish
+}
+
 run_all() {
     # Order matters: the namespace scenarios first, then the ones that leave lines in
     # the (global) kernel log which later bundled-playbook plans would see.
@@ -452,4 +497,5 @@ run_all() {
     scenario_netns
     scenario_conntrack
     scenario_oom
+    scenario_ring
 }

@@ -369,7 +369,15 @@ pub fn boot(config: &Config, initrd: &Path, stderr_file: &Path) -> Result<Vec<St
             "-nographic",
             "-no-reboot",
         ])
-        .args(["-nic", "none", "-kernel"])
+        // One virtio-net NIC for the 8-nic-ring scenario: the virtqueue size (1024) is
+        // the ring maximum virtio_net reports; queue_reset lets the driver resize it.
+        .args([
+            "-netdev",
+            "user,id=n0,restrict=on",
+            "-device",
+            "virtio-net-pci,netdev=n0,rx_queue_size=1024,queue_reset=on",
+            "-kernel",
+        ])
         .arg(&config.kernel)
         .arg("-initrd")
         .arg(initrd)
