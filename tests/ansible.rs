@@ -94,7 +94,7 @@ fn module_protocol_check_mode_ignores_ansible_keys_and_changes_nothing() {
 
     let persist = module(
         state.path(),
-        serde_json::json!({"netns": ns.name, "persist": true, "_ansible_check_mode": false}),
+        serde_json::json!({"netns": ns.name, "confirm_within": "5m", "_ansible_check_mode": false}),
     );
     assert_eq!(persist["failed"], true, "{persist}");
     assert!(
@@ -149,24 +149,11 @@ fn recap_changed(out: &Output) -> Option<u32> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-#[test]
-fn ansible_playbook_check_diff_apply_idempotent_and_rolled_back() {
-    if !require_netns() {
-        return;
-    }
-    let Some(ansible) = ansible_playbook() else {
-        require(
-            false,
-            "ansible-playbook (ansible-core from PyPI; .ci/run installs it)",
-        );
-        return;
-    };
-    let ns = Netns::new("ansible");
-    ns.set_sysctl(KEY, "20000 20050");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let playbook = tmp.path().join("site.yml");
+/// Writes a one-task play of the `tune` module on ephemeral-ports.yml in namespace `ns`,
+/// with these extra option lines, and `state` from `-e tune_state=...`.
+fn write_play(path: &Path, ns: &str, extra_options: &str) {
     std::fs::write(
-        &playbook,
+        path,
         format!(
             r#"- hosts: localhost
   gather_facts: false
@@ -175,35 +162,64 @@ fn ansible_playbook_check_diff_apply_idempotent_and_rolled_back() {
       tune:
         playbooks: ["{}"]
         netns: "{}"
-        state: "{{{{ tune_state | default('applied') }}}}"
+{extra_options}        state: "{{{{ tune_state | default('applied') }}}}"
 "#,
             repo().join("playbooks/ephemeral-ports.yml").display(),
-            ns.name
+            ns
         ),
     )
     .expect("write playbook");
+}
+
+/// Runs `ansible-playbook` on localhost (local connection) with the module library,
+/// this build's `tune` on PATH and everything Ansible writes under `tmp`.
+fn run_play(ansible: &Path, playbook: &Path, tmp: &Path, extra: &[&str]) -> Output {
     let tune_dir = support::tune_bin().parent().expect("bin dir").to_path_buf();
     let path = format!(
         "{}:{}",
         tune_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let run = |extra: &[&str]| -> Output {
-        Command::new(&ansible)
-            .args(["-i", "localhost,", "-c", "local"])
-            .arg(&playbook)
-            .args(extra)
-            .env("PATH", &path)
-            .env("LC_ALL", "C.UTF-8")
-            .env("ANSIBLE_HOME", tmp.path().join("ansible-home"))
-            .env("ANSIBLE_LOCAL_TEMP", tmp.path().join("local-tmp"))
-            .env("ANSIBLE_REMOTE_TMP", tmp.path().join("remote-tmp"))
-            .env("ANSIBLE_LIBRARY", repo().join("contrib/ansible/library"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("TUNE_STATE_DIR", tmp.path().join("state"))
-            .output()
-            .expect("run ansible-playbook")
+    Command::new(ansible)
+        .args(["-i", "localhost,", "-c", "local"])
+        .arg(playbook)
+        .args(extra)
+        .env("PATH", &path)
+        .env("LC_ALL", "C.UTF-8")
+        .env("ANSIBLE_HOME", tmp.join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", tmp.join("local-tmp"))
+        .env("ANSIBLE_REMOTE_TMP", tmp.join("remote-tmp"))
+        .env("ANSIBLE_LIBRARY", repo().join("contrib/ansible/library"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("TUNE_STATE_DIR", tmp.join("state"))
+        .output()
+        .expect("run ansible-playbook")
+}
+
+/// ansible-playbook, when network namespaces can be made (else `require` fails in CI).
+fn netns_and_ansible() -> Option<PathBuf> {
+    if !require_netns() {
+        return None;
+    }
+    let found = ansible_playbook();
+    require(
+        found.is_some(),
+        "ansible-playbook (ansible-core from PyPI; .ci/run installs it)",
+    );
+    found
+}
+
+#[test]
+fn ansible_playbook_check_diff_apply_idempotent_and_rolled_back() {
+    let Some(ansible) = netns_and_ansible() else {
+        return;
     };
+    let ns = Netns::new("ansible");
+    ns.set_sysctl(KEY, "20000 20050");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let playbook = tmp.path().join("site.yml");
+    write_play(&playbook, &ns.name, "");
+    let run = |extra: &[&str]| run_play(&ansible, &playbook, tmp.path(), extra);
 
     let check = run(&["--check", "--diff"]);
     assert!(check.status.success(), "{}", text(&check));
@@ -274,6 +290,7 @@ fn sidecar_doc_matches_the_accepted_options() {
         "netns_pid",
         "persist",
         "playbooks",
+        "root",
         "state",
         "vars",
     ];
@@ -291,4 +308,80 @@ fn sidecar_doc_matches_the_accepted_options() {
             "{name}: {result}"
         );
     }
+}
+
+/// The host's persisted files, which no test may write: every test passes `root:`.
+const HOST_FILES: [&str; 2] = [
+    "/etc/sysctl.d/90-tune.conf",
+    "/etc/modules-load.d/90-tune.conf",
+];
+
+/// Fails loudly if the host already has tune's files (a test could not tell its own
+/// writes from them, and must not remove them).
+fn host_files_absent(when: &str) {
+    for f in HOST_FILES {
+        assert!(
+            !Path::new(f).exists(),
+            "{f} exists on the host ({when}); this test never removes it: look at who wrote it"
+        );
+    }
+}
+
+#[test]
+fn ansible_playbook_persist_under_root_check_diff_apply_and_rolled_back() {
+    let Some(ansible) = netns_and_ansible() else {
+        return;
+    };
+    host_files_absent("before the test");
+    let ns = Netns::new("anspers");
+    ns.set_sysctl(KEY, "20000 20050");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("etc/sysctl.d")).expect("mkdir");
+    let conf = root.join("etc/sysctl.d/90-tune.conf");
+    let playbook = tmp.path().join("site.yml");
+    write_play(
+        &playbook,
+        &ns.name,
+        &format!(
+            "        persist: true\n        root: \"{}\"\n",
+            root.display()
+        ),
+    );
+    let run = |extra: &[&str]| run_play(&ansible, &playbook, tmp.path(), extra);
+
+    let check = run(&["--check", "--diff"]);
+    assert!(check.status.success(), "{}", text(&check));
+    let shown = text(&check);
+    assert_eq!(recap_changed(&check), Some(1), "{shown}");
+    assert!(shown.contains(&format!("before: sysctl:{KEY}")), "{shown}");
+    assert!(shown.contains("90-tune.conf"), "{shown}");
+    assert!(shown.contains(&format!("+{KEY}")), "{shown}");
+    assert_eq!(
+        ns.sysctl(KEY),
+        "20000 20050",
+        "--check changed the namespace"
+    );
+    assert!(!conf.exists(), "--check wrote {}", conf.display());
+
+    let apply = run(&[]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    assert_eq!(recap_changed(&apply), Some(1), "{}", text(&apply));
+    assert_eq!(ns.sysctl(KEY), "10000 65535");
+    let written = std::fs::read_to_string(&conf).expect("persisted file under root");
+    assert!(
+        written.contains(KEY) && written.contains("10000 65535"),
+        "{written}"
+    );
+
+    let again = run(&[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(recap_changed(&again), Some(0), "{}", text(&again));
+
+    let back = run(&["-e", "tune_state=rolled_back"]);
+    assert!(back.status.success(), "{}", text(&back));
+    assert_eq!(recap_changed(&back), Some(1), "{}", text(&back));
+    assert_eq!(ns.sysctl(KEY), "20000 20050");
+    assert!(!conf.exists(), "rollback left {}", conf.display());
+    host_files_absent("after the test");
 }

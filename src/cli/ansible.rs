@@ -50,6 +50,8 @@ struct Options {
     #[serde(default)]
     persist: Option<bool>,
     #[serde(default)]
+    root: Option<PathBuf>,
+    #[serde(default)]
     confirm_within: Option<Value>,
 }
 
@@ -174,18 +176,16 @@ impl Options {
                 netns: self.netns.clone(),
                 netns_pid,
             },
-            // WIRE: `persist` (refused in `refuse_unwired` until the module is tested
-            // with it under a `--root`-like option) would set `persist` here.
-            config: super::persist::ConfigArgs::default(),
+            // `persist` and `root` are `tune apply --persist --root`.
+            config: super::persist::ConfigArgs {
+                root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+                persist: self.persist.unwrap_or(false),
+            },
         })
     }
 
     /// Options other engineers' features will serve; refused clearly until then.
     fn refuse_unwired(&self) -> Result<()> {
-        // WIRE: connect `persist` to the persistence feature (`tune apply --persist`).
-        if self.persist == Some(true) {
-            bail!("persist: true is not supported by this tune build; nothing was changed");
-        }
         // WIRE: connect `confirm_within` to commit-confirmed apply (`--confirm-within`).
         if self.confirm_within.as_ref().is_some_and(|v| !v.is_null()) {
             bail!("confirm_within is not supported by this tune build; nothing was changed");
@@ -513,9 +513,11 @@ mod tests {
 
     #[test]
     fn unwired_options_are_refused() {
-        let inv = parse(r#"{"persist": true}"#).unwrap();
-        let err = inv.options.refuse_unwired().unwrap_err();
-        assert!(err.to_string().contains("not supported by this tune build"));
+        let inv = parse(r#"{"persist": true, "root": "/tmp"}"#).unwrap();
+        assert!(inv.options.refuse_unwired().is_ok());
+        let config = inv.options.sources().unwrap().config;
+        assert!(config.persist);
+        assert_eq!(config.root, PathBuf::from("/tmp"));
         let inv = parse(r#"{"confirm_within": "5m"}"#).unwrap();
         assert!(inv.options.refuse_unwired().is_err());
         let inv = parse(r#"{"persist": false, "confirm_within": null}"#).unwrap();
