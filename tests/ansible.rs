@@ -94,14 +94,14 @@ fn module_protocol_check_mode_ignores_ansible_keys_and_changes_nothing() {
 
     let persist = module(
         state.path(),
-        serde_json::json!({"netns": ns.name, "confirm_within": "5m", "_ansible_check_mode": false}),
+        serde_json::json!({"netns": ns.name, "confirm_within": "5m", "persist": true, "_ansible_check_mode": false}),
     );
     assert_eq!(persist["failed"], true, "{persist}");
     assert!(
         persist["msg"]
             .as_str()
             .unwrap_or("")
-            .contains("not supported by this tune build"),
+            .contains("cannot be combined with persist"),
         "{persist}"
     );
     let unknown = module(state.path(), serde_json::json!({"playbok": ["x"]}));
@@ -384,4 +384,47 @@ fn ansible_playbook_persist_under_root_check_diff_apply_and_rolled_back() {
     assert_eq!(ns.sysctl(KEY), "20000 20050");
     assert!(!conf.exists(), "rollback left {}", conf.display());
     host_files_absent("after the test");
+}
+
+/// `confirm_within` is `tune apply --confirm-within` (the watchdog rolls back after the
+/// deadline), and a later `state: confirmed` task keeps the change.
+#[test]
+fn ansible_playbook_confirm_within_rolls_back_unless_confirmed() {
+    let Some(ansible) = netns_and_ansible() else {
+        return;
+    };
+    let ns = Netns::new("ansconf");
+    let wait = || std::thread::sleep(std::time::Duration::from_secs(8));
+
+    ns.set_sysctl(KEY, "20000 20050");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let playbook = tmp.path().join("site.yml");
+    write_play(&playbook, &ns.name, "        confirm_within: 3s\n");
+    let apply = run_play(&ansible, &playbook, tmp.path(), &["-v"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    assert_eq!(recap_changed(&apply), Some(1), "{}", text(&apply));
+    assert!(text(&apply).contains("\"deadline\""), "{}", text(&apply));
+    assert_eq!(ns.sysctl(KEY), "10000 65535");
+    wait();
+    assert_eq!(
+        ns.sysctl(KEY),
+        "20000 20050",
+        "not rolled back after the deadline"
+    );
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let playbook = tmp.path().join("site.yml");
+    write_play(&playbook, &ns.name, "        confirm_within: 3s\n");
+    let mut play = std::fs::read_to_string(&playbook).expect("read play");
+    play.push_str("    - name: confirm\n      tune:\n        state: confirmed\n");
+    std::fs::write(&playbook, play).expect("write play");
+    let kept = run_play(&ansible, &playbook, tmp.path(), &[]);
+    assert!(kept.status.success(), "{}", text(&kept));
+    assert_eq!(recap_changed(&kept), Some(2), "{}", text(&kept));
+    wait();
+    assert_eq!(
+        ns.sysctl(KEY),
+        "10000 65535",
+        "rolled back although confirmed"
+    );
 }
