@@ -196,6 +196,15 @@ fn run_play(ansible: &Path, playbook: &Path, tmp: &Path, extra: &[&str]) -> Outp
         .expect("run ansible-playbook")
 }
 
+/// An ansible-core command (ansible-doc, ansible-galaxy) that keeps its files under `tmp`.
+fn ansible_tool(bin: &Path, tmp: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("LC_ALL", "C.UTF-8")
+        .env("ANSIBLE_HOME", tmp.join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", tmp.join("local-tmp"));
+    cmd
+}
+
 /// ansible-playbook, when network namespaces can be made (else `require` fails in CI).
 fn netns_and_ansible() -> Option<PathBuf> {
     if !require_netns() {
@@ -268,13 +277,10 @@ fn sidecar_doc_matches_the_accepted_options() {
     };
     let doc_bin = playbook.with_file_name("ansible-doc");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(&doc_bin)
+    let out = ansible_tool(&doc_bin, tmp.path())
         .args(["--json", "-M"])
         .arg(repo().join("contrib/ansible/library"))
         .arg("tune")
-        .env("LC_ALL", "C.UTF-8")
-        .env("ANSIBLE_HOME", tmp.path().join("ansible-home"))
-        .env("ANSIBLE_LOCAL_TEMP", tmp.path().join("local-tmp"))
         .output()
         .expect("run ansible-doc");
     assert!(out.status.success(), "{}", text(&out));
@@ -427,4 +433,56 @@ fn ansible_playbook_confirm_within_rolls_back_unless_confirmed() {
         "10000 65535",
         "rolled back although confirmed"
     );
+}
+
+/// The `tune.tune` collection (`contrib/ansible/collection`, whose module files are
+/// symlinks to the library's) builds with ansible-galaxy, installs, and its module
+/// runs by its fully qualified name (check mode: reported, nothing changed).
+#[test]
+fn collection_builds_installs_and_runs_by_fqcn() {
+    let Some(ansible) = netns_and_ansible() else {
+        return;
+    };
+    let galaxy = ansible.with_file_name("ansible-galaxy");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let galaxy_run = |args: &[&std::ffi::OsStr]| {
+        let out = ansible_tool(&galaxy, tmp.path())
+            .args(args)
+            .output()
+            .expect("run ansible-galaxy");
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let built = tmp.path().join("built");
+    galaxy_run(&[
+        "collection".as_ref(),
+        "build".as_ref(),
+        repo()
+            .join("contrib/ansible/collection/tune/tune")
+            .as_os_str(),
+        "--output-path".as_ref(),
+        built.as_os_str(),
+    ]);
+    // Beside the play, where ansible-playbook looks for collections.
+    galaxy_run(&[
+        "collection".as_ref(),
+        "install".as_ref(),
+        "-p".as_ref(),
+        tmp.path().join("collections").as_os_str(),
+        built.join("tune-tune-0.1.0.tar.gz").as_os_str(),
+    ]);
+    let ns = Netns::new("anscoll");
+    ns.set_sysctl(KEY, "20000 20050");
+    let playbook = tmp.path().join("site.yml");
+    write_play(&playbook, &ns.name, "");
+    let play = std::fs::read_to_string(&playbook).expect("read play");
+    std::fs::write(
+        &playbook,
+        play.replace("      tune:\n", "      tune.tune.tune:\n"),
+    )
+    .expect("write play");
+    let check = run_play(&ansible, &playbook, tmp.path(), &["--check", "--diff"]);
+    assert!(check.status.success(), "{}", text(&check));
+    assert_eq!(recap_changed(&check), Some(1), "{}", text(&check));
+    assert!(text(&check).contains("+10000 65535"), "{}", text(&check));
+    assert_eq!(ns.sysctl(KEY), "20000 20050");
 }
