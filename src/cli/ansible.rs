@@ -50,7 +50,9 @@ struct Options {
     #[serde(default)]
     persist: Option<bool>,
     #[serde(default)]
-    confirm_within: Option<Value>,
+    root: Option<PathBuf>,
+    #[serde(default)]
+    confirm_within: Option<String>,
 }
 
 /// A list option given as one string is a list of one (as Ansible's `type: list` does).
@@ -75,6 +77,7 @@ enum State {
     #[default]
     Applied,
     RolledBack,
+    Confirmed,
 }
 
 /// The parsed arguments file.
@@ -174,32 +177,38 @@ impl Options {
                 netns: self.netns.clone(),
                 netns_pid,
             },
-            // WIRE: `persist` (refused in `refuse_unwired` until the module is tested
-            // with it under a `--root`-like option) would set `persist` here.
-            config: super::persist::ConfigArgs::default(),
+            // `persist` and `root` are `tune apply --persist --root`.
+            config: super::persist::ConfigArgs {
+                root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+                persist: self.persist.unwrap_or(false),
+            },
         })
     }
 
-    /// Options other engineers' features will serve; refused clearly until then.
-    fn refuse_unwired(&self) -> Result<()> {
-        // WIRE: connect `persist` to the persistence feature (`tune apply --persist`).
+    /// `confirm_within` as `tune apply --confirm-within`; with `persist` it is refused,
+    /// as `tune apply` refuses it.
+    fn confirm_args(&self) -> Result<Option<super::confirm::ConfirmArgs>> {
+        let Some(within) = &self.confirm_within else {
+            return Ok(None);
+        };
         if self.persist == Some(true) {
-            bail!("persist: true is not supported by this tune build; nothing was changed");
+            bail!(
+                "confirm_within cannot be combined with persist: the files would be written before the confirm, so a reboot before it would keep the change; nothing was changed"
+            );
         }
-        // WIRE: connect `confirm_within` to commit-confirmed apply (`--confirm-within`).
-        if self.confirm_within.as_ref().is_some_and(|v| !v.is_null()) {
-            bail!("confirm_within is not supported by this tune build; nothing was changed");
-        }
-        Ok(())
+        let args = super::confirm::ConfirmArgs::within(within)
+            .map_err(|e| anyhow!("confirm_within: {e:#}"))?;
+        Ok(Some(args))
     }
 }
 
 fn execute(state_dir: &Path, inv: &Invocation) -> Result<Value> {
-    inv.options.refuse_unwired()?;
+    let confirm = inv.options.confirm_args()?;
     let sources = inv.options.sources()?;
     match inv.options.state.unwrap_or_default() {
-        State::Applied => applied(state_dir, &sources, inv.check_mode),
+        State::Applied => applied(state_dir, &sources, confirm.as_ref(), inv.check_mode),
         State::RolledBack => rolled_back(state_dir, &sources.netns, inv.check_mode),
+        State::Confirmed => confirmed(state_dir, inv.check_mode),
     }
 }
 
@@ -269,7 +278,12 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn applied(state_dir: &Path, sources: &Sources, check_mode: bool) -> Result<Value> {
+fn applied(
+    state_dir: &Path,
+    sources: &Sources,
+    confirm: Option<&super::confirm::ConfirmArgs>,
+    check_mode: bool,
+) -> Result<Value> {
     let set = load(sources)?;
     let plan = plan_here(&set, sources)?;
     if !plan.errors.is_empty() {
@@ -298,6 +312,10 @@ fn applied(state_dir: &Path, sources: &Sources, check_mode: bool) -> Result<Valu
     if !is_root() {
         bail!("applying needs root (become: true); nothing was changed");
     }
+    let mut checks = match confirm {
+        Some(args) => Some(super::confirm::preflight(args, state_dir)?),
+        None => None,
+    };
     let state = StateDir::open(state_dir)?;
     // The namespace the facts were read in, also when none was named (as `tune apply`
     // records it), so a rollback from another namespace is refused.
@@ -312,6 +330,13 @@ fn applied(state_dir: &Path, sources: &Sources, check_mode: bool) -> Result<Valu
         )
     })?;
     remember(&state, report.transaction)?;
+    if let Some(checks) = checks.as_mut() {
+        super::confirm::arm(&state, checks, &report)?;
+        if let Some(deadline) = checks.deadline() {
+            result["deadline"] = json!(super::render::time(deadline));
+            result["deadline_unix"] = json!(deadline);
+        }
+    }
     result["transaction"] = json!(report.transaction);
     result["steps"] = json!(report.steps);
     match report.status {
@@ -351,17 +376,32 @@ fn failed(mut result: Value, what: &str, report: &Report) -> Value {
     result
 }
 
-fn rolled_back(state_dir: &Path, asked: &NetnsArgs, check_mode: bool) -> Result<Value> {
-    let nothing = |msg: String| json!({ "changed": false, "diff": [], "msg": msg });
+/// A result that changed nothing, with this message.
+fn nothing(msg: String) -> Value {
+    json!({ "changed": false, "diff": [], "msg": msg })
+}
+
+/// The state directory and the last transaction this module made, or the result
+/// saying there is nothing to `verb`.
+fn last_made(state_dir: &Path, verb: &str) -> Result<Result<(StateDir, u64), Value>> {
+    let none = || {
+        nothing(format!(
+            "this module has applied no transaction: nothing to {verb}"
+        ))
+    };
     let Some(state) = StateDir::existing(state_dir)? else {
-        return Ok(nothing(
-            "this module has applied no transaction: nothing to roll back".into(),
-        ));
+        return Ok(Err(none()));
     };
     let Some(&id) = recorded(&state)?.last() else {
-        return Ok(nothing(
-            "this module has applied no transaction: nothing to roll back".into(),
-        ));
+        return Ok(Err(none()));
+    };
+    Ok(Ok((state, id)))
+}
+
+fn rolled_back(state_dir: &Path, asked: &NetnsArgs, check_mode: bool) -> Result<Value> {
+    let (state, id) = match last_made(state_dir, "roll back")? {
+        Ok(found) => found,
+        Err(nothing) => return Ok(nothing),
     };
     let transaction = state.transaction(id)?;
     match transaction.status() {
@@ -426,6 +466,50 @@ fn rolled_back(state_dir: &Path, asked: &NetnsArgs, check_mode: bool) -> Result<
             "rollback could not undo everything",
             &report,
         ))
+    }
+}
+
+/// `state: confirmed`: confirms the last transaction this module made, if it is
+/// pending confirmation (as `tune confirm ID`).
+fn confirmed(state_dir: &Path, check_mode: bool) -> Result<Value> {
+    use crate::apply::confirm::{self as confirm, Confirmation, Reason};
+    let (state, id) = match last_made(state_dir, "confirm")? {
+        Ok(found) => found,
+        Err(nothing) => return Ok(nothing),
+    };
+    let status = state.transaction(id)?.status();
+    if status != Status::PendingConfirmation {
+        return Ok(nothing(format!(
+            "the last transaction this module made ({id}) is {}: nothing to confirm",
+            status.describe()
+        )));
+    }
+    if check_mode {
+        return Ok(json!({ "changed": true, "diff": [], "transaction": id,
+            "msg": format!("transaction {id} would be confirmed (check mode)") }));
+    }
+    if !is_root() {
+        bail!("confirming needs root (become: true); nothing was changed");
+    }
+    match confirm::confirm(&state, Some(id))? {
+        Confirmation::Confirmed { id } => {
+            Ok(json!({ "changed": true, "diff": [], "transaction": id,
+            "msg": format!("transaction {id} confirmed: the changes are kept") }))
+        }
+        Confirmation::TooLate { id, deadline } => {
+            let t = state.transaction(id)?;
+            let report = confirm::roll_back_in_netns(&state, &t, &Reason::NotConfirmed)?;
+            let result =
+                json!({ "changed": true, "diff": [], "transaction": id, "steps": report.steps });
+            Ok(failed(
+                result,
+                &format!(
+                    "transaction {id} was not confirmed before its deadline ({}) and has been rolled back",
+                    super::render::time(deadline)
+                ),
+                &report,
+            ))
+        }
     }
 }
 
@@ -512,13 +596,20 @@ mod tests {
     }
 
     #[test]
-    fn unwired_options_are_refused() {
-        let inv = parse(r#"{"persist": true}"#).unwrap();
-        let err = inv.options.refuse_unwired().unwrap_err();
-        assert!(err.to_string().contains("not supported by this tune build"));
+    fn persist_root_and_confirm_within_are_read() {
+        let inv = parse(r#"{"persist": true, "root": "/tmp"}"#).unwrap();
+        assert!(inv.options.confirm_args().unwrap().is_none());
+        let config = inv.options.sources().unwrap().config;
+        assert!(config.persist);
+        assert_eq!(config.root, PathBuf::from("/tmp"));
         let inv = parse(r#"{"confirm_within": "5m"}"#).unwrap();
-        assert!(inv.options.refuse_unwired().is_err());
+        assert!(inv.options.confirm_args().unwrap().is_some());
+        let inv = parse(r#"{"confirm_within": "soon"}"#).unwrap();
+        assert!(inv.options.confirm_args().is_err());
+        let inv = parse(r#"{"persist": true, "confirm_within": "5m"}"#).unwrap();
+        let err = inv.options.confirm_args().unwrap_err();
+        assert!(format!("{err:#}").contains("cannot be combined with persist"));
         let inv = parse(r#"{"persist": false, "confirm_within": null}"#).unwrap();
-        assert!(inv.options.refuse_unwired().is_ok());
+        assert!(inv.options.confirm_args().unwrap().is_none());
     }
 }

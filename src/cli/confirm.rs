@@ -54,6 +54,17 @@ pub struct ConfirmArgs {
 }
 
 impl ConfirmArgs {
+    /// `--confirm-within DURATION` alone (the Ansible module's `confirm_within`).
+    pub fn within(duration: &str) -> Result<ConfirmArgs> {
+        Ok(ConfirmArgs {
+            confirm_within: Some(parse_duration(duration).map_err(anyhow::Error::msg)?),
+            probes: Vec::new(),
+            probe_cmds: Vec::new(),
+            probe_netns: None,
+            probe_interval: Duration::from_secs(5),
+        })
+    }
+
     /// Whether `--confirm-within` was given.
     pub fn confirms(&self) -> bool {
         self.confirm_within.is_some()
@@ -84,6 +95,13 @@ pub struct Checks {
     probe_interval: Duration,
     /// Set by [`arm`]: the deadline and the watchdog's pid.
     armed: Option<(f64, u32)>,
+}
+
+impl Checks {
+    /// The deadline (Unix seconds) once [`arm`] journaled it.
+    pub fn deadline(&self) -> Option<f64> {
+        self.armed.map(|(deadline, _)| deadline)
+    }
 }
 
 /// Before anything changes: refuses while a transaction waits for its confirm, then
