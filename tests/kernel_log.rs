@@ -273,11 +273,23 @@ fn a_bad_kernel_log_is_an_error_and_changes_nothing() {
         );
     }
     let out = support::tune(state.path())
-        .args(["plan", "--facts", "/dev/null", "--kernel-log", "/dev/null"])
+        .args(["plan", "--facts", "/dev/null", "--sample-window", "1s"])
         .output()
         .expect("run tune");
     assert_eq!(out.status.code(), Some(1));
     assert!(support::text(&out).contains("cannot be combined"));
+    // A snapshot with a saved log that is not a kernel log: refused before planning.
+    let out = support::tune(state.path())
+        .args(["plan", "--facts", "/dev/null", "--kernel-log"])
+        .arg(&log)
+        .output()
+        .expect("run tune");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        support::text(&out).contains("kernel log"),
+        "{}",
+        support::text(&out)
+    );
 }
 
 /// A `--kernel-log` file with a memcg OOM kill of java in `memcg` and one in another
