@@ -41,11 +41,11 @@ pub fn write_mtu(name: &str, ifindex: u32, mtu: u32) -> Result<()> {
         .map_err(|e| anyhow!("the kernel refused MTU {mtu} on {name}: {e}"))
 }
 
-/// The link's RX ring as `rx ring N` (ethtool netlink).
+/// The link's RX ring as `rx N` (ethtool netlink).
 pub fn read_rx_ring(name: &str, ifindex: u32) -> Result<String> {
     check_identity(name, ifindex)?;
     match ethtool::rings(ifindex).map_err(|e| anyhow!("cannot read the rings of {name}: {e}"))? {
-        Rings::Sizes(s) => Ok(format!("rx ring {}", s.rx)),
+        Rings::Sizes(s) => Ok(format!("rx {}", s.rx)),
         Rings::Unsupported(why) => bail!("{name} has no ring parameters: {why}"),
     }
 }

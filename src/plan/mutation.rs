@@ -139,7 +139,7 @@ impl Mutation {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
             Mutation::File { path, role, .. } => format!("{}:{path}", role.resource_prefix()),
             Mutation::LinkMtu { link, .. } => format!("link:{link}"),
-            Mutation::RxRing { link, .. } => format!("ring:{link} rx"),
+            Mutation::RxRing { link, .. } => format!("ring:{link}"),
             Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
         }
     }
@@ -150,7 +150,7 @@ impl Mutation {
             Mutation::Sysctl { before, .. } => before.clone(),
             Mutation::File { before, .. } => file_state(before),
             Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
-            Mutation::RxRing { before, .. } => format!("rx ring {before}"),
+            Mutation::RxRing { before, .. } => format!("rx {before}"),
             Mutation::RootQdisc { before, .. } => qdisc_text(before),
         }
     }
@@ -159,7 +159,7 @@ impl Mutation {
         match self {
             Mutation::Sysctl { after, .. } => after.clone(),
             Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
-            Mutation::RxRing { after, .. } => format!("rx ring {after}"),
+            Mutation::RxRing { after, .. } => format!("rx {after}"),
             Mutation::RootQdisc { after, .. } => qdisc_text(after),
             Mutation::File { after, .. } => file_state(after),
         }

@@ -106,11 +106,8 @@ mod tests {
             ]
         );
         let m = out[0].clone().unwrap().unwrap();
-        assert_eq!(
-            (m.before(), m.after()),
-            ("rx ring 256".into(), "rx ring 4096".into())
-        );
-        assert_eq!(m.inverse().after(), "rx ring 256");
+        assert_eq!((m.before(), m.after()), ("rx 256".into(), "rx 4096".into()));
+        assert_eq!(m.inverse().after(), "rx 256");
     }
 
     #[test]
