@@ -499,8 +499,8 @@ rules:
           to: max
 YAML
     expect_exit 2 tune plan --detailed-exitcode -p "$pb" --var "link=$nic"
-    expect_output "ring:$nic rx $rx"
-    expect_output "rx $max"
+    expect_output "ring:$nic"
+    expect_output "rx $rx → rx $max"
     expect_exit 0 tune apply --yes -p "$pb" --var "link=$nic"
     after=$(labhelper rings "$nic" 2>&1)
     rec after "$nic $after"
