@@ -54,6 +54,7 @@ impl Executor for SystemExecutor {
             Mutation::Sysctl { key, .. } => sysctl::read(key),
             Mutation::File { path, role, .. } => configfile::read(path, *role),
             Mutation::LinkMtu { link, ifindex, .. } => net::read_mtu(link, *ifindex),
+            Mutation::RxRing { link, ifindex, .. } => net::read_rx_ring(link, *ifindex),
             Mutation::RootQdisc { link, ifindex, .. } => net::read_root_qdisc(link, *ifindex),
         }
     }
@@ -70,6 +71,12 @@ impl Executor for SystemExecutor {
                 after,
                 ..
             } => net::write_mtu(link, *ifindex, *after),
+            Mutation::RxRing {
+                link,
+                ifindex,
+                after,
+                ..
+            } => net::write_rx_ring(link, *ifindex, *after),
             Mutation::RootQdisc {
                 link,
                 ifindex,

@@ -1,4 +1,5 @@
-//! The link and qdisc executor: MTU and root qdiscs through rtnetlink, in the
+//! The link and qdisc executor: MTU and root qdiscs through rtnetlink (RX rings
+//! through ethtool netlink), in the
 //! calling thread's network namespace (one connection per thread for changes, see
 //! [`crate::kernel::rtnl`]; a fresh socket per read, see [`crate::kernel::rtdump`]).
 //!
@@ -10,6 +11,7 @@ use anyhow::{Result, anyhow, bail};
 
 use crate::domain::qdisc::{NONE, QdiscSpec};
 use crate::facts::net::{link_from_record, root_qdisc_from_record};
+use crate::kernel::ethtool::{self, Rings};
 use crate::kernel::rtdump;
 use crate::kernel::rtnl::{NlError, with_session};
 
@@ -37,6 +39,22 @@ pub fn write_mtu(name: &str, ifindex: u32, mtu: u32) -> Result<()> {
     check_identity(name, ifindex)?;
     with_session(|s| s.set_mtu(ifindex, mtu))
         .map_err(|e| anyhow!("the kernel refused MTU {mtu} on {name}: {e}"))
+}
+
+/// The link's RX ring as `rx N` (ethtool netlink).
+pub fn read_rx_ring(name: &str, ifindex: u32) -> Result<String> {
+    check_identity(name, ifindex)?;
+    match ethtool::rings(ifindex).map_err(|e| anyhow!("cannot read the rings of {name}: {e}"))? {
+        Rings::Sizes(s) => Ok(format!("rx {}", s.rx)),
+        Rings::Unsupported(why) => bail!("{name} has no ring parameters: {why}"),
+    }
+}
+
+/// Sets the link's RX ring; the apply reads it back and compares with the target.
+pub fn write_rx_ring(name: &str, ifindex: u32, rx: u32) -> Result<()> {
+    check_identity(name, ifindex)?;
+    ethtool::set_rx_ring(ifindex, rx)
+        .map_err(|e| anyhow!("the kernel refused RX ring {rx} on {name}: {e}"))
 }
 
 /// The canonical text of the link's root qdisc, or `(none)` for the kernel's default.

@@ -480,6 +480,7 @@ fn unreachable_by_rules(
                 ) => persist,
                 (Action::SetMtu(_), Mutation::LinkMtu { .. }) => true,
                 (Action::DeleteRootQdisc(_), Mutation::RootQdisc { .. }) => true,
+                (Action::SetRxRing(_), Mutation::RxRing { .. }) => true,
                 _ => false,
             });
         if can {

@@ -18,6 +18,7 @@ pub mod net;
 pub mod networkd;
 pub mod oom;
 pub mod processes;
+pub mod ring;
 pub mod scope;
 pub mod sockets;
 pub mod softirq;
@@ -139,6 +140,10 @@ pub struct Facts {
     /// Root qdiscs of every link (one rtnetlink dump), when a rule looks at qdiscs.
     #[serde(default)]
     pub qdiscs: Fact<Vec<net::Qdisc>>,
+    /// NIC ring sizes of the links a `set_rx_ring` fix names (ethtool netlink);
+    /// `null` for a link whose driver has no ring parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rings: BTreeMap<String, Fact<Option<ring::RingSizes>>>,
     /// TCP ports with a LISTEN socket (IPv4 + IPv6, sock_diag), sorted, when a fix
     /// widens `net.ipv4.ip_local_port_range`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +245,8 @@ pub struct FactRequest {
     pub links: bool,
     /// Root qdiscs are needed.
     pub qdiscs: bool,
+    /// Link name globs whose ring sizes are needed (`set_rx_ring`).
+    pub rings: ring::Wanted,
     /// The ports of LISTEN sockets are needed (a fix widens the ephemeral port range).
     pub listen_ports: bool,
     /// LISTEN sockets with their accept queues and owners are needed.
@@ -291,6 +298,14 @@ impl FactRequest {
                         Action::DeleteRootQdisc(_) => {
                             req.links = true;
                             req.qdiscs = true;
+                        }
+                        Action::SetRxRing(r) => {
+                            req.links = true;
+                            if let Ok(glob) = expand(&r.link, vars)
+                                && !glob.is_empty()
+                            {
+                                req.rings.insert(glob);
+                            }
                         }
                     }
                 }
@@ -359,6 +374,7 @@ impl FactRequest {
                 .collect(),
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
+            rings: self.rings.intersection(&other.rings).cloned().collect(),
             listen_ports: self.listen_ports && other.listen_ports,
             listeners: self.listeners && other.listeners,
             softnet: self.softnet && other.softnet,
@@ -476,6 +492,9 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     if request.links || request.qdiscs {
         (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
     }
+    if !request.rings.is_empty() {
+        facts.rings = ring::gather(&facts.links, &request.rings);
+    }
     if let Some(pending) = sampling {
         facts.counter_samples = counters::finish_sampling(pending);
     } else if let Some(recorded) = &options.recorded_samples {
@@ -539,6 +558,7 @@ impl Facts {
         if !matches!(&other.qdiscs, Fact::Unknown(w) if w == NOT_GATHERED) {
             self.qdiscs = other.qdiscs;
         }
+        self.rings.extend(other.rings);
     }
 }
 

@@ -26,6 +26,7 @@ pub mod jvm;
 pub mod mutation;
 pub mod net;
 pub mod persist;
+pub mod ring;
 pub mod sysctl;
 pub mod unit;
 
@@ -235,6 +236,7 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                         Action::DeleteRootQdisc(a) => {
                             errors_of(net::plan_delete_root_qdisc(&rule.detect, a, vars, facts))
                         }
+                        Action::SetRxRing(a) => errors_of(ring::plan_set_rx_ring(a, vars, facts)),
                         Action::SetEnv(e) => {
                             envfile::plan_set_env(e, &rule.detect, vars, facts, &earlier)
                         }
@@ -366,6 +368,20 @@ fn merge(existing: &Mutation, newer: Mutation) -> Mutation {
             },
             Mutation::LinkMtu { after, .. },
         ) => Mutation::LinkMtu {
+            link: link.clone(),
+            ifindex: *ifindex,
+            before: *before,
+            after,
+        },
+        (
+            Mutation::RxRing {
+                link,
+                ifindex,
+                before,
+                ..
+            },
+            Mutation::RxRing { after, .. },
+        ) => Mutation::RxRing {
             link: link.clone(),
             ifindex: *ifindex,
             before: *before,

@@ -45,6 +45,13 @@ pub enum Mutation {
         before: u32,
         after: u32,
     },
+    /// A link's RX ring size (ethtool netlink), identified like [`Mutation::LinkMtu`].
+    RxRing {
+        link: String,
+        ifindex: u32,
+        before: u32,
+        after: u32,
+    },
     /// A link's root qdisc: `None` is the kernel's default root qdisc. Deleting
     /// keeps the whole qdisc (kind, handle, parent, raw options) as `before`, so the
     /// inverse re-creates it exactly.
@@ -132,6 +139,7 @@ impl Mutation {
             Mutation::Sysctl { key, .. } => format!("sysctl:{key}"),
             Mutation::File { path, role, .. } => format!("{}:{path}", role.resource_prefix()),
             Mutation::LinkMtu { link, .. } => format!("link:{link}"),
+            Mutation::RxRing { link, .. } => format!("ring:{link}"),
             Mutation::RootQdisc { link, .. } => format!("qdisc:{link} root"),
         }
     }
@@ -142,6 +150,7 @@ impl Mutation {
             Mutation::Sysctl { before, .. } => before.clone(),
             Mutation::File { before, .. } => file_state(before),
             Mutation::LinkMtu { before, .. } => format!("mtu {before}"),
+            Mutation::RxRing { before, .. } => format!("rx {before}"),
             Mutation::RootQdisc { before, .. } => qdisc_text(before),
         }
     }
@@ -150,6 +159,7 @@ impl Mutation {
         match self {
             Mutation::Sysctl { after, .. } => after.clone(),
             Mutation::LinkMtu { after, .. } => format!("mtu {after}"),
+            Mutation::RxRing { after, .. } => format!("rx {after}"),
             Mutation::RootQdisc { after, .. } => qdisc_text(after),
             Mutation::File { after, .. } => file_state(after),
         }
@@ -202,6 +212,17 @@ impl Mutation {
                 before,
                 after,
             } => Mutation::LinkMtu {
+                link: link.clone(),
+                ifindex: *ifindex,
+                before: *after,
+                after: *before,
+            },
+            Mutation::RxRing {
+                link,
+                ifindex,
+                before,
+                after,
+            } => Mutation::RxRing {
                 link: link.clone(),
                 ifindex: *ifindex,
                 before: *after,

@@ -420,6 +420,9 @@ fn runtime_only_notes(changes: &[Change], config: &ConfigFacts) -> Vec<String> {
                 Some(Fact::Value(o)) => notes.push(runtime_only_mtu(link, o)),
                 _ => {}
             },
+            Mutation::RxRing { link, .. } => notes.push(format!(
+                "ring:{link}: the RX ring change is runtime-only and lost at reboot or a driver reload; --persist does not write it (a systemd .link file's RxBufferSize= keeps it)"
+            )),
             _ => {}
         }
     }

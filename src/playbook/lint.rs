@@ -324,7 +324,7 @@ fn claims<'a>(pb: &'a LoadedPlaybook, given: bool, out: &mut Vec<Claimant<'a>>) 
                         value: format!("{mode:?} {value}"),
                     }
                 }
-                Action::DeleteRootQdisc(_) => continue,
+                Action::DeleteRootQdisc(_) | Action::SetRxRing(_) => continue,
             };
             out.push(Claimant {
                 pb,

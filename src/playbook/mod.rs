@@ -688,6 +688,7 @@ fn check_action(a: &Action, vars: &Vars, out: &mut Vec<Problem>) {
                 "set_mtu takes exactly one of `value` and `to_path: true`".to_owned(),
             )),
         },
+        Action::SetRxRing(r) => check_glob(&r.link, vars, out),
         Action::DeleteRootQdisc(d) => {
             let ok = !d.kind.is_empty()
                 && d.kind.len() <= 16

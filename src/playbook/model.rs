@@ -466,6 +466,27 @@ pub struct DeleteRootQdisc {
     pub kind: String,
 }
 
+/// Raises the RX ring (ethtool netlink, ETHTOOL_MSG_RINGS_SET) of every link whose
+/// name matches `link`. Links whose driver has no ring parameters (veth, loopback,
+/// bridges) and links already at the target are left alone; the new size is read back
+/// and must equal the target; rollback restores the exact size before.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRxRing {
+    /// A glob over link names, e.g. `eth*` or `${link}`.
+    pub link: String,
+    /// The RX ring size to set.
+    pub to: RingTarget,
+}
+
+/// Which RX ring size `set_rx_ring` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RingTarget {
+    /// The maximum the driver reports (ETHTOOL_A_RINGS_RX_MAX).
+    Max,
+}
+
 /// Lines of the kernel log (/dev/kmsg) that match a pattern within a time window.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -614,6 +635,7 @@ pub enum Action {
     SetEnv(SetEnv),
     SetMtu(SetMtu),
     DeleteRootQdisc(DeleteRootQdisc),
+    SetRxRing(SetRxRing),
 }
 
 /// Sets a sysctl. Exactly one of `value`, `at_least`, `at_most`, `widen_to`.
@@ -729,6 +751,7 @@ single_key_enum!(Action, RawAction, "fix action", {
     set_env => SetEnv(SetEnv),
     set_mtu => SetMtu(SetMtu),
     delete_root_qdisc => DeleteRootQdisc(DeleteRootQdisc),
+    set_rx_ring => SetRxRing(SetRxRing),
 });
 
 impl Condition {
