@@ -93,11 +93,22 @@ fn reference_link(m: &LinkMessage) -> Link {
         master: None,
         vxlan_ipv6: false,
         rx_drops: None,
+        mac: None,
     };
     for attr in &m.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name.clone_from(n),
             LinkAttribute::Mtu(v) => link.mtu = *v,
+            LinkAttribute::Address(a)
+                if a.len() == 6 && m.header.link_layer_type == LinkLayerType::Ether =>
+            {
+                link.mac = Some(
+                    a.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                );
+            }
             LinkAttribute::Stats64(st) => {
                 link.rx_drops = Some(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,

@@ -46,6 +46,7 @@ pub const RTM_GETQDISC: u16 = 38;
 
 const IFINFOMSG_LEN: usize = 16;
 const TCMSG_LEN: usize = 20;
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
@@ -91,6 +92,8 @@ pub struct LinkRecord<'a> {
     pub flags: u32,
     /// IFLA_IFNAME without its NUL.
     pub name: Option<&'a [u8]>,
+    /// IFLA_ADDRESS: the link-layer address (6 bytes for Ethernet).
+    pub address: Option<&'a [u8]>,
     pub mtu: Option<u32>,
     pub min_mtu: Option<u32>,
     pub max_mtu: Option<u32>,
@@ -308,6 +311,7 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
         let (kind, value) = attr?;
         match kind {
             IFLA_IFNAME => link.name = Some(c_string(value)),
+            IFLA_ADDRESS => link.address = Some(value),
             IFLA_MTU => link.mtu = Some(u32_value(value, "IFLA_MTU")?),
             IFLA_MIN_MTU => link.min_mtu = Some(u32_value(value, "IFLA_MIN_MTU")?),
             IFLA_MAX_MTU => link.max_mtu = Some(u32_value(value, "IFLA_MAX_MTU")?),
