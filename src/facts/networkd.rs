@@ -168,7 +168,8 @@ pub enum Applies {
 }
 
 /// A match key's list: each word a pattern, `!` marking inverted ones (a `!` before
-/// the value inverts the whole assignment, as in systemd's `config_parse_match_strv`).
+/// the value inverts the whole assignment, as in systemd's `config_parse_match_strv`
+/// and `net_condition_test_strv`, src/shared/net-condition.c).
 #[derive(Default)]
 struct Patterns(Vec<(bool, String)>);
 
@@ -183,8 +184,20 @@ impl Patterns {
             Some(rest) => (true, rest),
             None => (false, value),
         };
-        self.0
-            .extend(words.split_whitespace().map(|w| (invert, w.to_owned())));
+        // systemd stores `!WORD` for an inverted assignment and then reads any
+        // leading `!` of a stored word as an inversion, so `Name=en* !veth0` inverts
+        // only its second word.
+        self.0.extend(words.split_whitespace().map(|w| {
+            let stored = if invert {
+                format!("!{w}")
+            } else {
+                w.to_owned()
+            };
+            match stored.strip_prefix('!') {
+                Some(p) => (true, p.to_owned()),
+                None => (false, stored),
+            }
+        }));
     }
 
     /// systemd's `net_condition_test_strv`: an inverted pattern that matches fails
@@ -422,6 +435,9 @@ mod tests {
         assert!(!yes("[Match]\nName=veth0\nName=!veth*\n", &v));
         assert!(yes("[Match]\nName=!en*\nName=veth0\n", &v));
         assert!(!yes("[Match]\nName=!en*\nName=eth0\n", &v));
+        // A `!` on one word inverts that word only.
+        assert!(!yes("[Match]\nName=tp* !veth0\n", &v));
+        assert!(yes("[Match]\nName=veth* !veth1\n", &v));
     }
 
     #[test]
