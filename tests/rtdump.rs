@@ -94,6 +94,7 @@ fn reference_link(m: &LinkMessage) -> Link {
         vxlan_ipv6: false,
         rx_drops: None,
         mac: None,
+        altnames: Vec::new(),
     };
     for attr in &m.attributes {
         match attr {
@@ -108,6 +109,13 @@ fn reference_link(m: &LinkMessage) -> Link {
                         .collect::<Vec<_>>()
                         .join(":"),
                 );
+            }
+            LinkAttribute::PropList(props) => {
+                for p in props {
+                    if let rtnetlink::packet_route::link::Prop::AltIfName(n) = p {
+                        link.altnames.push(n.clone());
+                    }
+                }
             }
             LinkAttribute::Stats64(st) => {
                 link.rx_drops = Some(tune::facts::net::RxDrops {

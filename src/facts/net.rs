@@ -61,6 +61,9 @@ pub struct Link {
     /// (absent in older snapshots and for links with no 6-byte address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub altnames: Vec<String>,
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -135,6 +138,11 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
         link_remote: None,
         master: r.master,
         vxlan_ipv6: r.vxlan_ipv6,
+        altnames: r
+            .altnames
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect(),
         mac: r
             .address
             .filter(|a| a.len() == 6 && r.link_layer_type == 1)

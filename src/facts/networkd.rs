@@ -137,6 +137,8 @@ pub struct LinkId {
     pub mac: Option<String>,
     /// tune's link kind (`facts::net::Link::kind`; `None`: not known).
     pub kind: Option<String>,
+    /// Alternative names (`None`: not known, e.g. a snapshot older than them).
+    pub altnames: Option<Vec<String>>,
 }
 
 impl LinkId {
@@ -153,6 +155,7 @@ impl LinkId {
             name: link.name.clone(),
             mac: link.mac.clone(),
             kind: Some(link.kind.clone()),
+            altnames: Some(link.altnames.clone()),
         }
     }
 }
@@ -307,8 +310,12 @@ pub fn networkd_matches(content: &str, link: &LinkId) -> Applies {
     let mut no = false;
     if names.0.iter().any(|(_, p)| p.contains('[')) {
         unknown.push("Name= (a character class)".to_owned());
-    } else {
-        no |= !names.test(Some(&link.name), glob);
+    } else if !names.test(Some(&link.name), glob) {
+        // `net_condition_test_ifname`: the name or any alternative name passes.
+        match &link.altnames {
+            Some(alt) => no |= !alt.iter().any(|a| names.test(Some(a), glob)),
+            None => unknown.push("Name= (the link's alternative names are not known)".to_owned()),
+        }
     }
     if !macs.is_empty() {
         match &link.mac {
@@ -405,6 +412,7 @@ mod tests {
             name: name.to_owned(),
             mac: Some("02:00:00:aa:bb:01".to_owned()),
             kind: Some("veth".to_owned()),
+            altnames: Some(Vec::new()),
         }
     }
 
@@ -435,6 +443,23 @@ mod tests {
         assert!(!yes("[Match]\nName=veth0\nName=!veth*\n", &v));
         assert!(yes("[Match]\nName=!en*\nName=veth0\n", &v));
         assert!(!yes("[Match]\nName=!en*\nName=eth0\n", &v));
+        // The name or an alternative name passes (systemd's net_condition_test_ifname).
+        let alt = LinkId {
+            altnames: Some(vec!["altveth0".to_owned()]),
+            ..veth("veth0")
+        };
+        assert!(yes("[Match]\nName=altveth*\n", &alt));
+        assert!(!yes("[Match]\nName=altveth*\n", &v));
+        // So an inverted list excludes the link only if it excludes every name.
+        assert!(yes("[Match]\nName=!veth0\n", &alt));
+        assert!(!yes("[Match]\nName=!veth0 alt*\n", &alt));
+        assert_eq!(
+            networkd_matches("[Match]\nName=en*\n", &LinkId::named("veth0")),
+            Applies::CannotTell(
+                "matches on Name= (the link's alternative names are not known)".to_owned()
+            )
+        );
+        assert!(yes("[Match]\nName=veth0\n", &LinkId::named("veth0")));
         // A `!` on one word inverts that word only.
         assert!(!yes("[Match]\nName=tp* !veth0\n", &v));
         assert!(yes("[Match]\nName=veth* !veth1\n", &v));
@@ -503,6 +528,7 @@ mod tests {
             name: "lo".into(),
             mac: None,
             kind: Some("loopback".into()),
+            altnames: Some(Vec::new()),
         };
         assert!(yes("[Match]\nType=loopback\n", &lo));
         assert!(!yes("[Match]\nType=ether\n", &lo));
@@ -515,6 +541,7 @@ mod tests {
             name: "enp1s0".into(),
             mac: Some("52:54:00:00:00:01".into()),
             kind: Some("ethernet".into()),
+            altnames: Some(Vec::new()),
         };
         assert!(matches!(
             networkd_matches("[Match]\nType=ether\n", &nic),

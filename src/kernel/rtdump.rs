@@ -58,6 +58,8 @@ const IFLA_LINK_NETNSID: u16 = 37;
 /// IFLA_IF_NETNSID in older headers: ask about the namespace this id names.
 const IFLA_TARGET_NETNSID: u16 = 46;
 const IFLA_MIN_MTU: u16 = 50;
+const IFLA_PROP_LIST: u16 = 52;
+const IFLA_ALT_IFNAME: u16 = 53;
 const IFLA_MAX_MTU: u16 = 51;
 const IFLA_STATS64: u16 = 23;
 const IFLA_INFO_KIND: u16 = 1;
@@ -82,7 +84,7 @@ const SOCKET_RCVBUF: libc::c_int = 4 << 20;
 const DUMP_ATTEMPTS: usize = 3;
 
 /// A link as dumped, borrowing from the reply buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LinkRecord<'a> {
     /// `ifi_index`.
     pub index: u32,
@@ -94,6 +96,8 @@ pub struct LinkRecord<'a> {
     pub name: Option<&'a [u8]>,
     /// IFLA_ADDRESS: the link-layer address (6 bytes for Ethernet).
     pub address: Option<&'a [u8]>,
+    /// IFLA_PROP_LIST → IFLA_ALT_IFNAME: the link's alternative names.
+    pub altnames: Vec<&'a [u8]>,
     pub mtu: Option<u32>,
     pub min_mtu: Option<u32>,
     pub max_mtu: Option<u32>,
@@ -312,6 +316,13 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
         match kind {
             IFLA_IFNAME => link.name = Some(c_string(value)),
             IFLA_ADDRESS => link.address = Some(value),
+            IFLA_PROP_LIST => {
+                for prop in attributes(value) {
+                    if let (IFLA_ALT_IFNAME, value) = prop? {
+                        link.altnames.push(c_string(value));
+                    }
+                }
+            }
             IFLA_MTU => link.mtu = Some(u32_value(value, "IFLA_MTU")?),
             IFLA_MIN_MTU => link.min_mtu = Some(u32_value(value, "IFLA_MIN_MTU")?),
             IFLA_MAX_MTU => link.max_mtu = Some(u32_value(value, "IFLA_MAX_MTU")?),

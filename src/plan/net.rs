@@ -228,6 +228,7 @@ mod tests {
             vxlan_ipv6: false,
             rx_drops: None,
             mac: None,
+            altnames: Vec::new(),
         }
     }
 
