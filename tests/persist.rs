@@ -442,6 +442,22 @@ fn networkd_match_keys_decide_which_file_owns_the_link() {
                 .exists()
     );
     assert_eq!(s2.tune(&ns, &["rollback"]).status.code(), Some(0));
+
+    // Name= matches an alternative name too, as in networkd.
+    ns.sh("ip link property add dev tp0 altname uplink-alt");
+    let s3 = Setup::new();
+    std::fs::write(s3.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    s3.put(
+        "/etc/systemd/network/40-alt.network",
+        "[Match]\nName=uplink-*\n",
+    );
+    let out = s3.tune(&ns, &["plan", "--persist", "--detailed-exitcode"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("/etc/systemd/network/40-alt.network.d/90-tune-mtu.conf  create"),
+        "{shown}"
+    );
 }
 
 #[test]
