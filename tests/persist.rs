@@ -34,6 +34,12 @@ impl Setup {
         std::fs::write(dir.path().join("pb.yml"), PLAYBOOK).expect("write playbook");
         Setup { dir }
     }
+    /// A setup whose playbook raises the MTU of veths named `tp*`.
+    fn mtu() -> Setup {
+        let s = Setup::new();
+        std::fs::write(s.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+        s
+    }
     fn root(&self) -> String {
         self.dir.path().join("root").to_string_lossy().into_owned()
     }
@@ -317,8 +323,7 @@ fn mtu_persists_through_networkd_only() {
     if !require_netns() || !require(is_root(), "needs root") {
         return;
     }
-    let s = Setup::new();
-    std::fs::write(s.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s = Setup::mtu();
     let ns = Netns::new("persist-mtu");
     ns.sh("ip link add tp0 mtu 1400 type veth peer name tq0 mtu 1500");
 
@@ -346,8 +351,7 @@ fn mtu_persists_through_networkd_only() {
     assert!(ns.sh("ip -o link show tp0").contains("mtu 1400"));
 
     // netplan names it: runtime only, no file change, the manager named.
-    let s2 = Setup::new();
-    std::fs::write(s2.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s2 = Setup::mtu();
     s2.put(
         "/etc/netplan/50-cloud-init.yaml",
         "network:\n  version: 2\n  ethernets:\n    tp0: {dhcp4: true}\n",
@@ -378,8 +382,7 @@ fn networkd_match_keys_decide_which_file_owns_the_link() {
 
     // Matched by MACAddress= (upper case, a list), AND Type=ether; an earlier file
     // whose Name= matches but whose MACAddress= does not is passed over.
-    let s = Setup::new();
-    std::fs::write(s.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s = Setup::mtu();
     s.put(
         "/etc/systemd/network/10-other.network",
         "[Match]\nName=tp*\nMACAddress=02:00:5e:10:20:31\n",
@@ -404,8 +407,7 @@ fn networkd_match_keys_decide_which_file_owns_the_link() {
 
     // An earlier file that matches on Driver=: tune cannot tell whether it applies,
     // so the change is runtime-only with that reason and no drop-in is planned.
-    let s2 = Setup::new();
-    std::fs::write(s2.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s2 = Setup::mtu();
     s2.put(
         "/etc/systemd/network/20-driver.network",
         "[Match]\nName=tp0\nDriver=veth\n",
@@ -445,8 +447,7 @@ fn networkd_match_keys_decide_which_file_owns_the_link() {
 
     // Name= matches an alternative name too, as in networkd.
     ns.sh("ip link property add dev tp0 altname uplink-alt");
-    let s3 = Setup::new();
-    std::fs::write(s3.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s3 = Setup::mtu();
     s3.put(
         "/etc/systemd/network/40-alt.network",
         "[Match]\nName=uplink-*\n",
