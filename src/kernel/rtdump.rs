@@ -716,7 +716,10 @@ mod tests {
         p.extend(nla(IFLA_MTU, &mtu.to_ne_bytes()));
         p.extend(nla(IFLA_MIN_MTU, &68u32.to_ne_bytes()));
         p.extend(nla(IFLA_MAX_MTU, &65535u32.to_ne_bytes()));
-        p.extend(nla(1, &[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11])); // IFLA_ADDRESS
+        p.extend(nla(IFLA_ADDRESS, &[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11]));
+        let mut props = nla(IFLA_ALT_IFNAME, format!("{name}-alt\0").as_bytes());
+        props.extend(nla(IFLA_ALT_IFNAME, b"x\0"));
+        p.extend(nla(IFLA_PROP_LIST | 0x8000, &props));
         let mut info = nla(IFLA_INFO_KIND, b"veth\0");
         info.extend(nla(2 | 0x8000, &nla(1, &7u32.to_ne_bytes()))); // INFO_DATA
         p.extend(nla(IFLA_LINKINFO, &info));
@@ -758,6 +761,8 @@ mod tests {
                 link_layer_type: 1,
                 flags: 0x1003,
                 name: Some(b"va1"),
+                address: Some(&[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11]),
+                altnames: vec![b"va1-alt", b"x"],
                 mtu: Some(576),
                 min_mtu: Some(68),
                 max_mtu: Some(65535),
