@@ -34,6 +34,12 @@ impl Setup {
         std::fs::write(dir.path().join("pb.yml"), PLAYBOOK).expect("write playbook");
         Setup { dir }
     }
+    /// A setup whose playbook raises the MTU of veths named `tp*`.
+    fn mtu() -> Setup {
+        let s = Setup::new();
+        std::fs::write(s.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+        s
+    }
     fn root(&self) -> String {
         self.dir.path().join("root").to_string_lossy().into_owned()
     }
@@ -317,8 +323,7 @@ fn mtu_persists_through_networkd_only() {
     if !require_netns() || !require(is_root(), "needs root") {
         return;
     }
-    let s = Setup::new();
-    std::fs::write(s.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s = Setup::mtu();
     let ns = Netns::new("persist-mtu");
     ns.sh("ip link add tp0 mtu 1400 type veth peer name tq0 mtu 1500");
 
@@ -346,8 +351,7 @@ fn mtu_persists_through_networkd_only() {
     assert!(ns.sh("ip -o link show tp0").contains("mtu 1400"));
 
     // netplan names it: runtime only, no file change, the manager named.
-    let s2 = Setup::new();
-    std::fs::write(s2.dir.path().join("pb.yml"), MTU_PLAYBOOK).expect("write");
+    let s2 = Setup::mtu();
     s2.put(
         "/etc/netplan/50-cloud-init.yaml",
         "network:\n  version: 2\n  ethernets:\n    tp0: {dhcp4: true}\n",
@@ -365,6 +369,95 @@ fn mtu_persists_through_networkd_only() {
             && notes.contains("netplan")
             && notes.contains("/etc/netplan/50-cloud-init.yaml"),
         "{notes}"
+    );
+}
+
+#[test]
+fn networkd_match_keys_decide_which_file_owns_the_link() {
+    if !require_netns() || !require(is_root(), "needs root") {
+        return;
+    }
+    let ns = Netns::new("persist-match");
+    ns.sh("ip link add tp0 mtu 1400 address 02:00:5e:10:20:30 type veth peer name tq0 mtu 1500");
+
+    // Matched by MACAddress= (upper case, a list), AND Type=ether; an earlier file
+    // whose Name= matches but whose MACAddress= does not is passed over.
+    let s = Setup::mtu();
+    s.put(
+        "/etc/systemd/network/10-other.network",
+        "[Match]\nName=tp*\nMACAddress=02:00:5e:10:20:31\n",
+    );
+    s.put(
+        "/etc/systemd/network/30-by-mac.network",
+        "[Match]\nMACAddress=52:54:00:00:00:01 02:00:5E:10:20:30\nType=ether\nName=!en*\n",
+    );
+    let out = s.tune(&ns, &["apply", "--yes", "--persist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dropin = "/etc/systemd/network/30-by-mac.network.d/90-tune-mtu.conf";
+    let written = s
+        .get(dropin)
+        .expect("drop-in written under the MAC-matched file");
+    assert!(written.ends_with("[Link]\nMTUBytes=1500\n"), "{written}");
+    assert_eq!(
+        s.get("/etc/systemd/network/10-other.network.d/90-tune-mtu.conf"),
+        None
+    );
+    assert_eq!(s.tune(&ns, &["rollback"]).status.code(), Some(0));
+    assert_eq!(s.get(dropin), None);
+
+    // An earlier file that matches on Driver=: tune cannot tell whether it applies,
+    // so the change is runtime-only with that reason and no drop-in is planned.
+    let s2 = Setup::mtu();
+    s2.put(
+        "/etc/systemd/network/20-driver.network",
+        "[Match]\nName=tp0\nDriver=veth\n",
+    );
+    s2.put(
+        "/etc/systemd/network/30-by-mac.network",
+        "[Match]\nMACAddress=02:00:5e:10:20:30\n",
+    );
+    let out = s2.tune(&ns, &["plan", "--persist", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "only the runtime MTU change: {plan}");
+    assert!(
+        !plan["changes"].to_string().contains("90-tune-mtu"),
+        "{plan}"
+    );
+    let notes = plan["notes"].to_string();
+    assert!(
+        notes.contains("runtime-only")
+            && notes.contains(
+                "cannot tell whether /etc/systemd/network/20-driver.network applies to tp0 (matches on Driver=)"
+            ),
+        "{notes}"
+    );
+    let out = s2.tune(&ns, &["apply", "--yes", "--persist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(ns.sh("ip -o link show tp0").contains("mtu 1500"));
+    assert!(
+        !Path::new(&s2.root())
+            .join("etc/systemd/network/20-driver.network.d")
+            .exists()
+            && !Path::new(&s2.root())
+                .join("etc/systemd/network/30-by-mac.network.d")
+                .exists()
+    );
+    assert_eq!(s2.tune(&ns, &["rollback"]).status.code(), Some(0));
+
+    // Name= matches an alternative name too, as in networkd.
+    ns.sh("ip link property add dev tp0 altname uplink-alt");
+    let s3 = Setup::mtu();
+    s3.put(
+        "/etc/systemd/network/40-alt.network",
+        "[Match]\nName=uplink-*\n",
+    );
+    let out = s3.tune(&ns, &["plan", "--persist", "--detailed-exitcode"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("/etc/systemd/network/40-alt.network.d/90-tune-mtu.conf  create"),
+        "{shown}"
     );
 }
 

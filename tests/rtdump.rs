@@ -93,11 +93,30 @@ fn reference_link(m: &LinkMessage) -> Link {
         master: None,
         vxlan_ipv6: false,
         rx_drops: None,
+        mac: None,
+        altnames: Vec::new(),
     };
     for attr in &m.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name.clone_from(n),
             LinkAttribute::Mtu(v) => link.mtu = *v,
+            LinkAttribute::Address(a)
+                if a.len() == 6 && m.header.link_layer_type == LinkLayerType::Ether =>
+            {
+                link.mac = Some(
+                    a.iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                );
+            }
+            LinkAttribute::PropList(props) => {
+                for p in props {
+                    if let rtnetlink::packet_route::link::Prop::AltIfName(n) = p {
+                        link.altnames.push(n.clone());
+                    }
+                }
+            }
             LinkAttribute::Stats64(st) => {
                 link.rx_drops = Some(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,
@@ -214,6 +233,8 @@ fn dumps_read_directly_match_netlink_packet_route() {
     // links up and down; root qdiscs with option bytes, a non-root child, ingress.
     ns.sh(
         "ip link add va type veth peer name vb && ip link set va mtu 576 \
+         && ip link set va address 02:00:5E:00:00:0A \
+         && ip link property add dev va altname va-alternative \
          && ip link set va up && ip link set vb up \
          && ip link add br.0 type bridge && ip link set br.0 mtu 1400 \
          && ip link add vx0 type vxlan id 5 dstport 4789 \
@@ -287,6 +308,10 @@ fn dumps_read_directly_match_netlink_packet_route() {
         (None, false)
     );
     assert!(by_name("vx6").vxlan_ipv6);
+    // What networkd's [Match] MACAddress= and Name= test.
+    assert_eq!(va.mac.as_deref(), Some("02:00:5e:00:00:0a"));
+    assert_eq!(va.altnames, ["va-alternative"]);
+    assert_eq!(by_name("lo").mac, None);
 
     let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)
         .iter()

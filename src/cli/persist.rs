@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::facts::Facts;
+use crate::facts::networkd::LinkId;
 use crate::plan::{Mutation, Plan};
 use crate::playbook::{LoadedPlaybook, Vars};
 
@@ -58,8 +59,8 @@ pub fn gather(facts: &mut Facts, root: &Path) {
 /// `plan --facts` can replay persistence too.
 pub fn gather_for_snapshot(facts: &mut Facts, root: &Path) {
     gather(facts, root);
-    let links: Vec<String> = match &facts.links {
-        crate::facts::Fact::Value(links) => links.iter().map(|l| l.name.clone()).collect(),
+    let links: Vec<LinkId> = match &facts.links {
+        crate::facts::Fact::Value(links) => links.iter().map(LinkId::of).collect(),
         crate::facts::Fact::Unknown(_) => Vec::new(),
     };
     if let Some(config) = &mut facts.config {
@@ -77,11 +78,20 @@ pub fn finish(
     from_snapshot: bool,
 ) {
     if !from_snapshot {
-        let links: Vec<String> = plan
+        let known = match &facts.links {
+            crate::facts::Fact::Value(links) => links.as_slice(),
+            crate::facts::Fact::Unknown(_) => &[],
+        };
+        let links: Vec<LinkId> = plan
             .changes
             .iter()
             .filter_map(|c| match &c.mutation {
-                Mutation::LinkMtu { link, .. } => Some(link.clone()),
+                Mutation::LinkMtu { link, .. } => Some(
+                    known
+                        .iter()
+                        .find(|l| &l.name == link)
+                        .map_or_else(|| LinkId::named(link), LinkId::of),
+                ),
                 _ => None,
             })
             .collect();

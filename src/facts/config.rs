@@ -167,13 +167,14 @@ fn fact<T>(r: Result<T, String>) -> Fact<T> {
     }
 }
 
-/// Adds what configures each of `links` at boot.
-pub fn add_link_owners(config: &mut ConfigFacts, links: &[String]) {
+/// Adds what configures each of `links` at boot (their MAC address and kind decide
+/// networkd's `[Match] MACAddress=` and `Type=`).
+pub fn add_link_owners(config: &mut ConfigFacts, links: &[super::networkd::LinkId]) {
     let root = PathBuf::from(&config.root);
     for l in links {
         config
             .link_owners
-            .insert(l.clone(), fact(super::networkd::owner(&root, l)));
+            .insert(l.name.clone(), fact(super::networkd::owner(&root, l)));
     }
 }
 

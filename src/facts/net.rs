@@ -57,6 +57,13 @@ pub struct Link {
     /// snapshots older than them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_drops: Option<RxDrops>,
+    /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons
+    /// (absent in older snapshots and for links with no 6-byte address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub altnames: Vec<String>,
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -131,6 +138,20 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
         link_remote: None,
         master: r.master,
         vxlan_ipv6: r.vxlan_ipv6,
+        altnames: r
+            .altnames
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect(),
+        mac: r
+            .address
+            .filter(|a| a.len() == 6 && r.link_layer_type == 1)
+            .map(|a| {
+                a.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }),
         rx_drops: r.rx_drops.map(|d| RxDrops {
             rx_dropped: d.rx_dropped,
             rx_fifo_errors: d.rx_fifo_errors,
@@ -278,6 +299,15 @@ mod tests {
         assert_eq!(link_from_record(&record(772, None)).kind, "loopback");
         assert_eq!(link_from_record(&record(768, None)).kind, "tunnel");
         assert_eq!(link_from_record(&record(1, None)).state, "unknown");
+        assert_eq!(link_from_record(&record(1, None)).mac, None);
+        let with_mac = LinkRecord {
+            address: Some(&[0x02, 0xAB, 0, 1, 2, 3]),
+            ..record(1, Some(b"veth"))
+        };
+        assert_eq!(
+            link_from_record(&with_mac).mac.as_deref(),
+            Some("02:ab:00:01:02:03")
+        );
     }
 
     #[test]

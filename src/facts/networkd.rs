@@ -1,7 +1,8 @@
 //! Which network manager configures a link at boot, read under `--root`:
 //! netplan YAML (`/etc/netplan`, `/run/netplan`, `/usr/lib/netplan`), NetworkManager
-//! keyfiles (`interface-name=`), systemd-networkd `.network` files (`[Match] Name=`,
-//! the first file in name order that matches wins, as in networkd), and ifupdown
+//! keyfiles (`interface-name=`), systemd-networkd `.network` files (`[Match]` on
+//! `Name=`, `MACAddress=`, `Type=`, `Kind=`; other keys make the answer "cannot
+//! tell"; the first file in name order that matches wins, as in networkd), and ifupdown
 //! (`iface NAME` in /etc/network/interfaces and interfaces.d).
 //!
 //! netplan comes first because it generates networkd or NetworkManager files under
@@ -45,6 +46,11 @@ pub struct LinkOwner {
     /// For networkd: the drop-ins of that `.network` file, in reading order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropins: Vec<ConfFile>,
+    /// Set when tune cannot tell whether `file` (a `.network` file, the first in
+    /// networkd's order that may match) applies to the link: why
+    /// (`matches on Driver=`). Then no manager is known to own the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cannot_tell: Option<String>,
 }
 
 /// The systemd search path for `.network` files and their drop-ins.
@@ -56,11 +62,13 @@ pub const NETWORKD_DIRS: [&str; 4] = [
 ];
 
 /// Finds the manager of `link` under `root`.
-pub fn owner(root: &Path, link: &str) -> Result<LinkOwner, String> {
+pub fn owner(root: &Path, id: &LinkId) -> Result<LinkOwner, String> {
+    let link = id.name.as_str();
     let found = |manager, file: &str| LinkOwner {
         manager: Some(manager),
         file: Some(file.to_owned()),
         dropins: Vec::new(),
+        cannot_tell: None,
     };
     for f in list_dropins(root, &["/etc", "/run", "/usr/lib"], "netplan", ".yaml")? {
         if netplan_names(&f.content, link) {
@@ -81,7 +89,15 @@ pub fn owner(root: &Path, link: &str) -> Result<LinkOwner, String> {
         }
     }
     for f in list_dropins(root, &NETWORKD_DIRS, "network", ".network")? {
-        if networkd_matches(&f.content, link) {
+        let applies = networkd_matches(&f.content, id);
+        if let Applies::CannotTell(why) = applies {
+            // networkd takes the first file that matches: if this one might, no
+            // later file (nor ifupdown) can be said to own the link.
+            let mut owner = found(Manager::Networkd, &f.path);
+            owner.cannot_tell = Some(why);
+            return Ok(owner);
+        }
+        if applies == Applies::Yes {
             let name = f.path.rsplit('/').next().unwrap_or_default().to_owned();
             let mut owner = found(Manager::Networkd, &f.path);
             owner.dropins =
@@ -109,15 +125,161 @@ pub fn owner(root: &Path, link: &str) -> Result<LinkOwner, String> {
         manager: None,
         file: None,
         dropins: Vec::new(),
+        cannot_tell: None,
     })
 }
 
-/// Whether a `.network` file's `[Match]` section selects `link`: its `Name=` globs
-/// match, or it has no match keys at all (then it matches every link).
-pub fn networkd_matches(content: &str, link: &str) -> bool {
+/// What tune knows about a link that networkd's `[Match]` keys test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkId {
+    pub name: String,
+    /// The MAC address, lowercase with colons (`None`: not known).
+    pub mac: Option<String>,
+    /// tune's link kind (`facts::net::Link::kind`; `None`: not known).
+    pub kind: Option<String>,
+    /// Alternative names (`None`: not known, e.g. a snapshot older than them).
+    pub altnames: Option<Vec<String>>,
+}
+
+impl LinkId {
+    /// A link known only by its name.
+    pub fn named(name: &str) -> LinkId {
+        LinkId {
+            name: name.to_owned(),
+            ..LinkId::default()
+        }
+    }
+
+    pub fn of(link: &super::net::Link) -> LinkId {
+        LinkId {
+            name: link.name.clone(),
+            mac: link.mac.clone(),
+            kind: Some(link.kind.clone()),
+            altnames: Some(link.altnames.clone()),
+        }
+    }
+}
+
+/// Whether a `.network` file applies to a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applies {
+    Yes,
+    No,
+    /// It depends on what tune cannot read; the reason names the keys
+    /// (`matches on Driver=`).
+    CannotTell(String),
+}
+
+/// A match key's list: each word a pattern, `!` marking inverted ones (a `!` before
+/// the value inverts the whole assignment, as in systemd's `config_parse_match_strv`
+/// and `net_condition_test_strv`, src/shared/net-condition.c).
+#[derive(Default)]
+struct Patterns(Vec<(bool, String)>);
+
+impl Patterns {
+    fn assign(&mut self, value: &str) {
+        let value = value.trim();
+        if value.is_empty() {
+            self.0.clear();
+            return;
+        }
+        let (invert, words) = match value.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, value),
+        };
+        // systemd stores `!WORD` for an inverted assignment and then reads any
+        // leading `!` of a stored word as an inversion, so `Name=en* !veth0` inverts
+        // only its second word.
+        self.0.extend(words.split_whitespace().map(|w| {
+            let stored = if invert {
+                format!("!{w}")
+            } else {
+                w.to_owned()
+            };
+            match stored.strip_prefix('!') {
+                Some(p) => (true, p.to_owned()),
+                None => (false, stored),
+            }
+        }));
+    }
+
+    /// systemd's `net_condition_test_strv`: an inverted pattern that matches fails
+    /// the test; with any positive pattern, one of them must match. `None` tests a
+    /// link without the property (nothing matches it).
+    fn test(&self, value: Option<&str>, matches: impl Fn(&str, &str) -> bool) -> bool {
+        let mut positive = false;
+        let mut hit = false;
+        for (invert, p) in &self.0 {
+            positive |= !invert;
+            if value.is_some_and(|v| matches(p, v)) {
+                if *invert {
+                    return false;
+                }
+                hit = true;
+            }
+        }
+        !positive || hit
+    }
+}
+
+/// A MAC address in any form systemd accepts (`aa:bb:..`, `aa-bb-..`,
+/// `aabb.ccdd.eeff`), as lowercase colon form.
+fn parse_mac(text: &str) -> Option<String> {
+    let groups: Vec<&str> = if text.contains('.') {
+        let g: Vec<&str> = text.split('.').collect();
+        if g.len() != 3 || g.iter().any(|g| g.len() != 4) {
+            return None;
+        }
+        g.iter().flat_map(|g| [&g[..2], &g[2..]]).collect()
+    } else {
+        text.split([':', '-']).collect()
+    };
+    (groups.len() == 6
+        && groups
+            .iter()
+            .all(|g| (1..=2).contains(&g.len()) && g.chars().all(|c| c.is_ascii_hexdigit())))
+    .then(|| {
+        groups
+            .iter()
+            .map(|g| format!("{:0>2}", g.to_ascii_lowercase()))
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+}
+
+/// The values systemd's `Type=` could see for a link of tune's `kind`: the udev
+/// DEVTYPE when the driver sets one, else the lowercased ARPHRD name. A physical
+/// Ethernet-type NIC may be `ether`, `wlan` or `wwan` (tune does not read udev);
+/// `None`: tune cannot say.
+fn type_candidates(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "loopback" => &["loopback"],
+        "veth" | "dummy" | "macvlan" => &["ether"],
+        "bridge" => &["bridge"],
+        "vlan" => &["vlan"],
+        "bond" => &["bond"],
+        "vxlan" => &["vxlan"],
+        "wireguard" => &["wireguard"],
+        "ethernet" => &["ether", "wlan", "wwan"],
+        _ => return None,
+    })
+}
+
+/// Whether a `.network` file's `[Match]` section selects `link`, as systemd's
+/// `net_match_config` decides: every key given must match (AND); each key's list
+/// matches if one pattern does (OR), `!` inverts, an empty assignment resets the
+/// key; no match keys at all match every link. Keys tune cannot evaluate (`Driver=`,
+/// `Path=`, `Property=`, `Host=`, ...) make the answer [`Applies::CannotTell`]
+/// unless another key already rules the link out.
+pub fn networkd_matches(content: &str, link: &LinkId) -> Applies {
     let mut in_match = false;
-    let mut names: Option<bool> = None;
-    let mut other_keys = false;
+    let (mut names, mut types, mut kinds) = (
+        Patterns::default(),
+        Patterns::default(),
+        Patterns::default(),
+    );
+    let mut macs: Vec<String> = Vec::new();
+    let mut other: std::collections::BTreeMap<String, bool> = Default::default();
     for line in content.lines().map(str::trim) {
         if line.starts_with('[') {
             in_match = line == "[Match]";
@@ -126,23 +288,72 @@ pub fn networkd_matches(content: &str, link: &str) -> bool {
         if !in_match || line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        match line.split_once('=') {
-            Some((k, v)) if k.trim() == "Name" => {
-                let hit = v.split_whitespace().any(|g| glob(g, link));
-                // An empty `Name=` resets the list.
-                names = if v.trim().is_empty() {
-                    None
-                } else {
-                    Some(names.unwrap_or(false) || hit)
-                };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k.trim() {
+            "Name" => names.assign(v),
+            "Type" => types.assign(v),
+            "Kind" => kinds.assign(v),
+            "MACAddress" if v.trim().is_empty() => macs.clear(),
+            // systemd ignores an address it cannot parse.
+            "MACAddress" => macs.extend(v.split_whitespace().filter_map(parse_mac)),
+            key => {
+                other.insert(format!("{key}="), !v.trim().is_empty());
             }
-            Some(_) => other_keys = true,
-            None => {}
         }
     }
-    match names {
-        Some(hit) => hit,
-        None => !other_keys,
+    let mut unknown: Vec<String> = other
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect();
+    let mut no = false;
+    if names.0.iter().any(|(_, p)| p.contains('[')) {
+        unknown.push("Name= (a character class)".to_owned());
+    } else if !names.test(Some(&link.name), glob) {
+        // `net_condition_test_ifname`: the name or any alternative name passes.
+        match &link.altnames {
+            Some(alt) => no |= !alt.iter().any(|a| names.test(Some(a), glob)),
+            None => unknown.push("Name= (the link's alternative names are not known)".to_owned()),
+        }
+    }
+    if !macs.is_empty() {
+        match &link.mac {
+            Some(mac) => no |= !macs.contains(mac),
+            None => unknown.push("MACAddress= (the link's address is not known)".to_owned()),
+        }
+    }
+    if !types.0.is_empty() {
+        match link.kind.as_deref().and_then(type_candidates) {
+            Some(c) => {
+                let results: Vec<bool> = c.iter().map(|t| types.test(Some(t), glob)).collect();
+                if results.iter().all(|&r| !r) {
+                    no = true;
+                } else if results.iter().any(|&r| !r) {
+                    unknown.push(format!(
+                        "Type= (a {} link's udev device type may be any of {})",
+                        link.kind.as_deref().unwrap_or_default(),
+                        c.join(", ")
+                    ));
+                }
+            }
+            None => unknown.push("Type=".to_owned()),
+        }
+    }
+    if !kinds.0.is_empty() {
+        match link.kind.as_deref() {
+            // IFLA_INFO_KIND: the links tune calls ethernet or loopback have none.
+            Some("ethernet" | "loopback") => no |= !kinds.test(None, glob),
+            Some(kind) => no |= !kinds.test(Some(kind), glob),
+            None => unknown.push("Kind=".to_owned()),
+        }
+    }
+    if no {
+        Applies::No
+    } else if unknown.is_empty() {
+        Applies::Yes
+    } else {
+        Applies::CannotTell(format!("matches on {}", unknown.join(", ")))
     }
 }
 
@@ -196,17 +407,167 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn veth(name: &str) -> LinkId {
+        LinkId {
+            name: name.to_owned(),
+            mac: Some("02:00:00:aa:bb:01".to_owned()),
+            kind: Some("veth".to_owned()),
+            altnames: Some(Vec::new()),
+        }
+    }
+
+    fn yes(content: &str, link: &LinkId) -> bool {
+        match networkd_matches(content, link) {
+            Applies::Yes => true,
+            Applies::No => false,
+            Applies::CannotTell(why) => panic!("cannot tell: {why}"),
+        }
+    }
+
     #[test]
     fn matches_like_networkd() {
-        assert!(networkd_matches(
-            "[Match]\nName=en* veth0\n[Link]\nMTUBytes=1400\n",
-            "veth0"
-        ));
-        assert!(networkd_matches("[Match]\nName=en*\n", "enp1s0"));
-        assert!(!networkd_matches("[Match]\nName=en*\n", "veth0"));
-        assert!(!networkd_matches("[Match]\nType=ether\n", "veth0"));
-        assert!(networkd_matches("[Network]\nDHCP=yes\n", "veth0"));
+        let v = veth("veth0");
+        assert!(yes("[Match]\nName=en* veth0\n[Link]\nMTUBytes=1400\n", &v));
+        assert!(yes("[Match]\nName=en*\n", &veth("enp1s0")));
+        assert!(!yes("[Match]\nName=en*\n", &v));
+        assert!(yes("[Network]\nDHCP=yes\n", &v));
+        assert!(yes("[Match]\n", &v));
         assert!(glob("e?h*", "eth0") && !glob("e?h", "eth0") && glob("*", ""));
+        // Lists accumulate; an empty assignment resets.
+        assert!(yes("[Match]\nName=en*\nName=veth*\n", &v));
+        assert!(yes("[Match]\nName=en*\nName=\n", &v));
+        assert!(!yes("[Match]\nName=veth*\nName=\nName=en*\n", &v));
+        // `!` inverts the whole assignment; any inverted hit fails.
+        assert!(!yes("[Match]\nName=!veth* lo\n", &v));
+        assert!(yes("[Match]\nName=!en* lo\n", &v));
+        assert!(!yes("[Match]\nName=veth0\nName=!veth*\n", &v));
+        assert!(yes("[Match]\nName=!en*\nName=veth0\n", &v));
+        assert!(!yes("[Match]\nName=!en*\nName=eth0\n", &v));
+        // The name or an alternative name passes (systemd's net_condition_test_ifname).
+        let alt = LinkId {
+            altnames: Some(vec!["altveth0".to_owned()]),
+            ..veth("veth0")
+        };
+        assert!(yes("[Match]\nName=altveth*\n", &alt));
+        assert!(!yes("[Match]\nName=altveth*\n", &v));
+        // So an inverted list excludes the link only if it excludes every name.
+        assert!(yes("[Match]\nName=!veth0\n", &alt));
+        assert!(!yes("[Match]\nName=!veth0 alt*\n", &alt));
+        assert_eq!(
+            networkd_matches("[Match]\nName=en*\n", &LinkId::named("veth0")),
+            Applies::CannotTell(
+                "matches on Name= (the link's alternative names are not known)".to_owned()
+            )
+        );
+        assert!(yes("[Match]\nName=veth0\n", &LinkId::named("veth0")));
+        // A `!` on one word inverts that word only.
+        assert!(!yes("[Match]\nName=tp* !veth0\n", &v));
+        assert!(yes("[Match]\nName=veth* !veth1\n", &v));
+    }
+
+    #[test]
+    fn mac_address_is_a_case_insensitive_list_in_any_form() {
+        let v = veth("veth0");
+        assert!(yes("[Match]\nMACAddress=02:00:00:AA:BB:01\n", &v));
+        assert!(yes(
+            "[Match]\nMACAddress=11:22:33:44:55:66 02-00-00-aa-bb-01\n",
+            &v
+        ));
+        assert!(yes("[Match]\nMACAddress=0200.00aa.bb01\n", &v));
+        assert!(!yes("[Match]\nMACAddress=02:00:00:aa:bb:02\n", &v));
+        assert!(yes(
+            "[Match]\nMACAddress=02:00:00:aa:bb:02\nMACAddress=\n",
+            &v
+        ));
+        // An address systemd cannot parse is ignored.
+        assert!(yes("[Match]\nMACAddress=zz 02:00:00:aa:bb:01\n", &v));
+        assert_eq!(
+            parse_mac("2:0:0:AA:bb:1").as_deref(),
+            Some("02:00:00:aa:bb:01")
+        );
+        assert_eq!(parse_mac("02:00:00:aa:bb"), None);
+        assert_eq!(parse_mac("02:00:00:aa:bb:0g"), None);
+        // Without the link's address, tune cannot tell.
+        assert_eq!(
+            networkd_matches(
+                "[Match]\nMACAddress=02:00:00:aa:bb:01\n",
+                &LinkId::named("veth0")
+            ),
+            Applies::CannotTell(
+                "matches on MACAddress= (the link's address is not known)".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn keys_are_anded() {
+        let v = veth("veth0");
+        assert!(yes(
+            "[Match]\nName=veth*\nMACAddress=02:00:00:aa:bb:01\n",
+            &v
+        ));
+        assert!(!yes(
+            "[Match]\nName=en*\nMACAddress=02:00:00:aa:bb:01\n",
+            &v
+        ));
+        assert!(!yes(
+            "[Match]\nName=veth*\nMACAddress=02:00:00:aa:bb:09\n",
+            &v
+        ));
+        assert!(yes("[Match]\nName=veth*\nType=ether\nKind=veth\n", &v));
+        assert!(!yes("[Match]\nName=veth*\nKind=bridge\n", &v));
+    }
+
+    #[test]
+    fn type_and_kind_follow_what_the_kernel_reports() {
+        let v = veth("veth0");
+        assert!(yes("[Match]\nType=ether\n", &v));
+        assert!(!yes("[Match]\nType=!ether\n", &v));
+        assert!(!yes("[Match]\nType=bridge wlan\n", &v));
+        let lo = LinkId {
+            name: "lo".into(),
+            mac: None,
+            kind: Some("loopback".into()),
+            altnames: Some(Vec::new()),
+        };
+        assert!(yes("[Match]\nType=loopback\n", &lo));
+        assert!(!yes("[Match]\nType=ether\n", &lo));
+        // A loopback has no IFLA_INFO_KIND: only inverted patterns can pass.
+        assert!(!yes("[Match]\nKind=*\n", &lo));
+        assert!(yes("[Match]\nKind=!veth\n", &lo));
+        // A physical NIC may be ether or wlan to udev: tune cannot tell, unless no
+        // candidate passes.
+        let nic = LinkId {
+            name: "enp1s0".into(),
+            mac: Some("52:54:00:00:00:01".into()),
+            kind: Some("ethernet".into()),
+            altnames: Some(Vec::new()),
+        };
+        assert!(matches!(
+            networkd_matches("[Match]\nType=ether\n", &nic),
+            Applies::CannotTell(why) if why.contains("Type=")
+        ));
+        assert!(!yes("[Match]\nType=bridge\n", &nic));
+        assert!(yes("[Match]\nType=ether wlan wwan\n", &nic));
+    }
+
+    #[test]
+    fn keys_tune_cannot_read_make_it_cannot_tell() {
+        let v = veth("veth0");
+        assert_eq!(
+            networkd_matches("[Match]\nName=veth0\nDriver=veth\n", &v),
+            Applies::CannotTell("matches on Driver=".to_owned())
+        );
+        assert_eq!(
+            networkd_matches("[Match]\nPath=pci-*\nHost=web1\n", &v),
+            Applies::CannotTell("matches on Host=, Path=".to_owned())
+        );
+        // A key that already rules the link out decides.
+        assert!(!yes("[Match]\nName=en*\nDriver=veth\n", &v));
+        // A reset key is not a condition.
+        assert!(yes("[Match]\nDriver=veth\nDriver=\nName=veth0\n", &v));
+        // Keys of other sections are not match keys.
+        assert!(yes("[Link]\nDriver=x\n[Match]\nName=veth0\n", &v));
     }
 
     #[test]

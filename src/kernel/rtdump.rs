@@ -46,6 +46,7 @@ pub const RTM_GETQDISC: u16 = 38;
 
 const IFINFOMSG_LEN: usize = 16;
 const TCMSG_LEN: usize = 20;
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
@@ -57,6 +58,8 @@ const IFLA_LINK_NETNSID: u16 = 37;
 /// IFLA_IF_NETNSID in older headers: ask about the namespace this id names.
 const IFLA_TARGET_NETNSID: u16 = 46;
 const IFLA_MIN_MTU: u16 = 50;
+const IFLA_PROP_LIST: u16 = 52;
+const IFLA_ALT_IFNAME: u16 = 53;
 const IFLA_MAX_MTU: u16 = 51;
 const IFLA_STATS64: u16 = 23;
 const IFLA_INFO_KIND: u16 = 1;
@@ -81,7 +84,7 @@ const SOCKET_RCVBUF: libc::c_int = 4 << 20;
 const DUMP_ATTEMPTS: usize = 3;
 
 /// A link as dumped, borrowing from the reply buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LinkRecord<'a> {
     /// `ifi_index`.
     pub index: u32,
@@ -91,6 +94,10 @@ pub struct LinkRecord<'a> {
     pub flags: u32,
     /// IFLA_IFNAME without its NUL.
     pub name: Option<&'a [u8]>,
+    /// IFLA_ADDRESS: the link-layer address (6 bytes for Ethernet).
+    pub address: Option<&'a [u8]>,
+    /// IFLA_PROP_LIST → IFLA_ALT_IFNAME: the link's alternative names.
+    pub altnames: Vec<&'a [u8]>,
     pub mtu: Option<u32>,
     pub min_mtu: Option<u32>,
     pub max_mtu: Option<u32>,
@@ -308,6 +315,14 @@ pub fn parse_link(payload: &[u8]) -> NlResult<LinkRecord<'_>> {
         let (kind, value) = attr?;
         match kind {
             IFLA_IFNAME => link.name = Some(c_string(value)),
+            IFLA_ADDRESS => link.address = Some(value),
+            IFLA_PROP_LIST => {
+                for prop in attributes(value) {
+                    if let (IFLA_ALT_IFNAME, value) = prop? {
+                        link.altnames.push(c_string(value));
+                    }
+                }
+            }
             IFLA_MTU => link.mtu = Some(u32_value(value, "IFLA_MTU")?),
             IFLA_MIN_MTU => link.min_mtu = Some(u32_value(value, "IFLA_MIN_MTU")?),
             IFLA_MAX_MTU => link.max_mtu = Some(u32_value(value, "IFLA_MAX_MTU")?),
@@ -701,7 +716,10 @@ mod tests {
         p.extend(nla(IFLA_MTU, &mtu.to_ne_bytes()));
         p.extend(nla(IFLA_MIN_MTU, &68u32.to_ne_bytes()));
         p.extend(nla(IFLA_MAX_MTU, &65535u32.to_ne_bytes()));
-        p.extend(nla(1, &[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11])); // IFLA_ADDRESS
+        p.extend(nla(IFLA_ADDRESS, &[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11]));
+        let mut props = nla(IFLA_ALT_IFNAME, format!("{name}-alt\0").as_bytes());
+        props.extend(nla(IFLA_ALT_IFNAME, b"x\0"));
+        p.extend(nla(IFLA_PROP_LIST | 0x8000, &props));
         let mut info = nla(IFLA_INFO_KIND, b"veth\0");
         info.extend(nla(2 | 0x8000, &nla(1, &7u32.to_ne_bytes()))); // INFO_DATA
         p.extend(nla(IFLA_LINKINFO, &info));
@@ -743,6 +761,8 @@ mod tests {
                 link_layer_type: 1,
                 flags: 0x1003,
                 name: Some(b"va1"),
+                address: Some(&[0x72, 0x33, 0x66, 0x38, 0xdc, 0x11]),
+                altnames: vec![b"va1-alt", b"x"],
                 mtu: Some(576),
                 min_mtu: Some(68),
                 max_mtu: Some(65535),

@@ -322,7 +322,9 @@ fn mtu(change: &Change, link: &str, mtu: u32, config: &ConfigFacts, out: &mut Pe
             return;
         }
     };
-    let (Some(Manager::Networkd), Some(file)) = (owner.manager, &owner.file) else {
+    let (Some(Manager::Networkd), Some(file), None) =
+        (owner.manager, &owner.file, &owner.cannot_tell)
+    else {
         out.notes.push(runtime_only_mtu(link, owner));
         return;
     };
@@ -382,6 +384,11 @@ fn mtu_line(content: &str) -> Option<usize> {
 }
 
 fn runtime_only_mtu(link: &str, owner: &crate::facts::networkd::LinkOwner) -> String {
+    if let (Some(why), Some(file)) = (&owner.cannot_tell, &owner.file) {
+        return format!(
+            "link:{link}: the MTU change is runtime-only: cannot tell whether {file} applies to {link} ({why}), so tune does not know which manager sets its MTU at boot and writes no drop-in"
+        );
+    }
     match (owner.manager, &owner.file) {
         (Some(m), Some(file)) => format!(
             "link:{link}: the MTU change is runtime-only: {link} is under {}'s control ({file}), whose files tune does not edit; set the MTU there or it is lost when {} reconfigures the link or at boot",
@@ -414,9 +421,13 @@ fn runtime_only_notes(changes: &[Change], config: &ConfigFacts) -> Vec<String> {
                 ));
             }
             Mutation::LinkMtu { link, .. } => match config.link_owners.get(link) {
-                Some(Fact::Value(o)) if o.manager == Some(Manager::Networkd) => notes.push(format!(
+                Some(Fact::Value(o))
+                    if o.manager == Some(Manager::Networkd) && o.cannot_tell.is_none() =>
+                {
+                    notes.push(format!(
                     "link:{link}: the MTU change is runtime-only; plan with --persist to add a systemd-networkd drop-in"
-                )),
+                ))
+                }
                 Some(Fact::Value(o)) => notes.push(runtime_only_mtu(link, o)),
                 _ => {}
             },
