@@ -61,6 +61,8 @@ mod tests {
             master: None,
             vxlan_ipv6: false,
             rx_drops: None,
+            mac: None,
+            altnames: Vec::new(),
         }
     }
 
