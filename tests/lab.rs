@@ -149,13 +149,7 @@ fn lab() -> Result<()> {
 
 fn build_initramfs(config: &Config, out: &Path) -> Result<()> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut image = Image::default();
-    for dir in ["proc", "sys", "dev", "tmp", "run", "root", "etc", "var/lib"] {
-        image.dir(dir);
-    }
-    image.copy("bin/busybox", &config.busybox, 0o755)?;
-    image.symlink("bin/sh", "busybox");
-    image.copy("init", &manifest.join("tests/lab/init.sh"), 0o755)?;
+    let mut image = Image::base(&config.busybox, &manifest.join("tests/lab/init.sh"))?;
     image.copy(
         "lab/scenarios.sh",
         &manifest.join("tests/lab/scenarios.sh"),

@@ -106,13 +106,7 @@ fn base64_decode(text: &str) -> Result<Vec<u8>> {
 /// The initramfs of one boot: `mode` for persist.sh, and files to place at `etc/...`.
 fn build(config: &Config, out: &Path, mode: &str, etc: &BTreeMap<String, Vec<u8>>) -> Result<()> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut image = Image::default();
-    for dir in ["proc", "sys", "dev", "tmp", "run", "root", "etc", "var/lib"] {
-        image.dir(dir);
-    }
-    image.copy("bin/busybox", &config.busybox, 0o755)?;
-    image.symlink("bin/sh", "busybox");
-    image.copy("init", &manifest.join("tests/lab/persist.sh"), 0o755)?;
+    let mut image = Image::base(&config.busybox, &manifest.join("tests/lab/persist.sh"))?;
     image.file("lab/mode", mode.as_bytes().to_vec(), 0o644);
     image.program("usr/bin/tune", Path::new(env!("CARGO_BIN_EXE_tune")), "")?;
     let ip = which("ip").ok_or("no ip on the host")?;

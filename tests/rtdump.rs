@@ -81,20 +81,8 @@ fn decode_with_netlink_packet_route(datagrams: &[Vec<u8>]) -> Vec<RouteNetlinkMe
 fn reference_link(m: &LinkMessage) -> Link {
     let mut link = Link {
         index: m.header.index,
-        name: String::new(),
-        kind: String::new(),
-        mtu: 0,
-        min_mtu: None,
-        max_mtu: None,
         state: "unknown".to_owned(),
-        link: None,
-        link_netnsid: None,
-        link_remote: None,
-        master: None,
-        vxlan_ipv6: false,
-        rx_drops: None,
-        mac: None,
-        altnames: Vec::new(),
+        ..Link::default()
     };
     for attr in &m.attributes {
         match attr {

@@ -19,7 +19,7 @@ use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
 /// A network interface.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     pub index: u32,

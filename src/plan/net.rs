@@ -221,14 +221,7 @@ mod tests {
             min_mtu: Some(68),
             max_mtu: Some(max),
             state: "up".into(),
-            link: None,
-            link_netnsid: None,
-            link_remote: None,
-            master: None,
-            vxlan_ipv6: false,
-            rx_drops: None,
-            mac: None,
-            altnames: Vec::new(),
+            ..Link::default()
         }
     }
 

@@ -52,17 +52,8 @@ mod tests {
             name: name.into(),
             kind: "ethernet".into(),
             mtu: 1500,
-            min_mtu: None,
-            max_mtu: None,
             state: "up".into(),
-            link: None,
-            link_netnsid: None,
-            link_remote: None,
-            master: None,
-            vxlan_ipv6: false,
-            rx_drops: None,
-            mac: None,
-            altnames: Vec::new(),
+            ..Link::default()
         }
     }
 

@@ -134,6 +134,19 @@ impl Image {
         }
     }
 
+    /// The base every lab VM boots: the pseudo-filesystem mount points, a static
+    /// busybox as /bin/sh, and `init` as /init.
+    pub fn base(busybox: &Path, init: &Path) -> Result<Image> {
+        let mut image = Image::default();
+        for dir in ["proc", "sys", "dev", "tmp", "run", "root", "etc", "var/lib"] {
+            image.dir(dir);
+        }
+        image.copy("bin/busybox", busybox, 0o755)?;
+        image.symlink("bin/sh", "busybox");
+        image.copy("init", init, 0o755)?;
+        Ok(image)
+    }
+
     pub fn dir(&mut self, path: &str) {
         self.add_parents(path);
         self.entries.insert(path.to_owned(), Entry::Dir);
