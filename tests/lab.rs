@@ -41,6 +41,7 @@ const SCENARIOS: &[&str] = &[
     "6-memcg-oom",
     "7-netns",
     "8-nic-ring",
+    "9-softnet",
 ];
 
 /// Kernel modules the scenarios load (their dependencies are added from `.modinfo`).

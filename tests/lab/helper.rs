@@ -33,9 +33,12 @@ pub fn run(program: &str, args: &[String]) -> i32 {
         (_, ["same-plan", a, b]) => same_plan(a, b),
         (_, ["rings", ifname]) => rings(ifname),
         (_, ["set-rx", ifname, rx]) => parse(rx).and_then(|rx| set_rx(ifname, rx)),
+        (_, ["udp-flood", addr, secs, cpu]) => {
+            (|| udp_flood(parse(addr)?, parse(secs)?, parse(cpu)?))()
+        }
         _ => Err(io::Error::other(format!(
             "usage: labhelper burst PORT COUNT BACKLOG TIMEOUT_MS | udp-echo ADDR | \
-             udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json | rings IFNAME | set-rx IFNAME N; java hog MIB (got {program} {args:?})"
+             udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json | rings IFNAME | set-rx IFNAME N | udp-flood ADDR SECONDS CPU; java hog MIB (got {program} {args:?})"
         ))),
     };
     match result {
@@ -227,6 +230,38 @@ fn udp_echo(addr: SocketAddr) -> io::Result<()> {
         let (len, from) = socket.recv_from(&mut buf)?;
         socket.send_to(&buf[..len], from)?;
     }
+}
+
+/// Sends small datagrams to ADDR as fast as it can for SECONDS, pinned to CPU (so
+/// that RPS can steer their receive to another CPU's input backlog); prints how many.
+/// Refused sends (ICMP unreachable from a closed port, ENOBUFS) are counted, not fatal.
+fn udp_flood(addr: SocketAddr, secs: f64, cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity
+    // only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        check(libc::sched_setaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &set,
+        ))?;
+    }
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.connect(addr)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut sent, mut refused) = (0u64, 0u64);
+    let payload = [0u8; 32];
+    while Instant::now() < deadline {
+        for _ in 0..256 {
+            match socket.send(&payload) {
+                Ok(_) => sent += 1,
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    println!("sent={sent} refused={refused}");
+    Ok(())
 }
 
 /// Sends COUNT numbered datagrams to an echo server and counts distinct replies: the
