@@ -10,7 +10,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::apply::Report;
 use crate::apply::journal::{Status, Transaction};
-use crate::facts::{Fact, Facts};
+use crate::facts::{self, Fact, Facts};
 use crate::finding::{Evidence, FindingStatus};
 use crate::plan::{FixStatus, Mutation, Plan};
 
@@ -270,54 +270,75 @@ pub fn facts(facts: &Facts) -> String {
     out
 }
 
-/// One line per CPU of /proc/net/softnet_stat, /proc/net/stat/nf_conntrack and /proc/stat.
+/// One line per CPU of /proc/net/softnet_stat, /proc/net/stat/nf_conntrack and /proc/stat,
+/// with the growth over the window (or the single reading when not sampled).
 fn softnet_facts(out: &mut String, facts: &Facts) {
-    match &facts.softnet {
-        Some(Fact::Value(rows)) => {
-            for r in rows {
-                let _ = writeln!(
-                    out,
-                    "softnet  cpu{} processed {} dropped {} time_squeeze {} (host-wide)",
-                    r.cpu, r.processed, r.dropped, r.time_squeeze
-                );
+    let softnet = |r: &facts::softnet::SoftnetCpu| {
+        [
+            ("processed", r.processed),
+            ("dropped", r.dropped),
+            ("time_squeeze", r.time_squeeze),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    };
+    table_lines(
+        out,
+        "softnet ",
+        "host-wide",
+        &facts.softnet,
+        |r| r.cpu,
+        softnet,
+    );
+    let conntrack = |r: &facts::conntrack::CpuCounters| {
+        ["drop", "early_drop", "insert_failed"]
+            .iter()
+            .filter_map(|k| r.counters.get(*k).map(|v| ((*k).to_owned(), *v)))
+            .collect()
+    };
+    table_lines(
+        out,
+        "conntrack",
+        "this namespace",
+        &facts.conntrack_stat,
+        |r| r.cpu,
+        conntrack,
+    );
+    match facts.softirq_cpus.as_ref().map(|f| f.as_ref()) {
+        Some(Fact::Value(readings)) => match readings.sampled() {
+            Ok(facts::window::Sampled {
+                first,
+                second: Some(second),
+                window,
+            }) => {
+                let (cpus, notes) = facts::softirq::over_window(first, second);
+                for c in cpus {
+                    let share = c
+                        .share()
+                        .map_or("no ticks".to_owned(), |s| format!("{:.1}%", s * 100.0));
+                    let _ = writeln!(
+                        out,
+                        "softirq  cpu{} {share} of {} ticks in {window:.1}s, NET_RX +{}, ksoftirqd pid {} (host-wide)",
+                        c.cpu,
+                        c.total_ticks,
+                        c.net_rx.map_or("?".to_owned(), |n| n.to_string()),
+                        c.ksoftirqd_pid.map_or("?".to_owned(), |p| p.to_string())
+                    );
+                }
+                for note in notes {
+                    let _ = writeln!(out, "softirq  {note}");
+                }
             }
-        }
-        Some(Fact::Unknown(why)) => {
-            let _ = writeln!(out, "softnet  {}", unknown(why));
-        }
-        None => {}
-    }
-    match &facts.conntrack_stat {
-        Some(Fact::Value(rows)) => {
-            for r in rows {
-                let shown: Vec<String> = ["drop", "early_drop", "insert_failed"]
-                    .iter()
-                    .filter_map(|k| r.counters.get(*k).map(|v| format!("{k} {v}")))
-                    .collect();
-                let _ = writeln!(out, "conntrack cpu{} {}", r.cpu, shown.join(" "));
+            Ok(_) => {
+                let _ = writeln!(out, "softirq  read once, not sampled");
             }
-        }
-        Some(Fact::Unknown(why)) => {
-            let _ = writeln!(out, "conntrack {}", unknown(why));
-        }
-        None => {}
-    }
-    match &facts.softirq_cpus {
-        Some(Fact::Value(cpus)) => {
-            for c in cpus {
-                let _ = writeln!(
-                    out,
-                    "softirq  cpu{} {:.1}% of {} ticks, NET_RX {}, ksoftirqd pid {} (since boot, host-wide)",
-                    c.cpu,
-                    c.share() * 100.0,
-                    c.total_ticks,
-                    c.net_rx.map_or("?".to_owned(), |n| n.to_string()),
-                    c.ksoftirqd_pid.map_or("?".to_owned(), |p| p.to_string())
-                );
+            Err(why) => {
+                let _ = writeln!(out, "softirq  {}", unknown(why));
             }
-        }
+        },
         Some(Fact::Unknown(why)) => {
-            let _ = writeln!(out, "softirq  {}", unknown(why));
+            let _ = writeln!(out, "softirq  {}", unknown(&why));
         }
         None => {}
     }
@@ -340,6 +361,67 @@ fn softnet_facts(out: &mut String, facts: &Facts) {
             let _ = writeln!(out, "listeners {}", unknown(why));
         }
         None => {}
+    }
+}
+
+/// A per-CPU table read twice: each CPU's columns as "first → second (+growth)" over
+/// the window, or as read when it was read once.
+fn table_lines<R>(
+    out: &mut String,
+    label: &str,
+    scope: &str,
+    fact: &Option<Fact<facts::window::Readings<Vec<R>>>>,
+    cpu: impl Fn(&R) -> u32,
+    columns: impl Fn(&R) -> Vec<(String, u64)>,
+) {
+    let readings = match fact {
+        Some(Fact::Value(r)) => r,
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "{label} {}", unknown(why));
+            return;
+        }
+        None => return,
+    };
+    let sampled = match readings.sampled() {
+        Ok(s) => s,
+        Err(why) => {
+            let _ = writeln!(out, "{label} {}", unknown(why));
+            return;
+        }
+    };
+    let Some(second) = &sampled.second else {
+        for r in &sampled.first {
+            let shown: Vec<String> = columns(r).iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(
+                out,
+                "{label} cpu{} {} since boot, not sampled ({scope})",
+                cpu(r),
+                shown.join(" ")
+            );
+        }
+        return;
+    };
+    let (pairs, alone) = facts::window::paired(&sampled.first, second, &cpu);
+    for (a, b) in pairs {
+        let shown: Vec<String> = columns(a)
+            .into_iter()
+            .zip(columns(b))
+            .map(|((k, x), (_, y))| {
+                let growth =
+                    facts::window::u32_growth(x, y).map_or("?".to_owned(), |g| g.to_string());
+                format!("{k} {x} → {y} (+{growth})")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{label} cpu{} {} in {:.1}s ({scope})",
+            cpu(b),
+            shown.join(", "),
+            sampled.window
+        );
+    }
+    if let Some(note) = facts::window::left_out(&alone) {
+        let _ = writeln!(out, "{label} {note}");
     }
 }
 

@@ -4,6 +4,8 @@
 //! Pure: no I/O.
 
 use crate::facts::Fact;
+use crate::facts::counters::min_growth;
+use crate::facts::window::{Readings, left_out, paired, u32_growth};
 use crate::finding::{Evidence, Truth};
 use crate::playbook::{Compare, CompareOp, Scalar, Vars, scalar_text};
 
@@ -39,26 +41,79 @@ pub fn count(
     }
 }
 
-/// Compares the sum of per-CPU counters; the evidence shows each CPU's value.
-pub fn per_cpu_total(
+/// Compares the growth over the sampling window of a per-CPU counter that the kernel
+/// keeps as 32 bits, summed over the CPUs present in both readings (a second value
+/// below the first wrapped once at 2^32). The evidence shows each CPU's growth, the
+/// window and the since-boot totals. `value` reads the counter from a row (`None`: the
+/// row lacks it, and `missing` says so). Not sampled (the since-boot total was below
+/// the smallest growth that could fire): false, with that total as the evidence. A
+/// single since-boot reading decides nothing.
+#[allow(clippy::too_many_arguments)]
+pub fn per_cpu_growth<R>(
     fact: &str,
-    values: &[(u32, u64)],
+    readings: &Readings<Vec<R>>,
+    cpu: impl Fn(&R) -> u32,
+    value: impl Fn(&R) -> Option<u64>,
+    missing: &str,
     cmp: &Compare,
     vars: &Vars,
     out: &mut Outcome,
 ) -> Truth {
-    let total: u64 = values.iter().map(|(_, v)| v).sum();
-    let per_cpu: Vec<String> = values
-        .iter()
-        .map(|(cpu, v)| format!("cpu{cpu} {v}"))
-        .collect();
-    let observed = format!("{total} ({})", per_cpu.join(", "));
-    let label = total.to_string();
+    let sampled = match readings.sampled() {
+        Ok(s) => s,
+        Err(why) => return unknown(out, fact, why),
+    };
+    let column = |rows: &[R]| -> Option<Vec<(u32, u64)>> {
+        rows.iter().map(|r| Some((cpu(r), value(r)?))).collect()
+    };
+    let Some(first) = column(&sampled.first) else {
+        return unknown(out, fact, missing);
+    };
+    let Some(second) = &sampled.second else {
+        let since_boot: u64 = first.iter().map(|(_, v)| v).sum();
+        let needed = min_growth(cmp, vars);
+        if needed > 0 && since_boot < needed {
+            out.evidence.push(Evidence {
+                fact: fact.to_owned(),
+                observed: format!("{since_boot} since boot, not sampled"),
+                test: format!("{since_boot} since boot < {needed} needed to fire"),
+            });
+            return Truth::False;
+        }
+        return unknown(out, fact, "read once, not sampled over a window");
+    };
+    let Some(second) = column(second) else {
+        return unknown(out, fact, missing);
+    };
+    let (pairs, alone) = paired(&first, &second, |r| r.0);
+    if pairs.is_empty() {
+        return unknown(out, fact, "no CPU is in both readings");
+    }
+    let (mut growth, mut before, mut after) = (0u64, 0u64, 0u64);
+    let mut per_cpu = Vec::new();
+    for ((cpu, a), (_, b)) in pairs {
+        let Some(g) = u32_growth(*a, *b) else {
+            let why = format!("cpu{cpu} went from {a} to {b}: not a 32-bit counter's growth");
+            return unknown(out, fact, &why);
+        };
+        growth = growth.saturating_add(g);
+        before = before.saturating_add(*a);
+        after = after.saturating_add(*b);
+        per_cpu.push(format!("cpu{cpu} +{g}"));
+    }
+    let mut observed = format!(
+        "+{growth} in {:.1}s ({}; {before} → {after} since boot)",
+        sampled.window,
+        per_cpu.join(", ")
+    );
+    if let Some(note) = left_out(&alone) {
+        observed.push_str(&format!("; {note}"));
+    }
     compare(
         fact,
         &observed,
-        &Measured::Number(total as f64),
-        &label,
+        &Measured::Number(growth as f64),
+        &format!("+{growth}"),
         cmp,
         vars,
         out,

@@ -80,6 +80,9 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         }
         Condition::Any(list) => {
             let mut result = Truth::False;
+            // Only this `any`'s own unknowns are dropped when it holds, not those an
+            // enclosing `all` gathered before it.
+            let mut unknown = Vec::new();
             for c in list {
                 let mut sub = Outcome::default();
                 match eval(c, vars, facts, &mut sub) {
@@ -91,13 +94,13 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
                         if result == Truth::False {
                             result = Truth::Unknown;
                         }
-                        out.unknown.extend(sub.unknown);
+                        unknown.extend(sub.unknown);
                     }
                     Truth::False => {}
                 }
             }
-            if result == Truth::True {
-                out.unknown.clear();
+            if result != Truth::True {
+                out.unknown.extend(unknown);
             }
             result
         }

@@ -8,7 +8,9 @@
 //! room, `insert_failed` entries that lost an insertion race or hit the hash chain
 //! limit. The counters belong to the network namespace reading the file (read through
 //! /proc/thread-self/net, as the counters of /proc/net/netstat are); `entries` is the
-//! namespace's whole table, repeated on every row.
+//! namespace's whole table, repeated on every row. Each counter is an `unsigned int`
+//! (wraps at 2^32); the conditions compare growth over a sampling window
+//! ([`super::cpu_tables`]).
 
 use std::collections::BTreeMap;
 
@@ -24,6 +26,11 @@ const CONNTRACK_STAT: &str = "/proc/thread-self/net/stat/nf_conntrack";
 pub struct CpuCounters {
     pub cpu: u32,
     pub counters: BTreeMap<String, u64>,
+}
+
+/// A column summed over every CPU (`None`: no such column on some row).
+pub fn total(rows: &[CpuCounters], column: &str) -> Option<u64> {
+    rows.iter().map(|r| r.counters.get(column).copied()).sum()
 }
 
 /// Reads and parses the file; absent when the nf_conntrack module is not loaded.
@@ -94,6 +101,13 @@ mod tests {
         assert_eq!(rows[0].counters["insert_failed"], 2);
         assert_eq!((rows[1].cpu, rows[1].counters["early_drop"]), (1, 1));
         assert_eq!(rows[1].counters["entries"], 31);
+    }
+
+    #[test]
+    fn columns_sum_over_cpus() {
+        let rows = parse(TEXT).expect("parse");
+        assert_eq!(total(&rows, "drop"), Some(15));
+        assert_eq!(total(&rows, "no_such"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod conntrack;
 pub mod counters;
+pub mod cpu_tables;
 pub mod envfile;
 pub mod kmsg;
 pub mod kmsg_file;
@@ -25,6 +26,7 @@ pub mod softirq;
 pub mod softnet;
 pub mod sysctl_d;
 pub mod units;
+pub mod window;
 
 pub use counters::CounterSample;
 pub use oom::OomKill;
@@ -155,15 +157,18 @@ pub struct Facts {
     /// Configuration files under `--root` (sysctl.d, modules-load.d, link managers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<config::ConfigFacts>,
-    /// /proc/net/softnet_stat, one row per CPU (host-wide, not per namespace).
+    /// /proc/net/softnet_stat, one row per CPU (host-wide, not per namespace), read
+    /// twice a window apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub softnet: Option<Fact<Vec<softnet::SoftnetCpu>>>,
-    /// /proc/net/stat/nf_conntrack, one row per CPU (this namespace's counters).
+    pub softnet: Option<Fact<cpu_tables::SoftnetReadings>>,
+    /// /proc/net/stat/nf_conntrack, one row per CPU (this namespace's counters), read
+    /// twice a window apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conntrack_stat: Option<Fact<Vec<conntrack::CpuCounters>>>,
-    /// Softirq time per CPU (/proc/stat, /proc/softirqs), host-wide.
+    pub conntrack_stat: Option<Fact<cpu_tables::ConntrackReadings>>,
+    /// Softirq time per CPU (/proc/stat, /proc/softirqs), host-wide, read twice a
+    /// window apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub softirq_cpus: Option<Fact<Vec<softirq::SoftirqCpu>>>,
+    pub softirq_cpus: Option<Fact<cpu_tables::SoftirqReadings>>,
 }
 
 impl Facts {
@@ -197,13 +202,13 @@ impl Facts {
     pub fn listeners(&self) -> Fact<&Vec<sockets::Listener>> {
         gathered(&self.listeners)
     }
-    pub fn softnet(&self) -> Fact<&Vec<softnet::SoftnetCpu>> {
+    pub fn softnet(&self) -> Fact<&cpu_tables::SoftnetReadings> {
         gathered(&self.softnet)
     }
-    pub fn conntrack_stat(&self) -> Fact<&Vec<conntrack::CpuCounters>> {
+    pub fn conntrack_stat(&self) -> Fact<&cpu_tables::ConntrackReadings> {
         gathered(&self.conntrack_stat)
     }
-    pub fn softirq_cpus(&self) -> Fact<&Vec<softirq::SoftirqCpu>> {
+    pub fn softirq_cpus(&self) -> Fact<&cpu_tables::SoftirqReadings> {
         gathered(&self.softirq_cpus)
     }
     pub fn env_file(&self, path: &str) -> Fact<&Option<String>> {
@@ -251,12 +256,12 @@ pub struct FactRequest {
     pub listen_ports: bool,
     /// LISTEN sockets with their accept queues and owners are needed.
     pub listeners: bool,
-    /// /proc/net/softnet_stat is needed.
-    pub softnet: bool,
-    /// /proc/net/stat/nf_conntrack is needed.
-    pub conntrack_stat: bool,
-    /// Softirq time per CPU is needed.
-    pub softirq_cpus: bool,
+    /// /proc/net/softnet_stat is needed, read twice this far apart.
+    pub softnet: Option<window::Want>,
+    /// /proc/net/stat/nf_conntrack is needed, read twice.
+    pub conntrack_stat: Option<window::Want>,
+    /// Softirq time per CPU is needed, read twice.
+    pub softirq_cpus: Option<window::Want>,
 }
 
 impl FactRequest {
@@ -325,6 +330,11 @@ impl FactRequest {
             oom_kills: std::mem::take(&mut self.oom_kills),
             listen_ports: std::mem::take(&mut self.listen_ports),
             listeners: std::mem::take(&mut self.listeners),
+            // Sampled over the window, like the counters: read only for rules the
+            // cheap facts leave open, and their window overlaps the counters'.
+            softnet: self.softnet.take(),
+            conntrack_stat: self.conntrack_stat.take(),
+            softirq_cpus: self.softirq_cpus.take(),
             ..FactRequest::default()
         };
         (self, costly)
@@ -377,9 +387,15 @@ impl FactRequest {
             rings: self.rings.intersection(&other.rings).cloned().collect(),
             listen_ports: self.listen_ports && other.listen_ports,
             listeners: self.listeners && other.listeners,
-            softnet: self.softnet && other.softnet,
-            conntrack_stat: self.conntrack_stat && other.conntrack_stat,
-            softirq_cpus: self.softirq_cpus && other.softirq_cpus,
+            softnet: self.softnet.clone().filter(|_| other.softnet.is_some()),
+            conntrack_stat: self
+                .conntrack_stat
+                .clone()
+                .filter(|_| other.conntrack_stat.is_some()),
+            softirq_cpus: self
+                .softirq_cpus
+                .clone()
+                .filter(|_| other.softirq_cpus.is_some()),
         }
     }
 
@@ -394,12 +410,7 @@ impl FactRequest {
             Condition::Counter(cnt) => {
                 self.counters.insert(cnt.name.clone());
                 if cnt.measure == CounterMeasure::Growth {
-                    let window = cnt
-                        .window
-                        .as_ref()
-                        .and_then(|w| expand(w, vars).ok())
-                        .and_then(|w| humantime::parse_duration(&w).ok())
-                        .unwrap_or(counters::DEFAULT_WINDOW);
+                    let window = sample_window(cnt.window.as_ref(), vars);
                     let wanted = counters::Sampling {
                         window,
                         min_growth: counters::min_growth(&cnt.compare(), vars),
@@ -431,9 +442,26 @@ impl FactRequest {
                 self.links = true;
                 self.qdiscs = true;
             }
-            Condition::Softnet(_) => self.softnet = true,
-            Condition::ConntrackStat(_) => self.conntrack_stat = true,
-            Condition::SoftirqCpu(_) => self.softirq_cpus = true,
+            Condition::Softnet(s) => window::Want::add(
+                &mut self.softnet,
+                sample_window(s.window.as_ref(), vars),
+                s.stat.name(),
+                counters::min_growth(&s.compare(), vars),
+            ),
+            Condition::ConntrackStat(c) => window::Want::add(
+                &mut self.conntrack_stat,
+                sample_window(c.window.as_ref(), vars),
+                &c.name,
+                counters::min_growth(&c.compare(), vars),
+            ),
+            // A share over the window is not bounded by the since-boot share: always
+            // sampled (min growth 0).
+            Condition::SoftirqCpu(s) => window::Want::add(
+                &mut self.softirq_cpus,
+                sample_window(s.window.as_ref(), vars),
+                "softirq",
+                0,
+            ),
             Condition::ListenQueue(_) => {
                 self.listeners = true;
                 self.sysctls.insert(sockets::SOMAXCONN.to_owned());
@@ -441,6 +469,14 @@ impl FactRequest {
             Condition::All(_) | Condition::Any(_) | Condition::Not(_) => {}
         }
     }
+}
+
+/// A condition's sampling `window` (checked when loading), or the default.
+fn sample_window(window: Option<&String>, vars: &Vars) -> std::time::Duration {
+    window
+        .and_then(|w| expand(w, vars).ok())
+        .and_then(|w| humantime::parse_duration(&w).ok())
+        .unwrap_or(counters::DEFAULT_WINDOW)
 }
 
 /// Gathers the requested facts from the running system, in the calling thread's
@@ -454,6 +490,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     // The first counter readings; the window runs while the other facts are read.
     let sampling = (!request.counter_growth.is_empty() && options.recorded_samples.is_none())
         .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
+    let tables = cpu_tables::start(request, options);
     let collected_at = now_unix();
     let mut facts = Facts {
         format: FACTS_FORMAT,
@@ -504,15 +541,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
             .map(|(name, sample)| (name.clone(), sample.clone()))
             .collect();
     }
-    if request.softnet {
-        facts.softnet = Some(softnet::read());
-    }
-    if request.conntrack_stat {
-        facts.conntrack_stat = Some(conntrack::read());
-    }
-    if request.softirq_cpus {
-        facts.softirq_cpus = Some(softirq::read());
-    }
+    cpu_tables::finish(tables, request, options, &mut facts);
     facts
 }
 

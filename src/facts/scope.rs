@@ -36,6 +36,9 @@ pub struct GatherOptions {
     /// The TCP listeners seen while those counters were sampled, to use instead of
     /// reading them again (a saved plan re-derived at apply).
     pub recorded_listeners: Option<Fact<Vec<super::sockets::Listener>>>,
+    /// The per-CPU tables read over the window, to use instead of reading them again
+    /// (a saved plan re-derived at apply).
+    pub recorded_tables: Option<super::cpu_tables::Recorded>,
 }
 
 /// Where the kernel-log facts come from.

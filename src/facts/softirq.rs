@@ -1,7 +1,9 @@
 //! Softirq CPU time per CPU: the `softirq` column of each `cpuN` line of /proc/stat
 //! against the CPU's total, NET_RX of /proc/softirqs, and the pid of the CPU's
 //! `ksoftirqd/N` thread (from /proc/PID/comm), for the `perf record` an operator runs
-//! next. All since boot and host-wide (not per network namespace).
+//! next. Host-wide (not per network namespace). The file is read twice, a window apart
+//! ([`super::cpu_tables`]), and the share compared is the one over the window
+//! ([`over_window`]): a CPU busy in softirqs months ago says nothing about now.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fact, describe_io_error};
 
-/// One CPU's softirq time, since boot.
+/// One CPU's softirq time, since boot (one reading).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SoftirqCpu {
     pub cpu: u32,
@@ -26,15 +28,59 @@ pub struct SoftirqCpu {
     pub ksoftirqd_pid: Option<u32>,
 }
 
-impl SoftirqCpu {
-    /// The share of the CPU's time spent in softirqs, 0 to 1.
-    pub fn share(&self) -> f64 {
-        if self.total_ticks == 0 {
-            0.0
-        } else {
-            self.softirq_ticks as f64 / self.total_ticks as f64
-        }
+/// One CPU between two readings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuWindow {
+    pub cpu: u32,
+    /// Softirq ticks during the window.
+    pub softirq_ticks: u64,
+    /// Ticks in every state during the window.
+    pub total_ticks: u64,
+    /// NET_RX softirqs run during the window (a 32-bit count, wraps at 2^32).
+    pub net_rx: Option<u64>,
+    /// From the second reading.
+    pub ksoftirqd_pid: Option<u32>,
+}
+
+impl CpuWindow {
+    /// The share of the window the CPU spent in softirqs, 0 to 1; `None` when no tick
+    /// was counted (never divides by zero).
+    pub fn share(&self) -> Option<f64> {
+        (self.total_ticks > 0).then(|| self.softirq_ticks as f64 / self.total_ticks as f64)
     }
+}
+
+/// The CPUs of both readings, with what each counted during the window, and notes on
+/// the CPUs left out: in only one reading (brought on- or offline), or with ticks that
+/// went down.
+pub fn over_window(first: &[SoftirqCpu], second: &[SoftirqCpu]) -> (Vec<CpuWindow>, Vec<String>) {
+    let (pairs, alone) = super::window::paired(first, second, |c| c.cpu);
+    let mut notes: Vec<String> = super::window::left_out(&alone).into_iter().collect();
+    let mut cpus = Vec::new();
+    for (a, b) in pairs {
+        let (Some(softirq_ticks), Some(total_ticks)) = (
+            b.softirq_ticks.checked_sub(a.softirq_ticks),
+            b.total_ticks.checked_sub(a.total_ticks),
+        ) else {
+            notes.push(format!(
+                "cpu{}: ticks went down between the readings, left out",
+                b.cpu
+            ));
+            continue;
+        };
+        let net_rx = match (a.net_rx, b.net_rx) {
+            (Some(x), Some(y)) => super::window::u32_growth(x, y),
+            _ => None,
+        };
+        cpus.push(CpuWindow {
+            cpu: b.cpu,
+            softirq_ticks: softirq_ticks.min(total_ticks),
+            total_ticks,
+            net_rx,
+            ksoftirqd_pid: b.ksoftirqd_pid,
+        });
+    }
+    (cpus, notes)
 }
 
 pub fn read() -> Fact<Vec<SoftirqCpu>> {
@@ -139,10 +185,58 @@ mod tests {
         let cpus = parse_stat(stat).expect("parse");
         assert_eq!(cpus.len(), 2);
         assert_eq!((cpus[0].softirq_ticks, cpus[0].total_ticks), (100, 1000));
-        assert!((cpus[1].share() - 0.01).abs() < 1e-9);
         let softirqs = "                    CPU0       CPU1       \n          HI:          0          0\n      NET_RX:      48446      81216\n";
         let rx = parse_net_rx(softirqs);
         assert_eq!(rx.get(&1), Some(&81216));
+    }
+
+    fn cpu(cpu: u32, softirq_ticks: u64, total_ticks: u64, net_rx: Option<u64>) -> SoftirqCpu {
+        SoftirqCpu {
+            cpu,
+            softirq_ticks,
+            total_ticks,
+            net_rx,
+            ksoftirqd_pid: None,
+        }
+    }
+
+    #[test]
+    fn shares_are_over_the_window() {
+        // cpu0 spent 90% of its boot in softirqs but 1% of the window; cpu1 the reverse.
+        let first = [
+            cpu(0, 900, 1000, Some(10)),
+            cpu(1, 10, 1000, Some(0xffff_fffe)),
+        ];
+        let second = [cpu(0, 901, 1100, Some(15)), cpu(1, 60, 1100, Some(3))];
+        let (cpus, notes) = over_window(&first, &second);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(cpus[0].share(), Some(0.01));
+        assert_eq!(cpus[1].share(), Some(0.5));
+        assert_eq!((cpus[0].net_rx, cpus[1].net_rx), (Some(5), Some(5)));
+    }
+
+    #[test]
+    fn idle_vanished_and_rewound_cpus_are_left_out() {
+        let first = [
+            cpu(0, 5, 100, None),
+            cpu(1, 5, 100, None),
+            cpu(2, 5, 100, None),
+        ];
+        let second = [
+            cpu(0, 5, 100, None),
+            cpu(1, 4, 90, None),
+            cpu(3, 1, 2, None),
+        ];
+        let (cpus, notes) = over_window(&first, &second);
+        assert_eq!(cpus.len(), 1);
+        assert_eq!(
+            cpus[0].share(),
+            None,
+            "no ticks: no share, no division by zero"
+        );
+        assert_eq!(cpus[0].net_rx, None);
+        assert!(notes[0].starts_with("cpu2, cpu3 in only one"), "{notes:?}");
+        assert!(notes[1].starts_with("cpu1: ticks went down"), "{notes:?}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! netdev_budget_usecs. Since Linux 5.10 column 13 is the CPU's number (rows skip
 //! offline CPUs); before, the row's position is taken as the CPU.
 //!
-//! The file is host-wide: every network namespace sees the same rows.
+//! The file is host-wide: every network namespace sees the same rows. The kernel keeps
+//! and prints each counter as 32 bits, so they wrap at 2^32. The conditions compare
+//! growth over a sampling window ([`super::cpu_tables`]), never since-boot values.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,23 @@ pub struct SoftnetCpu {
     pub processed: u64,
     pub dropped: u64,
     pub time_squeeze: u64,
+}
+
+impl SoftnetCpu {
+    /// A column by the name the playbooks use: `processed`, `dropped`, `time_squeeze`.
+    pub fn column(&self, name: &str) -> Option<u64> {
+        match name {
+            "processed" => Some(self.processed),
+            "dropped" => Some(self.dropped),
+            "time_squeeze" => Some(self.time_squeeze),
+            _ => None,
+        }
+    }
+}
+
+/// A column summed over every CPU (`None`: no such column).
+pub fn total(rows: &[SoftnetCpu], column: &str) -> Option<u64> {
+    rows.iter().map(|r| r.column(column)).sum()
 }
 
 /// Reads and parses the file.
@@ -86,6 +105,15 @@ mod tests {
             (rows[1].cpu, rows[1].processed, rows[1].time_squeeze),
             (3, 0x185c9, 31)
         );
+    }
+
+    #[test]
+    fn columns_sum_over_cpus() {
+        let rows =
+            parse("00000001 00000002 00000003\n00000004 00000005 00000006\n").expect("parse");
+        assert_eq!(total(&rows, "dropped"), Some(7));
+        assert_eq!(total(&rows, "time_squeeze"), Some(9));
+        assert_eq!(total(&rows, "nope"), None);
     }
 
     #[test]

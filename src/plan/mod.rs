@@ -100,6 +100,14 @@ pub struct MadeFrom {
     /// apply re-derives the plan with them too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listeners: Option<crate::facts::Fact<Vec<crate::facts::sockets::Listener>>>,
+    /// The per-CPU tables (softnet_stat, the conntrack statistics, softirq time) read
+    /// twice over the window when the plan was made: growth is part of what was
+    /// reviewed, so apply re-derives the plan with these readings too.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::facts::cpu_tables::Recorded::is_empty"
+    )]
+    pub cpu_tables: crate::facts::cpu_tables::Recorded,
 }
 
 /// One playbook a plan was made from: where it came from, its digest and its text.

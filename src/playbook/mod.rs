@@ -502,8 +502,14 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             check_counter_window(cnt, vars, out);
         }
         Condition::Sockets(s) => check_compare(&s.compare(), "sockets", vars, out),
-        Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
-        Condition::SoftirqCpu(s) => check_compare(&s.compare(), "softirq_cpu", vars, out),
+        Condition::Softnet(s) => {
+            check_compare(&s.compare(), "softnet", vars, out);
+            check_sample_window(s.window.as_ref(), "softnet", vars, out);
+        }
+        Condition::SoftirqCpu(s) => {
+            check_compare(&s.compare(), "softirq_cpu", vars, out);
+            check_sample_window(s.window.as_ref(), "softirq_cpu", vars, out);
+        }
         Condition::ListenQueue(_) => {}
         Condition::ConntrackStat(c) => {
             if !valid_name(&c.name) {
@@ -516,6 +522,7 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
                 ));
             }
             check_compare(&c.compare(), "conntrack_stat", vars, out);
+            check_sample_window(c.window.as_ref(), "conntrack_stat", vars, out);
         }
         Condition::Link(l) => {
             check_glob(&l.name, vars, out);
@@ -571,16 +578,22 @@ fn check_counter_window(cnt: &CounterCondition, vars: &Vars, out: &mut Vec<Probl
         ));
         return;
     }
+    check_sample_window(Some(window), "counter", vars, out);
+}
+
+/// A sampling `window`: a duration above 0 and up to 60s.
+fn check_sample_window(window: Option<&String>, what: &str, vars: &Vars, out: &mut Vec<Problem>) {
+    let Some(window) = window else { return };
     match vars::expand(window, vars).map(|w| (humantime::parse_duration(&w), w)) {
         Err(e) => out.push((window.clone(), e)),
         Ok((Ok(d), _)) if !d.is_zero() && d.as_secs() <= 60 => {}
         Ok((Ok(_), w)) => out.push((
             window.clone(),
-            format!("counter `window: {w}` must be above 0 and at most 60s"),
+            format!("{what} `window: {w}` must be above 0 and at most 60s"),
         )),
         Ok((Err(e), w)) => out.push((
             window.clone(),
-            format!("counter `window: {w}` is not a duration ({e}); write e.g. 2s, 500ms"),
+            format!("{what} `window: {w}` is not a duration ({e}); write e.g. 2s, 500ms"),
         )),
     }
 }

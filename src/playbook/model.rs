@@ -234,29 +234,45 @@ measured_condition! {
 }
 
 measured_condition! {
-    /// Compares a column of /proc/net/softnet_stat, summed over every CPU. The file is
+    /// Compares the growth of a column of /proc/net/softnet_stat over a sampling
+    /// window, summed over every CPU (never the since-boot value). The file is
     /// host-wide: the same in every network namespace.
     SoftnetCondition {
         /// The column: `dropped` (the per-CPU input backlog was full) or
         /// `time_squeeze` (a receive softirq ran out of budget with work left).
         stat: SoftnetStat,
+        /// How long to sample: the table is read, and read again this long after
+        /// (default 1s, at most 60s); `tune plan --sample-window` overrides it.
+        #[serde(default)]
+        window: Option<String>,
     }
 }
 
 measured_condition! {
-    /// Compares a column of /proc/net/stat/nf_conntrack (the namespace's connection
-    /// tracking events), summed over every CPU.
+    /// Compares the growth of a column of /proc/net/stat/nf_conntrack (the
+    /// namespace's connection tracking events) over a sampling window, summed over
+    /// every CPU (never the value since the module loaded).
     ConntrackStatCondition {
         /// The column as the file's header names it: `drop`, `early_drop`,
         /// `insert_failed`, ...
         name: String,
+        /// How long to sample: the table is read, and read again this long after
+        /// (default 1s, at most 60s); `tune plan --sample-window` overrides it.
+        #[serde(default)]
+        window: Option<String>,
     }
 }
 
 measured_condition! {
-    /// Compares the largest share (0 to 1) of a CPU's time spent in softirqs, from
-    /// /proc/stat since boot (host-wide). For report-only rules.
-    SoftirqCpuCondition {}
+    /// Compares the largest share (0 to 1) of a CPU's time spent in softirqs over a
+    /// sampling window, from two readings of /proc/stat (host-wide). For report-only
+    /// rules.
+    SoftirqCpuCondition {
+        /// How long to sample: the table is read, and read again this long after
+        /// (default 1s, at most 60s); `tune plan --sample-window` overrides it.
+        #[serde(default)]
+        window: Option<String>,
+    }
 }
 
 /// Holds when the accept queue of a TCP listener (IPv4 or IPv6, read through
