@@ -398,6 +398,7 @@ impl PlaybookSet {
             root: (config.root != Path::new("/")).then(|| config.root.display().to_string()),
             counter_samples: observed.counters,
             listeners: observed.listeners,
+            rx_drops: observed.rx_drops,
         })
     }
 }
@@ -487,6 +488,7 @@ fn make_plan(
 struct Observed {
     counters: BTreeMap<String, facts::Fact<facts::counters::CounterSample>>,
     listeners: Option<facts::Fact<Vec<facts::sockets::Listener>>>,
+    rx_drops: Option<facts::Fact<facts::rx_drops::RxDropSamples>>,
 }
 
 fn make_plan_sampled(
@@ -519,6 +521,7 @@ fn make_plan_sampled(
         Observed {
             counters: facts.counter_samples,
             listeners: facts.listeners,
+            rx_drops: facts.rx_drop_samples,
         }
     };
     Ok((plan, samples))
@@ -659,6 +662,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             options.recorded_samples = plan.made_from.as_ref().map(|m| m.counter_samples.clone());
             options.root = Some(recorded.config.root()?);
             options.recorded_listeners = plan.made_from.as_ref().and_then(|m| m.listeners.clone());
+            options.recorded_rx_drops = plan.made_from.as_ref().and_then(|m| m.rx_drops.clone());
             verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             print_out(&format!(

@@ -65,6 +65,7 @@ impl ObserveArgs {
             recorded_samples: None,
             root: None,
             recorded_listeners: None,
+            recorded_rx_drops: None,
         })
     }
 }

@@ -144,6 +144,7 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         root: _,
         counter_samples: _,
         listeners: _,
+        rx_drops: _,
     } = made_from;
     if let Some(facts) = facts {
         if facts.format != crate::facts::FACTS_FORMAT {

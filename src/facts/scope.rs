@@ -36,6 +36,9 @@ pub struct GatherOptions {
     /// The TCP listeners seen while those counters were sampled, to use instead of
     /// reading them again (a saved plan re-derived at apply).
     pub recorded_listeners: Option<Fact<Vec<super::sockets::Listener>>>,
+    /// The link drop counters read twice when the plan was made, to use instead of
+    /// sampling again (a saved plan re-derived at apply).
+    pub recorded_rx_drops: Option<Fact<super::rx_drops::RxDropSamples>>,
 }
 
 /// Where the kernel-log facts come from.

@@ -1,19 +1,60 @@
 //! `set_rx_ring`: the RX ring changes a fix asks for, from the ring sizes in the facts.
+//!
+//! Pure: no I/O. When the rule has `rx_drops` conditions (reachable without `not`),
+//! only the links they matched are raised (and only those the action's glob names);
+//! otherwise every link the glob names.
 
-use crate::detect::net::{links, pattern};
+use std::collections::BTreeSet;
+
+use crate::detect::net::{links, pattern, target_conditions};
+use crate::detect::rx_drops::matched_links;
 use crate::facts::{Fact, Facts};
-use crate::playbook::{RingTarget, SetRxRing, Vars};
+use crate::playbook::{Condition, RingTarget, SetRxRing, Vars};
 
 use super::mutation::Mutation;
 use super::net::Planned;
 
-/// One change per matched link whose RX ring is below the target; links already there
+/// The links (ifindex, name) the rule's `rx_drops` conditions matched, or `None` when
+/// it has none.
+fn chosen(
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+) -> Result<Option<BTreeSet<(u32, String)>>, String> {
+    let mut conds = Vec::new();
+    target_conditions(detect, &mut conds);
+    let mut out: Option<BTreeSet<(u32, String)>> = None;
+    for c in conds {
+        if let Condition::RxDrops(d) = c {
+            out.get_or_insert_with(BTreeSet::new)
+                .extend(matched_links(d, facts, vars)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One change per target link whose RX ring is below the target; links already there
 /// and links whose driver has no ring parameters need none.
-pub fn plan_set_rx_ring(a: &SetRxRing, vars: &Vars, facts: &Facts) -> Planned {
+pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &Facts) -> Planned {
     let result = (|| {
         let glob = pattern(&a.link, vars)?;
+        let chosen = chosen(detect, vars, facts)?;
         let mut out = Vec::new();
         for link in links(facts)?.iter().filter(|l| glob.matches(&l.name)) {
+            if let Some(chosen) = &chosen
+                && !chosen.iter().any(|(_, name)| *name == link.name)
+            {
+                continue;
+            }
+            if let Some(chosen) = &chosen
+                && !chosen.contains(&(link.index, link.name.clone()))
+            {
+                out.push(Err(format!(
+                    "{} has another ifindex ({}) than when its drops were sampled: it was re-created; plan again",
+                    link.name, link.index
+                )));
+                continue;
+            }
             out.push(match facts.rings.get(&link.name) {
                 None => Err(format!("rings of {}: not gathered", link.name)),
                 Some(Fact::Unknown(why)) => Err(format!("rings of {}: {why}", link.name)),
@@ -57,6 +98,11 @@ mod tests {
         }
     }
 
+    /// A detection with no `rx_drops` condition: every link the glob names.
+    fn always() -> Condition {
+        serde_yaml::from_str("link: {}").unwrap()
+    }
+
     fn sizes(rx: u32, rx_max: u32) -> Fact<Option<RingSizes>> {
         Fact::Value(Some(RingSizes {
             rx,
@@ -84,7 +130,7 @@ mod tests {
             link: "eth*".into(),
             to: RingTarget::Max,
         };
-        let out = plan_set_rx_ring(&a, &Vars::default(), &facts);
+        let out = plan_set_rx_ring(&always(), &a, &Vars::default(), &facts);
         assert_eq!(
             out,
             vec![
@@ -116,7 +162,7 @@ mod tests {
             link: "eth0".into(),
             to: RingTarget::Max,
         };
-        let out = plan_set_rx_ring(&a, &Vars::default(), &facts);
+        let out = plan_set_rx_ring(&always(), &a, &Vars::default(), &facts);
         assert_eq!(out, vec![Err("rings of eth0: EPERM".into())]);
     }
 }

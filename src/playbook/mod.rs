@@ -58,6 +58,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../playbooks/conntrack-sizing.yml"),
     ),
     ("softirq.yml", include_str!("../../playbooks/softirq.yml")),
+    ("nic-ring.yml", include_str!("../../playbooks/nic-ring.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -505,6 +506,13 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         Condition::Softnet(s) => check_compare(&s.compare(), "softnet", vars, out),
         Condition::SoftirqCpu(s) => check_compare(&s.compare(), "softirq_cpu", vars, out),
         Condition::ListenQueue(_) => {}
+        Condition::RxDrops(d) => {
+            check_glob(&d.link, vars, out);
+            check_compare(&d.compare(), "rx_drops", vars, out);
+            if let Some(window) = &d.window {
+                check_sample_window(window, "rx_drops", vars, out);
+            }
+        }
         Condition::ConntrackStat(c) => {
             if !valid_name(&c.name) {
                 out.push((
@@ -571,16 +579,21 @@ fn check_counter_window(cnt: &CounterCondition, vars: &Vars, out: &mut Vec<Probl
         ));
         return;
     }
+    check_sample_window(window, "counter", vars, out);
+}
+
+/// A sampling `window` (counter growth, link drop growth): above 0, at most 60s.
+fn check_sample_window(window: &str, what: &str, vars: &Vars, out: &mut Vec<Problem>) {
     match vars::expand(window, vars).map(|w| (humantime::parse_duration(&w), w)) {
-        Err(e) => out.push((window.clone(), e)),
+        Err(e) => out.push((window.to_owned(), e)),
         Ok((Ok(d), _)) if !d.is_zero() && d.as_secs() <= 60 => {}
         Ok((Ok(_), w)) => out.push((
-            window.clone(),
-            format!("counter `window: {w}` must be above 0 and at most 60s"),
+            window.to_owned(),
+            format!("{what} `window: {w}` must be above 0 and at most 60s"),
         )),
         Ok((Err(e), w)) => out.push((
-            window.clone(),
-            format!("counter `window: {w}` is not a duration ({e}); write e.g. 2s, 500ms"),
+            window.to_owned(),
+            format!("{what} `window: {w}` is not a duration ({e}); write e.g. 2s, 500ms"),
         )),
     }
 }
