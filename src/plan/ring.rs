@@ -165,4 +165,50 @@ mod tests {
         let out = plan_set_rx_ring(&always(), &a, &Vars::default(), &facts);
         assert_eq!(out, vec![Err("rings of eth0: EPERM".into())]);
     }
+
+    #[test]
+    fn an_rx_drops_condition_chooses_the_links_and_a_recreated_link_is_an_error() {
+        use crate::facts::net::RxDrops;
+        use crate::facts::rx_drops::{LinkDropSample, RxDropSamples};
+        let grew = |index: u32, name: &str| LinkDropSample {
+            index,
+            name: name.into(),
+            first: RxDrops::default(),
+            second: Some(RxDrops {
+                rx_missed_errors: 50,
+                ..RxDrops::default()
+            }),
+        };
+        let quiet = LinkDropSample {
+            second: Some(RxDrops::default()),
+            ..grew(3, "eth1")
+        };
+        let mut facts = Facts {
+            links: Fact::Value(vec![link(2, "eth0"), link(3, "eth1"), link(4, "eth2")]),
+            rx_drop_samples: Some(Fact::Value(RxDropSamples {
+                window: 1.0,
+                sampled: true,
+                // eth2 was re-created after the sample (index 9 then, 4 now).
+                links: vec![grew(2, "eth0"), quiet, grew(9, "eth2")],
+            })),
+            ..Facts::default()
+        };
+        facts.rings.insert("eth0".into(), sizes(256, 4096));
+        facts.rings.insert("eth1".into(), sizes(256, 4096));
+        facts.rings.insert("eth2".into(), sizes(256, 4096));
+        let detect: Condition =
+            serde_yaml::from_str("rx_drops: {link: 'eth*', stat: ring, above: 0, ring: below_max}")
+                .unwrap();
+        let a = SetRxRing {
+            link: "eth*".into(),
+            to: RingTarget::Max,
+        };
+        let out = plan_set_rx_ring(&detect, &a, &Vars::default(), &facts);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(&out[0], Ok(Some(Mutation::RxRing { link, .. })) if link == "eth0"));
+        assert!(
+            matches!(&out[1], Err(e) if e.contains("re-created")),
+            "{out:?}"
+        );
+    }
 }
