@@ -399,6 +399,7 @@ impl PlaybookSet {
             counter_samples: observed.counters,
             listeners: observed.listeners,
             cpu_tables: observed.cpu_tables,
+            rx_drops: observed.rx_drops,
         })
     }
 }
@@ -489,6 +490,7 @@ struct Observed {
     counters: BTreeMap<String, facts::Fact<facts::counters::CounterSample>>,
     listeners: Option<facts::Fact<Vec<facts::sockets::Listener>>>,
     cpu_tables: facts::cpu_tables::Recorded,
+    rx_drops: Option<facts::Fact<facts::rx_drops::RxDropSamples>>,
 }
 
 fn make_plan_sampled(
@@ -522,6 +524,7 @@ fn make_plan_sampled(
             cpu_tables: facts::cpu_tables::Recorded::of(&facts),
             counters: facts.counter_samples,
             listeners: facts.listeners,
+            rx_drops: facts.rx_drop_samples,
         }
     };
     Ok((plan, samples))
@@ -663,6 +666,7 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             options.root = Some(recorded.config.root()?);
             options.recorded_listeners = plan.made_from.as_ref().and_then(|m| m.listeners.clone());
             options.recorded_tables = plan.made_from.as_ref().map(|m| m.cpu_tables.clone());
+            options.recorded_rx_drops = plan.made_from.as_ref().and_then(|m| m.rx_drops.clone());
             verify::rederive(path, &plan, &recorded, &options).with_context(refused)?;
             print_out(&render::plan(&plan, recorded.set.playbooks.len()))?;
             print_out(&format!(

@@ -66,6 +66,7 @@ impl ObserveArgs {
             root: None,
             recorded_listeners: None,
             recorded_tables: None,
+            recorded_rx_drops: None,
         })
     }
 }

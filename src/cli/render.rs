@@ -533,6 +533,47 @@ fn link_relations(l: &crate::facts::net::Link) -> String {
     s
 }
 
+/// The links' receive-drop counters at both readings (links that never dropped are
+/// summed up in one line).
+fn rx_drop_facts(out: &mut String, facts: &Facts) {
+    let s = match &facts.rx_drop_samples {
+        Some(Fact::Value(s)) => s,
+        Some(Fact::Unknown(why)) => {
+            let _ = writeln!(out, "rxdrops  {}", unknown(why));
+            return;
+        }
+        None => return,
+    };
+    let reading = |d: &crate::facts::net::RxDrops| {
+        format!(
+            "missed {} fifo {} dropped {}",
+            d.rx_missed_errors, d.rx_fifo_errors, d.rx_dropped
+        )
+    };
+    let mut clean = 0;
+    for l in &s.links {
+        let d = &l.first;
+        if l.second.is_none_or(|second| second == *d)
+            && d.rx_missed_errors + d.rx_fifo_errors + d.rx_dropped == 0
+        {
+            clean += 1;
+            continue;
+        }
+        let then = match (&l.second, s.sampled) {
+            (Some(second), _) => format!(" → {} after {:.1}s", reading(second), s.window),
+            (None, true) => " (gone at the second reading)".to_owned(),
+            (None, false) => String::new(),
+        };
+        let _ = writeln!(out, "rxdrops  {} #{} {}{then}", l.name, l.index, reading(d));
+    }
+    let sampled = if s.sampled {
+        format!("sampled over {:.1}s", s.window)
+    } else {
+        "not sampled: none could have grown enough".to_owned()
+    };
+    let _ = writeln!(out, "rxdrops  {clean} link(s) never dropped; {sampled}");
+}
+
 fn net_facts(out: &mut String, facts: &Facts) {
     if gathered(&facts.links) {
         match &facts.links {
@@ -559,6 +600,7 @@ fn net_facts(out: &mut String, facts: &Facts) {
             }
         }
     }
+    rx_drop_facts(out, facts);
     match &facts.listen_ports {
         Some(Fact::Value(ports)) => {
             let ports: Vec<String> = ports.iter().map(u16::to_string).collect();

@@ -145,6 +145,7 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         counter_samples: _,
         listeners: _,
         cpu_tables: _,
+        rx_drops: _,
     } = made_from;
     if let Some(facts) = facts {
         if facts.format != crate::facts::FACTS_FORMAT {

@@ -12,7 +12,8 @@
 //! kills), `softnet` (per-CPU receive backlog drops and budget squeezes), `conntrack`
 //! (`conntrack_stat`, per-CPU connection-tracking events), `softirq` (`softirq_cpu`,
 //! the busiest CPU's softirq share), `listen` (`listen_queue`, which limit caps each
-//! listener's accept queue); sockets are plain comparisons
+//! listener's accept queue), `rx_drops` (a link's receive-drop counters grown over the
+//! window, with its RX ring); sockets are plain comparisons
 //! ([`compare::count`]).
 
 pub mod compare;
@@ -22,6 +23,7 @@ pub mod jvm;
 pub mod kmsg;
 pub mod listen;
 pub mod net;
+pub mod rx_drops;
 pub mod softirq;
 pub mod softnet;
 pub mod sysctl;
@@ -139,6 +141,7 @@ fn eval(c: &Condition, vars: &Vars, facts: &Facts, out: &mut Outcome) -> Truth {
         Condition::ConntrackStat(c) => conntrack::eval(c, vars, facts, out),
         Condition::SoftirqCpu(s) => softirq::eval(s, vars, facts, out),
         Condition::ListenQueue(l) => listen::eval(l, facts, out),
+        Condition::RxDrops(d) => rx_drops::eval(d, vars, facts, out),
     }
 }
 

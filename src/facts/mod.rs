@@ -20,6 +20,7 @@ pub mod networkd;
 pub mod oom;
 pub mod processes;
 pub mod ring;
+pub mod rx_drops;
 pub mod scope;
 pub mod sockets;
 pub mod softirq;
@@ -146,6 +147,10 @@ pub struct Facts {
     /// `null` for a link whose driver has no ring parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rings: BTreeMap<String, Fact<Option<ring::RingSizes>>>,
+    /// Every link's receive-drop counters read twice, a window apart, when a rule
+    /// looks at their growth (`rx_drops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_drop_samples: Option<Fact<rx_drops::RxDropSamples>>,
     /// TCP ports with a LISTEN socket (IPv4 + IPv6, sock_diag), sorted, when a fix
     /// widens `net.ipv4.ip_local_port_range`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,6 +257,8 @@ pub struct FactRequest {
     pub qdiscs: bool,
     /// Link name globs whose ring sizes are needed (`set_rx_ring`).
     pub rings: ring::Wanted,
+    /// Link drop counters to read twice (`rx_drops`).
+    pub rx_drops: rx_drops::Wanted,
     /// The ports of LISTEN sockets are needed (a fix widens the ephemeral port range).
     pub listen_ports: bool,
     /// LISTEN sockets with their accept queues and owners are needed.
@@ -306,7 +313,10 @@ impl FactRequest {
                         }
                         Action::SetRxRing(r) => {
                             req.links = true;
-                            if let Ok(glob) = expand(&r.link, vars)
+                            // With an `rx_drops` condition, the rings read are those
+                            // of the links whose drops grew.
+                            if !rx_drops::chooses_targets(&rule.detect)
+                                && let Ok(glob) = expand(&r.link, vars)
                                 && !glob.is_empty()
                             {
                                 req.rings.insert(glob);
@@ -324,6 +334,7 @@ impl FactRequest {
     pub fn split_costly(mut self) -> (FactRequest, FactRequest) {
         let costly = FactRequest {
             counter_growth: std::mem::take(&mut self.counter_growth),
+            rx_drops: std::mem::take(&mut self.rx_drops),
             socket_states: std::mem::take(&mut self.socket_states),
             kernel_log: std::mem::take(&mut self.kernel_log),
             process_comms: std::mem::take(&mut self.process_comms),
@@ -385,6 +396,11 @@ impl FactRequest {
             links: self.links && other.links,
             qdiscs: self.qdiscs && other.qdiscs,
             rings: self.rings.intersection(&other.rings).cloned().collect(),
+            rx_drops: self
+                .rx_drops
+                .intersection(&other.rx_drops)
+                .cloned()
+                .collect(),
             listen_ports: self.listen_ports && other.listen_ports,
             listeners: self.listeners && other.listeners,
             softnet: self.softnet.clone().filter(|_| other.softnet.is_some()),
@@ -462,6 +478,9 @@ impl FactRequest {
                 "softirq",
                 0,
             ),
+            Condition::RxDrops(d) => {
+                self.rx_drops.insert(rx_drops::want(d, vars));
+            }
             Condition::ListenQueue(_) => {
                 self.listeners = true;
                 self.sysctls.insert(sockets::SOMAXCONN.to_owned());
@@ -491,6 +510,8 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     let sampling = (!request.counter_growth.is_empty() && options.recorded_samples.is_none())
         .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
     let tables = cpu_tables::start(request, options);
+    let drop_sampling = (!request.rx_drops.is_empty() && options.recorded_rx_drops.is_none())
+        .then(|| rx_drops::start(&request.rx_drops, options.sample_window));
     let collected_at = now_unix();
     let mut facts = Facts {
         format: FACTS_FORMAT,
@@ -542,6 +563,9 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
             .collect();
     }
     cpu_tables::finish(tables, request, options, &mut facts);
+    if !request.rx_drops.is_empty() {
+        rx_drops::finish_into(&mut facts, drop_sampling, &request.rx_drops, options);
+    }
     facts
 }
 
@@ -588,6 +612,9 @@ impl Facts {
             self.qdiscs = other.qdiscs;
         }
         self.rings.extend(other.rings);
+        if other.rx_drop_samples.is_some() {
+            self.rx_drop_samples = other.rx_drop_samples;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! NIC ring sizes per link (ethtool netlink, [`crate::kernel::ethtool`]), read only for
-//! the links a `set_rx_ring` fix names.
+//! the links a `set_rx_ring` fix names, or (for `rx_drops`) whose receive-drop
+//! counters grew over the sampling window ([`super::rx_drops`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,18 +45,27 @@ pub fn gather(
     links
         .iter()
         .filter(|l| wanted(l, globs))
-        .map(|l| {
-            let fact = match ethtool::rings(l.index) {
-                Ok(Rings::Sizes(s)) => Fact::Value(Some(RingSizes {
-                    rx: s.rx,
-                    rx_max: s.rx_max,
-                    tx: s.tx,
-                    tx_max: s.tx_max,
-                })),
-                Ok(Rings::Unsupported(_)) => Fact::Value(None),
-                Err(e) => Fact::Unknown(format!("ethtool rings: {e}")),
-            };
-            (l.name.clone(), fact)
-        })
+        .map(|l| (l.name.clone(), read(l.index)))
         .collect()
+}
+
+/// The rings of these links (ifindex, name).
+pub fn gather_links(links: &[(u32, String)]) -> BTreeMap<String, Fact<Option<RingSizes>>> {
+    links
+        .iter()
+        .map(|(index, name)| (name.clone(), read(*index)))
+        .collect()
+}
+
+fn read(index: u32) -> Fact<Option<RingSizes>> {
+    match ethtool::rings(index) {
+        Ok(Rings::Sizes(s)) => Fact::Value(Some(RingSizes {
+            rx: s.rx,
+            rx_max: s.rx_max,
+            tx: s.tx,
+            tx_max: s.tx_max,
+        })),
+        Ok(Rings::Unsupported(_)) => Fact::Value(None),
+        Err(e) => Fact::Unknown(format!("ethtool rings: {e}")),
+    }
 }

@@ -39,6 +39,9 @@ pub struct GatherOptions {
     /// The per-CPU tables read over the window, to use instead of reading them again
     /// (a saved plan re-derived at apply).
     pub recorded_tables: Option<super::cpu_tables::Recorded>,
+    /// The link drop counters read twice when the plan was made, to use instead of
+    /// sampling again (a saved plan re-derived at apply).
+    pub recorded_rx_drops: Option<Fact<super::rx_drops::RxDropSamples>>,
 }
 
 /// Where the kernel-log facts come from.

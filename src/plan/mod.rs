@@ -108,6 +108,10 @@ pub struct MadeFrom {
         skip_serializing_if = "crate::facts::cpu_tables::Recorded::is_empty"
     )]
     pub cpu_tables: crate::facts::cpu_tables::Recorded,
+    /// The link drop counters read twice when the plan was made (`rx_drops`): apply
+    /// re-derives the plan with these readings too (ring sizes and links are read live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_drops: Option<crate::facts::Fact<crate::facts::rx_drops::RxDropSamples>>,
 }
 
 /// One playbook a plan was made from: where it came from, its digest and its text.
@@ -244,7 +248,9 @@ pub fn plan(playbooks: &[(&LoadedPlaybook, &Vars)], facts: &Facts, findings: Vec
                         Action::DeleteRootQdisc(a) => {
                             errors_of(net::plan_delete_root_qdisc(&rule.detect, a, vars, facts))
                         }
-                        Action::SetRxRing(a) => errors_of(ring::plan_set_rx_ring(a, vars, facts)),
+                        Action::SetRxRing(a) => {
+                            errors_of(ring::plan_set_rx_ring(&rule.detect, a, vars, facts))
+                        }
                         Action::SetEnv(e) => {
                             envfile::plan_set_env(e, &rule.detect, vars, facts, &earlier)
                         }

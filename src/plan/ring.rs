@@ -1,19 +1,60 @@
 //! `set_rx_ring`: the RX ring changes a fix asks for, from the ring sizes in the facts.
+//!
+//! Pure: no I/O. When the rule has `rx_drops` conditions (reachable without `not`),
+//! only the links they matched are raised (and only those the action's glob names);
+//! otherwise every link the glob names.
 
-use crate::detect::net::{links, pattern};
+use std::collections::BTreeSet;
+
+use crate::detect::net::{links, pattern, target_conditions};
+use crate::detect::rx_drops::matched_links;
 use crate::facts::{Fact, Facts};
-use crate::playbook::{RingTarget, SetRxRing, Vars};
+use crate::playbook::{Condition, RingTarget, SetRxRing, Vars};
 
 use super::mutation::Mutation;
 use super::net::Planned;
 
-/// One change per matched link whose RX ring is below the target; links already there
+/// The links (ifindex, name) the rule's `rx_drops` conditions matched, or `None` when
+/// it has none.
+fn chosen(
+    detect: &Condition,
+    vars: &Vars,
+    facts: &Facts,
+) -> Result<Option<BTreeSet<(u32, String)>>, String> {
+    let mut conds = Vec::new();
+    target_conditions(detect, &mut conds);
+    let mut out: Option<BTreeSet<(u32, String)>> = None;
+    for c in conds {
+        if let Condition::RxDrops(d) = c {
+            out.get_or_insert_with(BTreeSet::new)
+                .extend(matched_links(d, facts, vars)?);
+        }
+    }
+    Ok(out)
+}
+
+/// One change per target link whose RX ring is below the target; links already there
 /// and links whose driver has no ring parameters need none.
-pub fn plan_set_rx_ring(a: &SetRxRing, vars: &Vars, facts: &Facts) -> Planned {
+pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &Facts) -> Planned {
     let result = (|| {
         let glob = pattern(&a.link, vars)?;
+        let chosen = chosen(detect, vars, facts)?;
         let mut out = Vec::new();
         for link in links(facts)?.iter().filter(|l| glob.matches(&l.name)) {
+            if let Some(chosen) = &chosen
+                && !chosen.iter().any(|(_, name)| *name == link.name)
+            {
+                continue;
+            }
+            if let Some(chosen) = &chosen
+                && !chosen.contains(&(link.index, link.name.clone()))
+            {
+                out.push(Err(format!(
+                    "{} has another ifindex ({}) than when its drops were sampled: it was re-created; plan again",
+                    link.name, link.index
+                )));
+                continue;
+            }
             out.push(match facts.rings.get(&link.name) {
                 None => Err(format!("rings of {}: not gathered", link.name)),
                 Some(Fact::Unknown(why)) => Err(format!("rings of {}: {why}", link.name)),
@@ -57,6 +98,11 @@ mod tests {
         }
     }
 
+    /// A detection with no `rx_drops` condition: every link the glob names.
+    fn always() -> Condition {
+        serde_yaml::from_str("link: {}").unwrap()
+    }
+
     fn sizes(rx: u32, rx_max: u32) -> Fact<Option<RingSizes>> {
         Fact::Value(Some(RingSizes {
             rx,
@@ -84,7 +130,7 @@ mod tests {
             link: "eth*".into(),
             to: RingTarget::Max,
         };
-        let out = plan_set_rx_ring(&a, &Vars::default(), &facts);
+        let out = plan_set_rx_ring(&always(), &a, &Vars::default(), &facts);
         assert_eq!(
             out,
             vec![
@@ -116,7 +162,53 @@ mod tests {
             link: "eth0".into(),
             to: RingTarget::Max,
         };
-        let out = plan_set_rx_ring(&a, &Vars::default(), &facts);
+        let out = plan_set_rx_ring(&always(), &a, &Vars::default(), &facts);
         assert_eq!(out, vec![Err("rings of eth0: EPERM".into())]);
+    }
+
+    #[test]
+    fn an_rx_drops_condition_chooses_the_links_and_a_recreated_link_is_an_error() {
+        use crate::facts::net::RxDrops;
+        use crate::facts::rx_drops::{LinkDropSample, RxDropSamples};
+        let grew = |index: u32, name: &str| LinkDropSample {
+            index,
+            name: name.into(),
+            first: RxDrops::default(),
+            second: Some(RxDrops {
+                rx_missed_errors: 50,
+                ..RxDrops::default()
+            }),
+        };
+        let quiet = LinkDropSample {
+            second: Some(RxDrops::default()),
+            ..grew(3, "eth1")
+        };
+        let mut facts = Facts {
+            links: Fact::Value(vec![link(2, "eth0"), link(3, "eth1"), link(4, "eth2")]),
+            rx_drop_samples: Some(Fact::Value(RxDropSamples {
+                window: 1.0,
+                sampled: true,
+                // eth2 was re-created after the sample (index 9 then, 4 now).
+                links: vec![grew(2, "eth0"), quiet, grew(9, "eth2")],
+            })),
+            ..Facts::default()
+        };
+        facts.rings.insert("eth0".into(), sizes(256, 4096));
+        facts.rings.insert("eth1".into(), sizes(256, 4096));
+        facts.rings.insert("eth2".into(), sizes(256, 4096));
+        let detect: Condition =
+            serde_yaml::from_str("rx_drops: {link: 'eth*', stat: ring, above: 0, ring: below_max}")
+                .unwrap();
+        let a = SetRxRing {
+            link: "eth*".into(),
+            to: RingTarget::Max,
+        };
+        let out = plan_set_rx_ring(&detect, &a, &Vars::default(), &facts);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(&out[0], Ok(Some(Mutation::RxRing { link, .. })) if link == "eth0"));
+        assert!(
+            matches!(&out[1], Err(e) if e.contains("re-created")),
+            "{out:?}"
+        );
     }
 }

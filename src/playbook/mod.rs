@@ -58,6 +58,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         include_str!("../../playbooks/conntrack-sizing.yml"),
     ),
     ("softirq.yml", include_str!("../../playbooks/softirq.yml")),
+    ("nic-ring.yml", include_str!("../../playbooks/nic-ring.yml")),
 ];
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -511,6 +512,11 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
             check_sample_window(s.window.as_ref(), "softirq_cpu", vars, out);
         }
         Condition::ListenQueue(_) => {}
+        Condition::RxDrops(d) => {
+            check_glob(&d.link, vars, out);
+            check_compare(&d.compare(), "rx_drops", vars, out);
+            check_sample_window(d.window.as_ref(), "rx_drops", vars, out);
+        }
         Condition::ConntrackStat(c) => {
             if !valid_name(&c.name) {
                 out.push((
@@ -585,7 +591,7 @@ fn check_counter_window(cnt: &CounterCondition, vars: &Vars, out: &mut Vec<Probl
 fn check_sample_window(window: Option<&String>, what: &str, vars: &Vars, out: &mut Vec<Problem>) {
     let Some(window) = window else { return };
     match vars::expand(window, vars).map(|w| (humantime::parse_duration(&w), w)) {
-        Err(e) => out.push((window.clone(), e)),
+        Err(e) => out.push((window.to_owned(), e)),
         Ok((Ok(d), _)) if !d.is_zero() && d.as_secs() <= 60 => {}
         Ok((Ok(_), w)) => out.push((
             window.clone(),

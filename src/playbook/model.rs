@@ -455,6 +455,75 @@ pub struct QdiscCondition {
     pub reorder_above: Option<Scalar>,
 }
 
+measured_condition! {
+    /// The growth of a link's receive-drop counters (IFLA_STATS64 of the link dump)
+    /// over a sampling window: the counters are read twice, a window apart, and only
+    /// the increase is compared (never the value since the device was created). The
+    /// comparisons apply to that increase. Fires when at least one link matches; every
+    /// matching link is a target of the rule's `set_rx_ring`. When no selected link has
+    /// dropped enough since it was created to make the comparison hold, the second
+    /// reading is skipped: a healthy host does not wait.
+    RxDropsCondition {
+        /// Glob on the interface name (`eth*`, `${link}`); default `*`.
+        #[serde(default = "any_name")]
+        link: String,
+        /// Which counter grows.
+        stat: RxDropStat,
+        /// Only links whose RX ring (ethtool netlink) is in this state; links whose
+        /// driver has no ring parameters (veth, loopback, bridges) then never match.
+        #[serde(default)]
+        ring: Option<RingState>,
+        /// How long to sample, e.g. `2s` (default 1s, at most 60s); `tune plan
+        /// --sample-window` overrides it.
+        #[serde(default)]
+        window: Option<String>,
+    }
+}
+
+/// A receive-drop counter of `struct rtnl_link_stats64`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RxDropStat {
+    /// `rx_missed_errors`: the NIC found no free descriptor in its RX ring (ethtool -S
+    /// rx_missed, netstat's RX-OVR).
+    Missed,
+    /// `rx_fifo_errors`: the NIC's receive FIFO overran (the host did not empty the
+    /// ring fast enough).
+    Fifo,
+    /// `missed` or `fifo`, whichever grew more (some drivers count one overrun in
+    /// both): the drops a larger RX ring can prevent.
+    Ring,
+    /// `rx_dropped` (netstat's RX-DRP): mostly drops in the stack after the ring
+    /// (unknown protocol, an inactive bond port, no memory, a full backlog), which a
+    /// larger ring does not prevent.
+    Dropped,
+}
+
+impl RxDropStat {
+    pub fn name(self) -> &'static str {
+        match self {
+            RxDropStat::Missed => "rx_missed_errors",
+            RxDropStat::Fifo => "rx_fifo_errors",
+            RxDropStat::Ring => "rx_missed_errors/rx_fifo_errors",
+            RxDropStat::Dropped => "rx_dropped",
+        }
+    }
+}
+
+/// A link's RX ring against the maximum its driver reports.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RingState {
+    /// The RX ring is smaller than its maximum: it can be raised.
+    BelowMax,
+    /// The RX ring is at its maximum: raising it is no longer a remedy.
+    AtMax,
+}
+
 /// Sets the MTU of every link that the rule's `link` conditions matched. Exactly one
 /// of `value` and `to_path`.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -641,6 +710,7 @@ pub enum Condition {
     ConntrackStat(ConntrackStatCondition),
     SoftirqCpu(SoftirqCpuCondition),
     ListenQueue(ListenQueueCondition),
+    RxDrops(RxDropsCondition),
 }
 
 /// A fix action: exactly one key per map.
@@ -760,6 +830,7 @@ single_key_enum!(Condition, RawCondition, "condition", {
     conntrack_stat => ConntrackStat(ConntrackStatCondition),
     softirq_cpu => SoftirqCpu(SoftirqCpuCondition),
     listen_queue => ListenQueue(ListenQueueCondition),
+    rx_drops => RxDrops(RxDropsCondition),
 });
 
 single_key_enum!(Action, RawAction, "fix action", {
