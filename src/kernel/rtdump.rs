@@ -68,6 +68,9 @@ const IFLA_VXLAN_LINK: u16 = 3;
 const IFLA_VXLAN_GROUP6: u16 = 16;
 const IFLA_VXLAN_LOCAL6: u16 = 17;
 /// Leave out the IPv6 statistics (the bulk of a link message) and VF statistics.
+/// Sent on every link request: IFLA_STATS64 (and IFLA_STATS) still come back with it
+/// (on 6.18 a veth's message shrinks from 1468 to 1124 bytes, both blocks kept), so
+/// there is no cheaper dump for rules that need no receive-drop counters.
 const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
