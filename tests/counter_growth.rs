@@ -1,5 +1,7 @@
 //! Counters read as rates (`measure: growth`): what `tune validate` accepts, and how a
-//! facts snapshot with both readings replays (`plan --facts`) without waiting.
+//! facts snapshot with both readings replays (`plan --facts`) without waiting; the
+//! `window` of the per-CPU table conditions (`softnet`, `conntrack_stat`,
+//! `softirq_cpu`), checked the same way.
 
 mod support;
 
@@ -7,13 +9,31 @@ use std::path::Path;
 
 use support::{text, tune};
 
-const RULE: &str = "name: g\ndescription: d\nrules:\n  - id: r\n    description: d\n    detect:\n      counter: {name: TcpExt.ListenOverflows, COND}\n    fix: []\n";
+const RULE: &str = "name: g\ndescription: d\nrules:\n  - id: r\n    description: d\n    detect:\n      DETECT\n    fix: []\n";
 
-fn validate(dir: &Path, cond: &str) -> (i32, String) {
+/// `tune validate` of a one-rule playbook g.yml detecting `detect`.
+fn validate_detect(dir: &Path, detect: &str) -> (i32, String) {
     let path = dir.join("g.yml");
-    std::fs::write(&path, RULE.replace("COND", cond)).expect("write");
+    std::fs::write(&path, RULE.replace("DETECT", detect)).expect("write");
     let out = tune(dir).arg("validate").arg(&path).output().expect("run");
     (out.status.code().unwrap_or(-1), text(&out))
+}
+
+fn validate(dir: &Path, cond: &str) -> (i32, String) {
+    validate_detect(
+        dir,
+        &format!("counter: {{name: TcpExt.ListenOverflows, {cond}}}"),
+    )
+}
+
+/// Each `(condition, message)`: refused, with the message, located in g.yml.
+fn refused(dir: &Path, cases: &[(&str, &str)], check: fn(&Path, &str) -> (i32, String)) {
+    for (cond, message) in cases {
+        let (code, out) = check(dir, cond);
+        assert_eq!(code, 1, "{cond}: {out}");
+        assert!(out.contains(message), "{cond}: {out}");
+        assert!(out.contains("g.yml:"), "located: {out}");
+    }
 }
 
 #[test]
@@ -23,34 +43,65 @@ fn validate_checks_the_sampling_window() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = validate(dir.path(), "measure: growth, above: 0");
     assert_eq!(code, 0, "the window has a default: {out}");
-    for (cond, message) in [
-        (
-            "window: 2s, above: 0",
-            "counter `window` needs `measure: growth`",
-        ),
-        (
-            "measure: growth, window: soon, above: 0",
-            "is not a duration",
-        ),
-        ("measure: growth, window: 5m, above: 0", "at most 60s"),
-        ("measure: growth, window: 0s, above: 0", "above 0"),
-        ("measure: rate, above: 0", "unknown variant `rate`"),
-        (
-            "measure: growth, growth_above: 0",
-            "unknown field `growth_above`",
-        ),
-    ] {
-        let (code, out) = validate(dir.path(), cond);
-        assert_eq!(code, 1, "{cond}: {out}");
-        assert!(out.contains(message), "{cond}: {out}");
-        assert!(out.contains("g.yml:"), "located: {out}");
-    }
+    refused(
+        dir.path(),
+        &[
+            (
+                "window: 2s, above: 0",
+                "counter `window` needs `measure: growth`",
+            ),
+            (
+                "measure: growth, window: soon, above: 0",
+                "is not a duration",
+            ),
+            ("measure: growth, window: 5m, above: 0", "at most 60s"),
+            ("measure: growth, window: 0s, above: 0", "above 0"),
+            ("measure: rate, above: 0", "unknown variant `rate`"),
+            (
+                "measure: growth, growth_above: 0",
+                "unknown field `growth_above`",
+            ),
+        ],
+        validate,
+    );
     let out = tune(dir.path())
         .args(["plan", "--sample-window", "2 days"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("at most 60s"), "{}", text(&out));
+}
+
+#[test]
+fn validate_checks_the_table_conditions_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for ok in [
+        "softnet: {stat: dropped, window: 500ms, above: 0}",
+        "conntrack_stat: {name: drop, window: 2s, above: 0}",
+        "softirq_cpu: {window: 3s, at_least: 0.2}",
+        "softnet: {stat: time_squeeze, above: 0}",
+    ] {
+        let (code, out) = validate_detect(dir.path(), ok);
+        assert_eq!(code, 0, "{ok}: {out}");
+    }
+    refused(
+        dir.path(),
+        &[
+            (
+                "softnet: {stat: dropped, window: 5m, above: 0}",
+                "softnet `window: 5m` must be above 0 and at most 60s",
+            ),
+            (
+                "conntrack_stat: {name: drop, window: soon, above: 0}",
+                "conntrack_stat `window: soon` is not a duration",
+            ),
+            (
+                "softirq_cpu: {window: 0s, at_least: 0.2}",
+                "softirq_cpu `window: 0s` must be above 0",
+            ),
+        ],
+        validate_detect,
+    );
 }
 
 /// Replays the listen-overflow golden facts with these counter readings.

@@ -211,3 +211,109 @@ fn compare_one(measured: &Measured, op: CompareOp, operand: &Scalar, vars: &Vars
         },
     }
 }
+
+#[cfg(test)]
+mod per_cpu_growth_tests {
+    use super::*;
+    use crate::facts::window::Sampled;
+
+    fn above_zero() -> Compare {
+        Compare {
+            above: Some(Scalar::Integer(0)),
+            ..Compare::default()
+        }
+    }
+
+    fn eval(readings: &Readings<Vec<(u32, Option<u64>)>>) -> (Truth, Outcome) {
+        let mut out = Outcome::default();
+        let truth = per_cpu_growth(
+            "f",
+            readings,
+            |r| r.0,
+            |r| r.1,
+            "no column",
+            &above_zero(),
+            &Vars::default(),
+            &mut out,
+        );
+        (truth, out)
+    }
+
+    fn window(
+        first: &[(u32, u64)],
+        second: Option<&[(u32, u64)]>,
+    ) -> Readings<Vec<(u32, Option<u64>)>> {
+        let rows = |r: &[(u32, u64)]| r.iter().map(|&(c, v)| (c, Some(v))).collect();
+        Readings::Window(Sampled {
+            first: rows(first),
+            second: second.map(rows),
+            window: 1.0,
+        })
+    }
+
+    #[test]
+    fn old_counts_without_growth_do_not_fire() {
+        let (truth, out) = eval(&window(&[(0, 3), (1, 0)], Some(&[(0, 3), (1, 0)])));
+        assert_eq!(truth, Truth::False);
+        assert_eq!(
+            out.evidence[0].observed,
+            "+0 in 1.0s (cpu0 +0, cpu1 +0; 3 → 3 since boot)"
+        );
+    }
+
+    #[test]
+    fn growth_fires_with_per_cpu_evidence_and_wraps_at_2_32() {
+        let (truth, out) = eval(&window(
+            &[(0, 3), (1, 0xffff_ffff)],
+            Some(&[(0, 15), (1, 1)]),
+        ));
+        assert_eq!(truth, Truth::True);
+        assert!(
+            out.evidence[0]
+                .observed
+                .starts_with("+14 in 1.0s (cpu0 +12, cpu1 +2;"),
+            "{:?}",
+            out.evidence
+        );
+    }
+
+    #[test]
+    fn undecidable_readings_are_unknown_never_fired() {
+        // A single since-boot reading from an older snapshot.
+        let (truth, out) = eval(&Readings::SinceBoot(vec![(0, Some(9))]));
+        assert_eq!(truth, Truth::Unknown);
+        assert!(
+            out.unknown[0].contains("one since-boot reading"),
+            "{:?}",
+            out.unknown
+        );
+        // Going down from above 2^32 is no 32-bit counter.
+        let (truth, _) = eval(&window(&[(0, 1 << 40)], Some(&[(0, 1)])));
+        assert_eq!(truth, Truth::Unknown);
+        // No CPU in both readings.
+        let (truth, out) = eval(&window(&[(0, 1)], Some(&[(1, 5)])));
+        assert_eq!(truth, Truth::Unknown);
+        assert!(
+            out.unknown[0].contains("no CPU is in both"),
+            "{:?}",
+            out.unknown
+        );
+        // A missing column.
+        let readings = Readings::Window(Sampled {
+            first: vec![(0, None)],
+            second: Some(vec![(0, None)]),
+            window: 1.0,
+        });
+        assert_eq!(eval(&readings).0, Truth::Unknown);
+    }
+
+    #[test]
+    fn unsampled_tables_decide_only_what_their_totals_prove() {
+        // 0 since boot: no growth above 0 is possible.
+        let (truth, out) = eval(&window(&[(0, 0), (1, 0)], None));
+        assert_eq!(truth, Truth::False);
+        assert_eq!(out.evidence[0].test, "0 since boot < 1 needed to fire");
+        // Counts that could have grown, but no second reading: undecided.
+        assert_eq!(eval(&window(&[(0, 4)], None)).0, Truth::Unknown);
+    }
+}

@@ -272,6 +272,28 @@ mod tests {
     }
 
     #[test]
+    fn a_second_reading_is_wanted_while_some_column_could_fire() {
+        let mut want = None;
+        Want::add(&mut want, Duration::from_secs(1), "dropped", 1);
+        Want::add(&mut want, Duration::from_secs(3), "time_squeeze", 5);
+        Want::add(&mut want, Duration::from_secs(2), "time_squeeze", 2);
+        let want = want.expect("want");
+        assert_eq!(want.window, Duration::from_secs(3), "the longest window");
+        assert_eq!(want.min_growth["time_squeeze"], 2, "the smallest threshold");
+        assert!(!want.needs_second(|c| Some(if c == "dropped" { 0 } else { 1 })));
+        assert!(want.needs_second(|c| Some(if c == "dropped" { 0 } else { 2 })));
+        assert!(
+            want.needs_second(|_| None),
+            "a missing column is read again"
+        );
+        let always = Want {
+            window: Duration::ZERO,
+            min_growth: BTreeMap::new(),
+        };
+        assert!(always.needs_second(|_| Some(0)));
+    }
+
+    #[test]
     fn a_reading_that_proves_nothing_does_not_wait() {
         let started = Instant::now();
         let got = start(Fact::Value(0u64), Duration::from_secs(30), |v| *v > 0)
