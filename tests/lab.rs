@@ -15,7 +15,7 @@
 //! Environment: `TUNE_LAB_CACHE` (default /var/cache/tune-lab, holding lab.env from the
 //! provisioning), `TUNE_LAB_KERNEL`, `TUNE_LAB_MODULES`, `TUNE_LAB_USERLAND`,
 //! `TUNE_LAB_QEMU`, `TUNE_LAB_BUSYBOX` (override lab.env), `TUNE_LAB_TIMEOUT` (seconds,
-//! default 270), `TUNE_LAB_WRITE_FIXTURES=1` (refresh tests/lab/fixtures from the VM),
+//! default 480), `TUNE_LAB_WRITE_FIXTURES=1` (refresh tests/lab/fixtures from the VM),
 //! `CI`.
 
 mod support;

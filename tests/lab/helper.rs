@@ -27,6 +27,7 @@ pub fn run(program: &str, args: &[String]) -> i32 {
                 parse(timeout_ms)?,
             )
         })(),
+        (_, ["hold", port, backlog]) => (|| hold(parse(port)?, parse(backlog)?))(),
         (_, ["udp-echo", addr]) => parse(addr).and_then(udp_echo),
         (_, ["udp-probe", addr, count]) => (|| udp_probe(parse(addr)?, parse(count)?))(),
         (_, ["qdisc-hex", ifname]) => qdisc_hex(ifname),
@@ -37,7 +38,7 @@ pub fn run(program: &str, args: &[String]) -> i32 {
             (|| udp_flood(parse(addr)?, parse(secs)?, parse(cpu)?))()
         }
         _ => Err(io::Error::other(format!(
-            "usage: labhelper burst PORT COUNT BACKLOG TIMEOUT_MS | udp-echo ADDR | \
+            "usage: labhelper burst PORT COUNT BACKLOG TIMEOUT_MS | hold PORT BACKLOG | udp-echo ADDR | \
              udp-probe ADDR COUNT | qdisc-hex IFNAME | same-plan A.json B.json | rings IFNAME | set-rx IFNAME N | udp-flood ADDR SECONDS CPU; java hog MIB (got {program} {args:?})"
         ))),
     };
@@ -129,6 +130,16 @@ fn listen_overflows() -> io::Result<u64> {
 /// Opens COUNT concurrent connections to a fresh never-accepting listener on PORT and
 /// holds them all open until the end, so every one needs its own local port and its
 /// own conntrack entry. Counts how each ended and how much ListenOverflows grew.
+/// Listens on PORT with BACKLOG and never accepts, until killed: a server that stays
+/// up between bursts, as a real one does (a burst's own listener lives only as long as
+/// its burst).
+fn hold(port: u16, backlog: i32) -> io::Result<()> {
+    let _listener = listener(port, backlog)?;
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 fn burst(port: u16, count: usize, backlog: i32, timeout_ms: u64) -> io::Result<()> {
     let overflows_before = listen_overflows()?;
     let _listener = listener(port, backlog)?;

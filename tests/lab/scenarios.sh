@@ -229,9 +229,16 @@ scenario_backlog() {
     RUN="ip netns exec lab5"
     ip netns add lab5 && $RUN ip link set lo up
     $RUN sh -c "echo 8 > $(sysctl_path net.core.somaxconn)"
+    # A server that stays up (backlog 4096, capped at 8 by listen(2)): the bursts'
+    # listeners come and go, and a plan that read the listeners between two bursts
+    # would find none at the cap (the lab's flake before this listener).
+    $RUN labhelper hold 5980 4096 &
+    hold_pid=$!
     DURING="labhelper burst 5990 64 4096 1500"
     sysctl_cycle net.core.somaxconn 8 overflows 6000 64 1500 ListenOverflows
     DURING=
+    kill "$hold_pid"
+    wait "$hold_pid" 2>/dev/null
     ip netns del lab5
     finish
 }

@@ -54,7 +54,7 @@ impl Config {
                 std::env::var("TUNE_LAB_TIMEOUT")
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .unwrap_or(270),
+                    .unwrap_or(480),
             ),
         };
         let hint = format!(
