@@ -100,14 +100,34 @@ fn rss(fields: &str) -> Option<u64> {
     total
 }
 
+/// What the lines of an OOM event start with (the regexes below say the rest).
+const PREFIXES: [&str; 6] = [
+    "memory: usage ",
+    "Task in ",
+    "Memory cgroup out of memory: ",
+    "Out of memory: ",
+    "oom-kill:",
+    "Killed process ",
+];
+
+/// What marks the start of an OOM event.
+const INVOKED: &str = " invoked oom-killer:";
+
+/// Every string that a line [`parse`] reads holds: the kernel log is searched for
+/// these before any line is parsed (`facts::kmsg::Wanted`).
+pub const MARKERS: [&str; 7] = [
+    INVOKED,
+    PREFIXES[0],
+    PREFIXES[1],
+    PREFIXES[2],
+    PREFIXES[3],
+    PREFIXES[4],
+    PREFIXES[5],
+];
+
 /// A cheap test that a line may match one of the regexes below.
 fn might_be_oom_line(msg: &str) -> bool {
-    msg.starts_with("memory: usage ")
-        || msg.starts_with("Task in ")
-        || msg.starts_with("Memory cgroup out of memory: ")
-        || msg.starts_with("Out of memory: ")
-        || msg.starts_with("oom-kill:")
-        || msg.starts_with("Killed process ")
+    PREFIXES.iter().any(|p| msg.starts_with(p))
 }
 
 /// What the lines of one OOM event said before its victim was named.
@@ -133,7 +153,7 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
     let mut event = Event::default();
     for line in lines {
         let msg = line.message.trim_end();
-        if msg.contains(" invoked oom-killer:") {
+        if msg.contains(INVOKED) {
             out.extend(event.announced.take());
             event = Event::default();
         } else if !might_be_oom_line(msg) {
