@@ -216,7 +216,7 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
             out.extend(event.announced.take());
             event = Event::default();
         } else if !might_be_oom_line(msg) {
-            // Most of the log: skip the regexes (and their compilation) for it.
+            // Most of the log: skip the parsers for it.
             continue;
         } else if let Some(limit) = memory_line(msg) {
             event.limit = limit.parse::<u64>().ok().map(|kb| kb.saturating_mul(1024));
