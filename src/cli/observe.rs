@@ -46,7 +46,7 @@ impl ObserveArgs {
     pub fn options(&self, ns: Option<&NetnsRecord>) -> Result<GatherOptions> {
         let kernel_log = match &self.kernel_log {
             Some(path) => {
-                let saved = kmsg_file::read(path).map_err(|e| anyhow!(e))?;
+                let saved = kmsg_file::open(path).map_err(|e| anyhow!(e))?;
                 Some((path.display().to_string(), saved))
             }
             None => None,

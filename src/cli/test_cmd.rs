@@ -329,7 +329,7 @@ fn run_case(case: &CaseDir, playbooks: &[LoadedPlaybook]) -> Result<(Option<Expe
     let mut facts = read_facts_file(&case.dir.join("facts.json"))?;
     if let Some(log) = expect.as_ref().and_then(|e| e.kernel_log.as_deref()) {
         let path = case.dir.join(log);
-        let saved = crate::facts::kmsg_file::read(&path).map_err(|e| anyhow::anyhow!(e))?;
+        let saved = crate::facts::kmsg_file::open(&path).map_err(|e| anyhow::anyhow!(e))?;
         let options = crate::facts::GatherOptions {
             kernel_log: Some((path.display().to_string(), saved)),
             ..Default::default()

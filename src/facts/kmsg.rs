@@ -13,14 +13,133 @@
 //! microseconds of the kernel's monotonic clock since boot; it is mapped to wall-clock
 //! time as `(realtime now - monotonic now) + USEC` (time spent suspended is not counted
 //! by that clock, so on a laptop that slept, old lines look more recent than they are).
+//!
+//! Only the lines the facts need become [`LogLine`]s: [`Wanted`] searches the raw
+//! bytes for the `kernel_log` patterns and the OOM markers first, and the rest of the
+//! log is checked (the syslog(2) text must be timestamped throughout) but never copied.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use regex::Regex;
 
-use super::{Fact, LogLine, describe_io_error};
+use super::{Fact, FactRequest, LogLine, describe_io_error};
+
+/// Which lines of the kernel log the facts need: those whose raw bytes hold one of the
+/// needles, the `kernel_log` patterns (when all are plain text) and the OOM markers of
+/// [`super::oom::MARKERS`]. A line of a message that matches is one that holds the
+/// needle, so nothing is missed; the matches are decided on the parsed message as
+/// before. A pattern that is a real regex needs every line.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// `None`: every line.
+    needles: Option<AhoCorasick>,
+}
+
+impl Wanted {
+    /// Every line (a full parse).
+    pub fn every_line() -> Wanted {
+        Wanted { needles: None }
+    }
+
+    /// The lines these `kernel_log` patterns and, if `oom_kills`, the OOM parse need.
+    pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>, oom_kills: bool) -> Wanted {
+        let mut needles = Vec::new();
+        for pattern in patterns {
+            if !is_plain_text(pattern) {
+                return Wanted::every_line();
+            }
+            needles.push(pattern);
+        }
+        if oom_kills {
+            needles.extend(super::oom::MARKERS);
+        }
+        // Leftmost-first: the kind whose search is the SIMD (Teddy) prefilter's.
+        let built = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(needles);
+        match built {
+            Ok(needles) => Wanted {
+                needles: Some(needles),
+            },
+            Err(_) => Wanted::every_line(),
+        }
+    }
+
+    /// The lines the facts of `request` need.
+    pub fn of(request: &FactRequest) -> Wanted {
+        Wanted::new(
+            request.kernel_log.keys().map(String::as_str),
+            request.oom_kills,
+        )
+    }
+
+    /// Whether these raw bytes hold a needle.
+    pub fn holds(&self, raw: &[u8]) -> bool {
+        self.needles.as_ref().is_none_or(|n| n.is_match(raw))
+    }
+
+    /// Calls `each` with every line of `buf` that holds a needle (without its `\n`), in
+    /// order; the rest of `buf` is searched, not split into lines.
+    pub fn each_line<'b>(&self, buf: &'b [u8], mut each: impl FnMut(&'b [u8])) {
+        let Some(needles) = &self.needles else {
+            buf.split(|b| *b == b'\n').for_each(each);
+            return;
+        };
+        let mut at = 0;
+        while at < buf.len() {
+            let Some(found) = needles.find(Input::new(buf).range(at..)) else {
+                return;
+            };
+            let (start, end) = line_around(buf, found.start());
+            each(&buf[start..end]);
+            at = end + 1;
+        }
+    }
+
+    /// Calls `each` with every line of `buf` and whether it holds a needle.
+    pub fn mark_lines<'b>(&self, buf: &'b [u8], mut each: impl FnMut(&'b [u8], bool)) {
+        let Some(needles) = &self.needles else {
+            buf.split(|b| *b == b'\n').for_each(|line| each(line, true));
+            return;
+        };
+        // The next needle's position, found ahead of the lines and kept until reached.
+        let mut next = needles.find(buf).map(|m| m.start());
+        let mut start = 0;
+        while start <= buf.len() {
+            let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
+            let wanted = next.is_some_and(|n| n <= end);
+            if wanted {
+                next = needles
+                    .find(Input::new(buf).range((end + 1).min(buf.len())..))
+                    .map(|m| m.start());
+            }
+            each(&buf[start..end], wanted);
+            start = end + 1;
+        }
+    }
+}
+
+/// Start and end (its `\n` or the end of `buf`) of the line holding byte `at`.
+fn line_around(buf: &[u8], at: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
+    (start, end)
+}
+
+/// A pattern that matches exactly the text it is, so a line matching it holds it
+/// (not empty, no regex syntax; U+FFFD could match a byte the lossy decoding replaced).
+fn is_plain_text(pattern: &str) -> bool {
+    !pattern.is_empty() && regex::escape(pattern) == pattern && !pattern.contains('\u{FFFD}')
+}
+
+/// A raw line as text: the `\r` of a CRLF line dropped, invalid UTF-8 replaced.
+pub fn line_text(raw: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw))
+}
 
 /// One parsed record: microseconds since boot and the message.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +164,11 @@ pub fn parse_record(raw: &str) -> Option<Record> {
 
 /// Reads every record currently in the kernel's ring buffer.
 pub fn read_all() -> std::io::Result<Vec<Record>> {
+    read_records(&Wanted::every_line())
+}
+
+/// Reads the records currently in the kernel's ring buffer that hold a wanted needle.
+fn read_records(wanted: &Wanted) -> std::io::Result<Vec<Record>> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -55,6 +179,9 @@ pub fn read_all() -> std::io::Result<Vec<Record>> {
         match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                if !wanted.holds(&buf[..n]) {
+                    continue;
+                }
                 if let Some(r) = parse_record(&String::from_utf8_lossy(&buf[..n])) {
                     records.push(r);
                 }
@@ -86,20 +213,26 @@ fn clock(id: libc::clockid_t) -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
-/// Every line of the kernel log with its wall-clock time, or why it cannot be read.
-pub fn read_lines() -> Result<Vec<LogLine>, String> {
+/// The wanted lines of the kernel log with their wall-clock times, or why it cannot be
+/// read.
+pub fn read_lines(wanted: &Wanted) -> Result<Vec<LogLine>, String> {
     let boot = boot_time();
-    if let Some(text) = read_syslog_buffer()
-        && let Some(lines) = parse_syslog(&text, boot)
+    if let Some(buf) = read_syslog_bytes()
+        && let Some(lines) = parse_syslog_wanted(&buf, boot, wanted)
     {
         return Ok(lines);
     }
-    read_lines_from_kmsg(boot)
+    kmsg_lines(boot, wanted)
 }
 
 /// The kernel log from /dev/kmsg, one record per `read(2)`.
 pub fn read_lines_from_kmsg(boot: f64) -> Result<Vec<LogLine>, String> {
-    let records = read_all().map_err(|e| format!("/dev/kmsg: {}", describe_io_error(&e)))?;
+    kmsg_lines(boot, &Wanted::every_line())
+}
+
+fn kmsg_lines(boot: f64, wanted: &Wanted) -> Result<Vec<LogLine>, String> {
+    let records =
+        read_records(wanted).map_err(|e| format!("/dev/kmsg: {}", describe_io_error(&e)))?;
     Ok(records
         .into_iter()
         .map(|r| LogLine {
@@ -111,6 +244,11 @@ pub fn read_lines_from_kmsg(boot: f64) -> Result<Vec<LogLine>, String> {
 
 /// The ring buffer as text, through syslog(2); `None` when not permitted or empty.
 pub fn read_syslog_buffer() -> Option<String> {
+    read_syslog_bytes().map(|buf| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The ring buffer's bytes, through syslog(2); `None` when not permitted or empty.
+fn read_syslog_bytes() -> Option<Vec<u8>> {
     const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
     const SYSLOG_ACTION_SIZE_BUFFER: libc::c_int = 10;
     // SAFETY: SIZE_BUFFER takes no buffer and only returns a number.
@@ -122,36 +260,57 @@ pub fn read_syslog_buffer() -> Option<String> {
     let n = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buf.as_mut_ptr().cast(), len) };
     let n = usize::try_from(n).ok().filter(|n| *n > 0)?;
     buf.truncate(n);
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    Some(buf)
 }
 
 /// Parses `<PRIO>[SECONDS.MICROS] MESSAGE` lines (a `[CALLER]` field after the time,
 /// from CONFIG_PRINTK_CALLER, is skipped). `None` if any line lacks a timestamp, so
 /// the caller falls back to /dev/kmsg rather than guess times.
 pub fn parse_syslog(text: &str, boot: f64) -> Option<Vec<LogLine>> {
+    parse_syslog_wanted(text.as_bytes(), boot, &Wanted::every_line())
+}
+
+/// [`parse_syslog`] of raw bytes, keeping only the wanted lines (every line is still
+/// checked for its timestamp).
+pub fn parse_syslog_wanted(buf: &[u8], boot: f64, wanted: &Wanted) -> Option<Vec<LogLine>> {
     let mut out = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() {
-            continue;
+    let mut timestamped = true;
+    wanted.mark_lines(buf, |raw, keep| {
+        if !timestamped {
+            return;
         }
-        let rest = line.strip_prefix('<')?;
-        let (_prio, rest) = rest.split_once('>')?;
-        let rest = rest.strip_prefix('[')?;
-        let (stamp, rest) = rest.split_once(']')?;
-        let (secs, micros) = stamp.trim().split_once('.')?;
-        let secs: u64 = secs.parse().ok()?;
-        let micros: u64 = micros.parse().ok()?;
-        let rest = match rest.strip_prefix('[') {
-            Some(caller) => caller.split_once(']')?.1,
-            None => rest,
-        };
-        let message = rest.strip_prefix(' ').unwrap_or(rest);
-        out.push(LogLine {
-            time: boot + secs as f64 + micros as f64 / 1e6,
-            message: message.to_owned(),
-        });
-    }
-    Some(out)
+        let line = line_text(raw);
+        if line.is_empty() {
+            return;
+        }
+        match syslog_line(&line) {
+            Some((secs, micros, message)) if keep => out.push(LogLine {
+                time: boot + secs as f64 + micros as f64 / 1e6,
+                message: message.to_owned(),
+            }),
+            Some(_) => {}
+            None => timestamped = false,
+        }
+    });
+    timestamped.then_some(out)
+}
+
+/// Seconds and microseconds since boot and the message of one
+/// `<PRIO>[SECONDS.MICROS] MESSAGE` line.
+fn syslog_line(line: &str) -> Option<(u64, u64, &str)> {
+    let rest = line.strip_prefix('<')?;
+    let (_prio, rest) = rest.split_once('>')?;
+    let rest = rest.strip_prefix('[')?;
+    let (stamp, rest) = rest.split_once(']')?;
+    let (secs, micros) = stamp.trim().split_once('.')?;
+    let secs: u64 = secs.parse().ok()?;
+    let micros: u64 = micros.parse().ok()?;
+    let rest = match rest.strip_prefix('[') {
+        Some(caller) => caller.split_once(']')?.1,
+        None => rest,
+    };
+    let message = rest.strip_prefix(' ').unwrap_or(rest);
+    Some((secs, micros, message))
 }
 
 /// The `kernel_log` facts: lines matching each pattern within its window before `now`.
@@ -228,6 +387,68 @@ mod tests {
         assert_eq!(lines[2].message, "with caller");
         assert_eq!(parse_syslog("<6>no timestamp here\n", 0.0), None);
         assert_eq!(parse_syslog("plain\n", 0.0), None);
+    }
+
+    #[test]
+    fn plain_text_patterns_are_needles_and_regexes_need_every_line() {
+        assert!(is_plain_text("nf_conntrack: table full, dropping packet"));
+        assert!(is_plain_text("Possible SYN flooding on port"));
+        for regex in [
+            "",
+            "table (full|empty)",
+            "^eth0",
+            "a.b",
+            "(?i)full",
+            "x\u{FFFD}",
+        ] {
+            assert!(!is_plain_text(regex), "{regex:?}");
+        }
+        assert!(Wanted::new(["a", "b|c"], false).needles.is_none());
+        assert!(Wanted::new(["a"], false).holds(b"xay"));
+        assert!(!Wanted::new(["a"], false).holds(b"xyz"));
+        assert!(!Wanted::new([], false).holds(b"anything"), "nothing wanted");
+        assert!(Wanted::new([], true).holds(b"[1.0] java invoked oom-killer: gfp"));
+    }
+
+    #[test]
+    fn wanted_lines_are_found_anywhere_in_the_buffer() {
+        let wanted = Wanted::new(["full", "oops"], false);
+        for buf in [
+            &b"full\nno\nfull full\r\nno\nno oops\nfull"[..],
+            b"\nfull\n\nno\nfull full\r\nno oops\n\nfull\n",
+        ] {
+            let mut found = Vec::new();
+            wanted.each_line(buf, |l| found.push(String::from_utf8_lossy(l).into_owned()));
+            let mut marked = Vec::new();
+            wanted.mark_lines(buf, |l, keep| {
+                if keep {
+                    marked.push(String::from_utf8_lossy(l).into_owned());
+                }
+            });
+            let expected: Vec<_> = buf
+                .split(|b| *b == b'\n')
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .filter(|l| l.contains("full") || l.contains("oops"))
+                .collect();
+            assert_eq!(found, expected);
+            assert_eq!(marked, expected);
+        }
+    }
+
+    #[test]
+    fn the_syslog_text_is_checked_whole_but_only_wanted_lines_are_kept() {
+        let text = "<6>[    0.000000] Linux version 6.1.0\r\n<4>[ 7000.250000] nf_conntrack: table full, dropping packet\n<4>[   12.000001][    T1] bad \u{FFFD} table full\n";
+        let wanted = Wanted::new(["table full"], false);
+        let some = parse_syslog_wanted(text.as_bytes(), 100.0, &wanted).unwrap();
+        let all = parse_syslog(text, 100.0).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].message, "Linux version 6.1.0");
+        assert_eq!(some, all[1..]);
+        let mut raw = b"<6>[    1.000000] \xff\xfe table full\n".to_vec();
+        let lines = parse_syslog_wanted(&raw, 0.0, &wanted).unwrap();
+        assert_eq!(lines[0].message, "\u{FFFD}\u{FFFD} table full");
+        raw.extend(b"<6>an unwanted line without a time\n");
+        assert_eq!(parse_syslog_wanted(&raw, 0.0, &wanted), None);
     }
 
     #[test]

@@ -20,9 +20,23 @@
 //! [`SavedLog::clock_unknown`], and the conditions with a window are then unknown
 //! rather than measured from "now".
 //!
-//! Pure except [`read`] (the file) and [`local_to_epoch`] (the time zone).
+//! [`open`] tells the format from the first kernel line; [`LogFile::lines`] then reads
+//! the file in chunks of [`CHUNK`] bytes and parses only the lines whose raw bytes hold
+//! what the facts look for ([`Wanted`]), so an 8 MiB log is neither held whole nor
+//! turned into a `String` per line.
+//!
+//! Pure except [`open`] and [`LogFile::lines`] (the file) and [`local_to_epoch`] (the
+//! time zone).
+
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use super::LogLine;
+use super::kmsg::{Wanted, line_text};
+
+/// How much of a saved log is read at a time (a longer line grows the buffer to hold it).
+pub const CHUNK: usize = 256 * 1024;
 
 /// A saved kernel log, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,59 +63,165 @@ pub struct Civil {
     pub second: f64,
 }
 
-/// Reads and parses a saved log; an error names the file and what is wrong.
-pub fn read(path: &std::path::Path) -> Result<SavedLog, String> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read kernel log {}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    parse(&text, super::now_unix(), &local_to_epoch)
-        .map_err(|e| format!("kernel log {}: {e}", path.display()))
+/// A saved log file and the format its first kernel line is in; its lines are read
+/// when the facts that need them are known ([`LogFile::lines`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    /// Which format it is read as, e.g. `dmesg -T` (`empty` for a blank file).
+    pub format: &'static str,
+    /// Why the lines' times are not wall-clock times (see [`SavedLog::clock_unknown`]).
+    pub clock_unknown: Option<String>,
+    /// `None`: a blank file.
+    kind: Option<Format>,
 }
 
-/// Parses a saved log. `now` picks the year of year-less lines; `local` maps a local
-/// wall time to seconds since the epoch.
-pub fn parse(
-    text: &str,
-    now: f64,
-    local: &dyn Fn(Civil) -> Option<f64>,
-) -> Result<SavedLog, String> {
-    let mut format = None;
-    for line in text.lines() {
-        if let Some(f) = Format::detect(line) {
-            format = Some(f);
-            break;
+/// Opens a saved log and tells its format (reading up to its first kernel line); an
+/// error names the file and what is wrong, e.g. that it is no kernel log.
+pub fn open(path: &Path) -> Result<LogFile, String> {
+    let cannot = |e: std::io::Error| format!("cannot read kernel log {}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let mut kind = None;
+    let mut blank = true;
+    each_chunk(&mut file, CHUNK, |chunk| {
+        for raw in chunk.split(|b| *b == b'\n') {
+            let line = line_text(raw);
+            if let Some(format) = Format::detect(&line) {
+                kind = Some(format);
+                return ControlFlow::Break(());
+            }
+            blank &= line.trim().is_empty();
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(cannot)?;
+    let (format, clock_unknown) =
+        described(kind, blank).map_err(|e| format!("kernel log {}: {e}", path.display()))?;
+    Ok(LogFile {
+        path: path.to_owned(),
+        format,
+        clock_unknown,
+        kind,
+    })
+}
+
+impl LogFile {
+    /// The kernel lines the facts need (the wanted ones), oldest first, read again
+    /// from the file in chunks.
+    pub fn lines(&self, wanted: &Wanted) -> Result<Vec<LogLine>, String> {
+        self.scan(wanted, CHUNK, super::now_unix(), &local_to_epoch)
+    }
+
+    /// [`LogFile::lines`], reading `chunk` bytes at a time, with [`parse`]'s `now` and
+    /// `local`.
+    fn scan(
+        &self,
+        wanted: &Wanted,
+        chunk: usize,
+        now: f64,
+        local: &dyn Fn(Civil) -> Option<f64>,
+    ) -> Result<Vec<LogLine>, String> {
+        let Some(format) = self.kind else {
+            return Ok(Vec::new());
+        };
+        let cannot =
+            |e: std::io::Error| format!("cannot read kernel log {}: {e}", self.path.display());
+        let mut file = std::fs::File::open(&self.path).map_err(cannot)?;
+        let mut lines = Vec::new();
+        each_chunk(&mut file, chunk, |chunk| {
+            wanted.each_line(chunk, |raw| {
+                let line = line_text(raw);
+                if let Some(line) = format.parse_line(&line, now, local) {
+                    lines.push(line);
+                }
+            });
+            ControlFlow::Continue(())
+        })
+        .map_err(cannot)?;
+        Ok(lines)
+    }
+}
+
+/// Calls `each` with the bytes of `source` in pieces of whole lines (a piece ends with
+/// `\n`, but the last one may not), reading `chunk` bytes at a time into one buffer
+/// (grown when a line is longer), until the end or `each` breaks.
+fn each_chunk(
+    source: &mut impl Read,
+    chunk: usize,
+    mut each: impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; chunk.max(1)];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match source.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            if filled > 0 {
+                let _ = each(&buf[..filled]);
+            }
+            return Ok(());
+        }
+        let searched = filled;
+        filled += n;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[searched..filled]) {
+            let end = searched + i + 1;
+            if each(&buf[..end]).is_break() {
+                return Ok(());
+            }
+            buf.copy_within(end..filled, 0);
+            filled -= end;
         }
     }
-    let Some(format) = format else {
-        if text.trim().is_empty() {
-            return Ok(SavedLog {
-                format: "empty",
-                lines: Vec::new(),
-                clock_unknown: None,
-                skipped: 0,
-            });
+}
+
+/// A format's name and why its times are not wall times, or the error of a file in
+/// no known format (`blank`: nothing but white space, an empty log).
+fn described(kind: Option<Format>, blank: bool) -> Result<(&'static str, Option<String>), String> {
+    let Some(format) = kind else {
+        if blank {
+            return Ok(("empty", None));
         }
         return Err("not a kernel log in a known format (raw dmesg, dmesg -T, syslog or kern.log, journalctl -k in short, short-iso or short-monotonic)".to_owned());
     };
-    let mut lines = Vec::new();
-    let mut skipped = 0;
-    for raw in text.lines() {
-        if raw.trim().is_empty() {
-            continue;
-        }
-        match format.parse_line(raw, now, local) {
-            Some(line) => lines.push(line),
-            None => skipped += 1,
-        }
-    }
     let clock_unknown = format.boot_relative().then(|| {
         format!(
             "the saved log ({}) stamps lines in seconds since a boot whose wall time it does not record, so which lines fall within a window cannot be told",
             format.name()
         )
     });
+    Ok((format.name(), clock_unknown))
+}
+
+/// Parses a saved log whole. `now` picks the year of year-less lines; `local` maps a
+/// local wall time to seconds since the epoch.
+pub fn parse(
+    text: &str,
+    now: f64,
+    local: &dyn Fn(Civil) -> Option<f64>,
+) -> Result<SavedLog, String> {
+    let kind = text.lines().find_map(Format::detect);
+    let (format, clock_unknown) = described(kind, text.trim().is_empty())?;
+    let mut lines = Vec::new();
+    let mut skipped = 0;
+    if let Some(kind) = kind {
+        for raw in text.lines() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            match kind.parse_line(raw, now, local) {
+                Some(line) => lines.push(line),
+                None => skipped += 1,
+            }
+        }
+    }
     Ok(SavedLog {
-        format: format.name(),
+        format,
         lines,
         clock_unknown,
         skipped,
@@ -456,6 +576,108 @@ mod tests {
             second: 0.0,
         });
         assert_eq!(Some(log.lines[1].time), jan_2_2026);
+    }
+
+    /// The lines of `text`, as [`LogFile::scan`] reads them from a file `chunk` bytes
+    /// at a time.
+    fn scanned(text: &[u8], wanted: &Wanted, chunk: usize) -> Result<Vec<LogLine>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kern.log");
+        std::fs::write(&path, text).unwrap();
+        open(&path)?.scan(wanted, chunk, NOW, &utc_epoch)
+    }
+
+    const NOW: f64 = 1_796_126_400.0;
+
+    /// Every fixture of tests/fixtures read through the file scan, whole and for the
+    /// bundled patterns and the OOM parse, gives what the full parse gives.
+    #[test]
+    fn scanning_the_file_finds_what_the_full_parse_finds() {
+        use super::super::{kmsg, oom};
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let patterns = [
+            "nf_conntrack: table full, dropping packet",
+            "Possible SYN flooding on port",
+            "TCP: time wait bucket table overflow",
+            "Memory cgroup out of memory",
+        ];
+        let by_pattern = patterns.iter().map(|p| (p.to_string(), 1 << 40)).collect();
+        let (mut checked, mut kept, mut total) = (0, 0, 0);
+        for dir in ["kernel-log", "oom"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let text = std::fs::read(&path).unwrap();
+                let full = parse(&String::from_utf8_lossy(&text), NOW, &utc_epoch).unwrap();
+                let file = open(&path).unwrap();
+                assert_eq!(
+                    (file.format, &file.clock_unknown),
+                    (full.format, &full.clock_unknown)
+                );
+                for chunk in [7, 100, CHUNK] {
+                    let every = file.scan(&Wanted::every_line(), chunk, NOW, &utc_epoch);
+                    assert_eq!(every.as_ref(), Ok(&full.lines), "{path:?}, chunk {chunk}");
+                    let wanted = Wanted::new(patterns, true);
+                    let some = file.scan(&wanted, chunk, NOW, &utc_epoch).unwrap();
+                    assert!(some.len() <= full.lines.len(), "{path:?}");
+                    if chunk == CHUNK {
+                        (kept, total) = (kept + some.len(), total + full.lines.len());
+                    }
+                    assert_eq!(oom::parse(&some), oom::parse(&full.lines), "{path:?}");
+                    let now = f64::INFINITY;
+                    assert_eq!(
+                        kmsg::select(&some, &by_pattern, now),
+                        kmsg::select(&full.lines, &by_pattern, now),
+                        "{path:?}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "only {checked} fixtures");
+        assert!(
+            kept < total,
+            "{kept} of {total} lines kept: the rest were not parsed"
+        );
+    }
+
+    #[test]
+    fn lines_across_chunks_crlf_and_invalid_utf8_read_as_the_full_parse_reads_them() {
+        let mut text =
+            b"[    1.000000] first\r\n\r\n[    2.000000] bad \xff\xfe utf-8 table full\n".to_vec();
+        text.extend(b"[    3.000000] ");
+        text.extend(std::iter::repeat_n(b'x', 300));
+        text.extend(b" table full, longer than a chunk\n[    4.000000] last, no newline\r");
+        let full = parse(&String::from_utf8_lossy(&text), NOW, &utc_epoch).unwrap();
+        assert_eq!(full.lines.len(), 4);
+        assert_eq!(full.lines[0].message, "first");
+        assert_eq!(
+            full.lines[1].message,
+            "bad \u{FFFD}\u{FFFD} utf-8 table full"
+        );
+        for chunk in [1, 2, 16, 64, 299, 300, 301, 4096] {
+            let every = scanned(&text, &Wanted::every_line(), chunk).unwrap();
+            assert_eq!(every, full.lines, "chunk {chunk}");
+            let some = scanned(&text, &Wanted::new(["table full"], false), chunk).unwrap();
+            assert_eq!(some, full.lines[1..3], "chunk {chunk}");
+            let none = scanned(&text, &Wanted::new(["absent"], false), chunk).unwrap();
+            assert_eq!(none, [], "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_file_in_no_format_is_refused_and_a_blank_one_is_empty() {
+        let err = scanned(b"hello\nworld\n", &Wanted::every_line(), CHUNK).unwrap_err();
+        assert!(err.contains("not a kernel log"), "{err}");
+        assert_eq!(
+            scanned(b"\n \r\n\n", &Wanted::every_line(), CHUNK),
+            Ok(vec![])
+        );
+        // The format is told from the first kernel line, however far into the file.
+        let mut late = b"garbage\n".repeat(CHUNK / 4);
+        late.extend(b"[    5.000000] kernel line\n");
+        let lines = scanned(&late, &Wanted::every_line(), CHUNK).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(open(std::path::Path::new("/nonexistent/kern.log")).is_err());
     }
 
     #[test]

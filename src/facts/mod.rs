@@ -543,7 +543,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     }
     // One read of the kernel log serves both the pattern conditions and the OOM kills.
     if !request.kernel_log.is_empty() || request.oom_kills {
-        let (log, origin) = options.read_log();
+        let (log, origin) = options.read_log(&kmsg::Wanted::of(request));
         log_facts(&mut facts, request, &log, &origin, options.memcg.as_deref());
     }
     gather_jvm(request, options, &mut facts);
@@ -667,7 +667,7 @@ fn log_facts(
 /// log's facts replace the snapshot's, read as if at the snapshot's `collected_at`.
 pub fn replay_kernel_log(facts: &mut Facts, request: &FactRequest, options: &GatherOptions) {
     if !request.kernel_log.is_empty() || request.oom_kills {
-        let (log, origin) = options.read_log();
+        let (log, origin) = options.read_log(&kmsg::Wanted::of(request));
         log_facts(facts, request, &log, &origin, None);
     }
 }

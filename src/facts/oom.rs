@@ -30,9 +30,6 @@
 //!
 //! Pure: no I/O.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -57,25 +54,87 @@ pub struct OomKill {
     pub rss: Option<u64>,
 }
 
-static MEMORY_LINE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^memory: usage (\d+)kB, limit (\d+)kB").expect("static regex"));
-static TASK_IN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Task in (\S+) killed as a result of limit of").expect("static regex")
-});
-/// The announcement of 2.6–4.x kernels; `Memory cgroup ` marks a memcg kill.
-static OLD_KILL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.*)\) score")
-        .expect("static regex")
-});
-static NEW_KILL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^oom-kill:(.*)$").expect("static regex"));
+/// The digits (ASCII, as the kernel prints them) at the start of `text`, and the rest.
+fn digits(text: &str) -> Option<(&str, &str)> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    (end > 0).then(|| text.split_at(end))
+}
+
+/// `memory: usage NkB, limit NkB…` → the limit's digits.
+fn memory_line(msg: &str) -> Option<&str> {
+    let (_, rest) = digits(msg.strip_prefix("memory: usage ")?)?;
+    let (limit, rest) = digits(rest.strip_prefix("kB, limit ")?)?;
+    rest.starts_with("kB").then_some(limit)
+}
+
+/// `Task in CGROUP killed as a result of limit of…` → the cgroup.
+fn task_in(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("Task in ")?;
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (cgroup, rest) = rest.split_at(end);
+    (!cgroup.is_empty() && rest.starts_with(" killed as a result of limit of")).then_some(cgroup)
+}
+
+/// The announcement of 2.6–4.x kernels, `(Memory cgroup out of memory|Out of memory):
+/// Kill process PID (COMM) score…` → whether it is a memcg's, the pid's digits and
+/// the command (up to the last `) score`).
+fn old_kill(msg: &str) -> Option<(bool, &str, &str)> {
+    let (memcg, rest) = match msg.strip_prefix("Memory cgroup out of memory") {
+        Some(rest) => (true, rest),
+        None => (false, msg.strip_prefix("Out of memory")?),
+    };
+    let (pid, rest) = digits(rest.strip_prefix(": Kill process ")?)?;
+    let rest = rest.strip_prefix(" (")?;
+    let end = rest.rfind(") score")?;
+    Some((memcg, pid, &rest[..end]))
+}
+
 /// The victim, on every kernel: `Killed process PID (COMM) total-vm:…`, on RHEL 7
 /// `Killed process PID (COMM), UID 0, total-vm:…`, and since 4.19 with the reason
-/// first (`Memory cgroup out of memory: ` or `Out of memory: `).
-static KILLED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+),? (?:UID \d+, )?\((.*?)\)(?:,? (.*))?$")
-        .expect("static regex")
-});
+/// first (`Memory cgroup out of memory: ` or `Out of memory: `) → the reason, the
+/// pid's digits, the command (up to the first `)` that ends the line or is followed by
+/// a space or `, `) and the fields after it.
+struct Killed<'a> {
+    reason: Option<&'a str>,
+    pid: &'a str,
+    comm: &'a str,
+    fields: Option<&'a str>,
+}
+
+fn killed(msg: &str) -> Option<Killed<'_>> {
+    let (reason, rest) = ["Memory cgroup out of memory: ", "Out of memory: "]
+        .into_iter()
+        .find_map(|r| msg.strip_prefix(r).map(|rest| (Some(r), rest)))
+        .unwrap_or((None, msg));
+    let (pid, rest) = digits(rest.strip_prefix("Killed process ")?)?;
+    let rest = rest.strip_prefix(',').unwrap_or(rest);
+    let mut rest = rest.strip_prefix(' ')?;
+    if let Some((_, after)) = rest.strip_prefix("UID ").and_then(digits)
+        && let Some(after) = after.strip_prefix(", ")
+    {
+        rest = after;
+    }
+    let inner = rest.strip_prefix('(')?;
+    for (i, _) in inner.match_indices(')') {
+        let after = &inner[i + 1..];
+        let fields = if after.is_empty() {
+            None
+        } else if let Some(f) = after.strip_prefix(", ").or_else(|| after.strip_prefix(' ')) {
+            Some(f)
+        } else {
+            continue;
+        };
+        return Some(Killed {
+            reason,
+            pid,
+            comm: &inner[..i],
+            fields,
+        });
+    }
+    None
+}
 
 /// Sum of the `anon-rss`, `file-rss` and `shmem-rss` fields, in bytes.
 fn rss(fields: &str) -> Option<u64> {
@@ -100,14 +159,34 @@ fn rss(fields: &str) -> Option<u64> {
     total
 }
 
-/// A cheap test that a line may match one of the regexes below.
+/// What the lines of an OOM event start with (the parsers above read the rest).
+const PREFIXES: [&str; 6] = [
+    "memory: usage ",
+    "Task in ",
+    "Memory cgroup out of memory: ",
+    "Out of memory: ",
+    "oom-kill:",
+    "Killed process ",
+];
+
+/// What marks the start of an OOM event.
+const INVOKED: &str = " invoked oom-killer:";
+
+/// Every string that a line [`parse`] reads holds: the kernel log is searched for
+/// these before any line is parsed (`facts::kmsg::Wanted`).
+pub const MARKERS: [&str; 7] = [
+    INVOKED,
+    PREFIXES[0],
+    PREFIXES[1],
+    PREFIXES[2],
+    PREFIXES[3],
+    PREFIXES[4],
+    PREFIXES[5],
+];
+
+/// A cheap test that a line may be one of those parsed above.
 fn might_be_oom_line(msg: &str) -> bool {
-    msg.starts_with("memory: usage ")
-        || msg.starts_with("Task in ")
-        || msg.starts_with("Memory cgroup out of memory: ")
-        || msg.starts_with("Out of memory: ")
-        || msg.starts_with("oom-kill:")
-        || msg.starts_with("Killed process ")
+    PREFIXES.iter().any(|p| msg.starts_with(p))
 }
 
 /// What the lines of one OOM event said before its victim was named.
@@ -133,33 +212,35 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
     let mut event = Event::default();
     for line in lines {
         let msg = line.message.trim_end();
-        if msg.contains(" invoked oom-killer:") {
+        if msg.contains(INVOKED) {
             out.extend(event.announced.take());
             event = Event::default();
         } else if !might_be_oom_line(msg) {
-            // Most of the log: skip the regexes (and their compilation) for it.
+            // Most of the log: skip the parsers for it.
             continue;
-        } else if let Some(c) = MEMORY_LINE.captures(msg) {
-            event.limit = c[2].parse::<u64>().ok().map(|kb| kb.saturating_mul(1024));
-        } else if let Some(c) = TASK_IN.captures(msg) {
-            event.cgroup = Some(c[1].to_owned());
+        } else if let Some(limit) = memory_line(msg) {
+            event.limit = limit.parse::<u64>().ok().map(|kb| kb.saturating_mul(1024));
+        } else if let Some(cgroup) = task_in(msg) {
+            event.cgroup = Some(cgroup.to_owned());
             event.memcg = true;
-        } else if let Some(c) = OLD_KILL.captures(msg) {
+        } else if let Some((memcg, pid, comm)) = old_kill(msg) {
             out.extend(event.announced.take());
-            event.memcg = c[1].starts_with("Memory cgroup");
+            event.memcg = memcg;
             if event.memcg {
-                event.announced = c[2].parse().ok().map(|pid| OomKill {
+                event.announced = pid.parse().ok().map(|pid| OomKill {
                     time: line.time,
                     pid,
-                    comm: c[3].to_owned(),
+                    comm: comm.to_owned(),
                     cgroup: event.cgroup.clone(),
                     limit: event.limit,
                     rss: None,
                 });
             }
-        } else if let Some(c) = NEW_KILL.captures(msg) {
-            let fields: Vec<(&str, &str)> =
-                c[1].split(',').filter_map(|f| f.split_once('=')).collect();
+        } else if let Some(fields) = msg.strip_prefix("oom-kill:") {
+            let fields: Vec<(&str, &str)> = fields
+                .split(',')
+                .filter_map(|f| f.split_once('='))
+                .collect();
             let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
             out.extend(event.announced.take());
             event.memcg = get("constraint") == Some("CONSTRAINT_MEMCG");
@@ -176,18 +257,18 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
                     rss: None,
                 });
             }
-        } else if let Some(c) = KILLED.captures(msg) {
-            let Ok(pid) = c[2].parse::<u32>() else {
+        } else if let Some(k) = killed(msg) {
+            let Ok(pid) = k.pid.parse::<u32>() else {
                 continue;
             };
-            let rss = c.get(4).and_then(|m| rss(m.as_str()));
-            let global = c.get(1).is_some_and(|m| m.as_str().starts_with("Out of"));
-            let memcg = c.get(1).is_some_and(|m| m.as_str().starts_with("Memory"));
+            let rss = k.fields.and_then(rss);
+            let global = k.reason.is_some_and(|r| r.starts_with("Out of"));
+            let memcg = k.reason.is_some_and(|r| r.starts_with("Memory"));
             match event.announced.take() {
                 // The victim is who this line names, whoever was announced.
                 Some(announced) => out.push(OomKill {
                     pid,
-                    comm: c[3].to_owned(),
+                    comm: k.comm.to_owned(),
                     rss,
                     ..announced
                 }),
@@ -196,7 +277,7 @@ pub fn parse(lines: &[LogLine]) -> Vec<OomKill> {
                 None if memcg || (event.memcg && !global) => out.push(OomKill {
                     time: line.time,
                     pid,
-                    comm: c[3].to_owned(),
+                    comm: k.comm.to_owned(),
                     cgroup: event.cgroup.clone(),
                     limit: event.limit,
                     rss,
@@ -284,6 +365,110 @@ mod tests {
             kills.iter().all(|k| k.rss.is_none_or(|r| r == u64::MAX)),
             "{kills:?}"
         );
+    }
+
+    #[test]
+    fn the_prefix_parsers_read_what_the_regexes_did() {
+        assert_eq!(
+            memory_line("memory: usage 5kB, limit 7kB, failcnt 1"),
+            Some("7")
+        );
+        assert_eq!(memory_line("memory: usage kB, limit 7kB"), None);
+        assert_eq!(memory_line("memory: usage 5kB, limit 7"), None);
+        assert_eq!(
+            task_in("Task in /a/b killed as a result of limit of /a"),
+            Some("/a/b")
+        );
+        assert_eq!(
+            task_in("Task in /a b killed as a result of limit of /a"),
+            None
+        );
+        assert_eq!(
+            old_kill(
+                "Memory cgroup out of memory: Kill process 9 (a) score) score 1 or sacrifice child"
+            ),
+            Some((true, "9", "a) score"))
+        );
+        assert_eq!(
+            old_kill("Out of memory: Kill process 9 (a) score 1"),
+            Some((false, "9", "a"))
+        );
+        assert_eq!(old_kill("Out of memory: Kill process x (a) score 1"), None);
+        let k = killed("Killed process 27281 (java), UID 0, total-vm:1kB, anon-rss:2kB").unwrap();
+        assert_eq!((k.reason, k.pid, k.comm), (None, "27281", "java"));
+        assert_eq!(k.fields, Some("UID 0, total-vm:1kB, anon-rss:2kB"));
+        let k = killed("Killed process 7, UID 0, (java) total-vm:1kB").unwrap();
+        assert_eq!((k.comm, k.fields), ("java", Some("total-vm:1kB")));
+        let k = killed("Out of memory: Killed process 7 (a (b)c) d)").unwrap();
+        assert_eq!(
+            (k.reason, k.comm, k.fields),
+            (Some("Out of memory: "), "a (b)c", Some("d)"))
+        );
+        let k = killed("Killed process 7 (a) b)").unwrap();
+        assert_eq!((k.comm, k.fields), ("a", Some("b)")));
+        assert_eq!(killed("Killed process 7 (a)b)").unwrap().comm, "a)b");
+        assert!(killed("Killed process 7 (java").is_none());
+        assert!(killed("Killed process (java) x").is_none());
+    }
+
+    /// The parsers agree with the regexes they replaced, on every line of the OOM
+    /// fixtures and on crafted ones.
+    #[test]
+    fn the_prefix_parsers_agree_with_the_old_regexes() {
+        use regex::Regex;
+        let memory = Regex::new(r"^memory: usage (\d+)kB, limit (\d+)kB").unwrap();
+        let task = Regex::new(r"^Task in (\S+) killed as a result of limit of").unwrap();
+        let old = Regex::new(
+            r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.*)\) score",
+        )
+        .unwrap();
+        let kill = Regex::new(r"^(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+),? (?:UID \d+, )?\((.*?)\)(?:,? (.*))?$").unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oom");
+        let mut lines: Vec<String> = [
+            "Killed process 1 (a) b) c",
+            "Killed process 1 (a),b",
+            "Killed process 1, (a), x",
+            "Killed process 1 UID 2, (a)",
+            "Killed process 1 (UID 2, (a)",
+            "Out of memory: Kill process 1 (a) score",
+            "Out of memory: Kill process 1 (a)) scores) score 9",
+            "memory: usage 1kB, limit 2kBx",
+            "Task in  killed as a result of limit of",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for entry in std::fs::read_dir(root).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                let msg = line.split_once("] ").map_or(line, |(_, m)| m);
+                let msg = msg.split_once("kernel: ").map_or(msg, |(_, m)| m);
+                lines.push(msg.trim_end().to_owned());
+            }
+        }
+        let mut parsed = 0;
+        for msg in &lines {
+            let msg = msg.as_str();
+            let m = memory.captures(msg).map(|c| c.get(2).unwrap().as_str());
+            assert_eq!(memory_line(msg), m, "{msg:?}");
+            let t = task.captures(msg).map(|c| c.get(1).unwrap().as_str());
+            assert_eq!(task_in(msg), t, "{msg:?}");
+            let o = old.captures(msg).map(|c| {
+                (
+                    c[1].starts_with("Memory cgroup"),
+                    c.get(2).unwrap().as_str(),
+                    c.get(3).unwrap().as_str(),
+                )
+            });
+            assert_eq!(old_kill(msg), o, "{msg:?}");
+            let k = kill.captures(msg).map(|c| {
+                let s = |i| c.get(i).map(|m| m.as_str());
+                (s(1), s(2).unwrap(), s(3).unwrap(), s(4))
+            });
+            let mine = killed(msg).map(|k| (k.reason, k.pid, k.comm, k.fields));
+            assert_eq!(mine, k, "{msg:?}");
+            parsed += usize::from(m.is_some() || t.is_some() || o.is_some() || k.is_some());
+        }
+        assert!(parsed > 20, "only {parsed} lines parsed");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::kmsg_file::SavedLog;
+use super::kmsg::Wanted;
+use super::kmsg_file::LogFile;
 use std::collections::BTreeMap;
 
 use super::{Fact, LogLine, OomKill, describe_io_error};
@@ -20,7 +21,7 @@ use super::{Fact, LogLine, OomKill, describe_io_error};
 #[derive(Debug, Clone, Default)]
 pub struct GatherOptions {
     /// A saved kernel log to read instead of the live one.
-    pub kernel_log: Option<(String, SavedLog)>,
+    pub kernel_log: Option<(String, LogFile)>,
     /// Overrides the playbooks' counter sampling windows.
     pub sample_window: Option<Duration>,
     /// The facts are read in this network namespace (its description), not tune's own.
@@ -64,15 +65,15 @@ pub struct KernelLogOrigin {
 }
 
 impl GatherOptions {
-    /// The kernel log's lines and where they come from.
-    pub fn read_log(&self) -> (Result<Vec<LogLine>, String>, KernelLogOrigin) {
+    /// The kernel log's wanted lines and where they come from.
+    pub fn read_log(&self, wanted: &Wanted) -> (Result<Vec<LogLine>, String>, KernelLogOrigin) {
         let (lines, source, clock_unknown) = match &self.kernel_log {
             Some((path, saved)) => (
-                Ok(saved.lines.clone()),
+                saved.lines(wanted),
                 format!("{path} ({})", saved.format),
                 saved.clock_unknown.clone(),
             ),
-            None => (super::kmsg::read_lines(), "live".to_owned(), None),
+            None => (super::kmsg::read_lines(wanted), "live".to_owned(), None),
         };
         let origin = KernelLogOrigin {
             source,
