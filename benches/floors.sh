@@ -9,6 +9,9 @@
 # log given with --kernel-log (the kernel-log path, with the conntrack and jvm-heap
 # playbooks that read it).
 #
+# As root it then runs benches/scale-floors.sh (100k TIME_WAIT, 30k links, 5k
+# processes, each with its floor; SCALE=0 skips it).
+#
 # Usage: bash benches/floors.sh [--runs N]
 # Needs: hyperfine, GNU time and a C compiler (apt-get install hyperfine time gcc).
 # Read-only: it changes nothing on the host (state in a temp dir).
@@ -65,3 +68,6 @@ cat "$results"
 for args in "$sysctl_books --kernel-log $empty" "--kernel-log $empty" "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big"; do
   /usr/bin/time -f "peak RSS %M KiB: tune plan ${args//$tmp/TMP}" "$tune" plan $args >/dev/null
 done
+if [ "$(id -u)" = 0 ] && [ "${SCALE:-1}" != 0 ]; then
+  bash benches/scale-floors.sh
+fi

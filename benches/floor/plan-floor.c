@@ -5,20 +5,32 @@
  *
  *   plan-floor sysctl          the four sysctl playbooks (conntrack, ephemeral-ports,
  *                              listen-backlog, time-wait): their /proc/sys keys,
- *                              /proc/net/{netstat,snmp}, the sysctl.d directories
+ *                              /proc/net/netstat, the sysctl.d directories; no
+ *                              listener dump: the overflow counters are 0, so
+ *                              listen_queue cannot matter (tune skips it too)
  *   plan-floor all             every bundled playbook: the above plus the link and
  *                              qdisc dumps (rtnetlink), /proc/PID/comm of every
  *                              process, softnet_stat, /proc/stat, softirqs,
  *                              stat/nf_conntrack, meminfo
  *   plan-floor kmsg FILE       the kernel-log path: read FILE, search the patterns the
  *                              bundled playbooks look for
+ *   plan-floor tw NETNS        the time-wait playbook in /run/netns/NETNS: setns, read
+ *                              tcp_tw_reuse, count TIME_WAIT sockets (sock_diag, v4+v6)
+ *   plan-floor links NETNS     the mtu and netem playbooks there: the link dump (without
+ *                              statistics, RTEXT_FILTER_SKIP_STATS) and the qdisc dump
+ *   plan-floor procs           the jvm-heap playbook's process walk: /proc/PID/comm of
+ *                              every process, meminfo
  *
  * Build: cc -O2 -static -o plan-floor plan-floor.c (benches/floors.sh does it).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +91,7 @@ static int list_dir(const char *path) {
 }
 
 static int sysctl_path(void) {
-    static char net[1 << 15], snmp[1 << 14];
+    static char net[1 << 15];
     int change = 0;
     long max = read_num("/proc/sys/net/netfilter/nf_conntrack_max");
     long count = read_num("/proc/sys/net/netfilter/nf_conntrack_count");
@@ -92,8 +104,8 @@ static int sysctl_path(void) {
     read_file("/proc/sys/net/ipv4/ip_local_reserved_ports", range, sizeof range);
     if (read_num("/proc/sys/net/core/somaxconn") < 0) change = 1;
     if (read_num("/proc/sys/net/ipv4/tcp_tw_reuse") < 0) change = 1;
+    /* Every counter the bundled playbooks name is TcpExt's: netstat, not snmp. */
     read_file("/proc/net/netstat", net, sizeof net);
-    read_file("/proc/net/snmp", snmp, sizeof snmp);
     if (counter(net, "TcpExt:", "ListenOverflows") < 0) change = 1;
     if (counter(net, "TcpExt:", "TCPTimeWaitOverflow") < 0) change = 1;
     /* Persistence drift: which files boot would read. */
@@ -105,18 +117,101 @@ static int sysctl_path(void) {
     return change;
 }
 
+/* Receives a dump's replies; the number of data messages. */
+static long recv_dump(int fd) {
+    long count = 0;
+    for (;;) {
+        long n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return count;
+        for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return count;
+            count++;
+        }
+    }
+}
+
 static void dump(int fd, int type, int family) {
     struct {
         struct nlmsghdr h;
         struct rtgenmsg g;
     } req = {{sizeof req, type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0}, {family}};
     send(fd, &req, sizeof req, 0);
-    for (;;) {
-        long n = recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return;
-        for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n))
-            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) return;
+    recv_dump(fd);
+}
+
+/* The link dump as tune asks for it: an ifinfomsg and IFLA_EXT_MASK skipping stats. */
+static void dump_links(int fd) {
+    struct {
+        struct nlmsghdr h;
+        struct ifinfomsg i;
+        struct rtattr a;
+        unsigned mask;
+    } req = {{sizeof req, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0},
+             {AF_UNSPEC},
+             {RTA_LENGTH(sizeof(unsigned)), IFLA_EXT_MASK},
+             RTEXT_FILTER_SKIP_STATS};
+    send(fd, &req, sizeof req, 0);
+    recv_dump(fd);
+}
+
+static void enter_netns(const char *name) {
+    char path[300];
+    snprintf(path, sizeof path, "/run/netns/%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+        perror(path);
+        exit(2);
     }
+    close(fd);
+}
+
+static int tw_path(const char *ns) {
+    enter_netns(ns);
+    long reuse = read_num("/proc/sys/net/ipv4/tcp_tw_reuse");
+    long total = 0;
+    for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        struct {
+            struct nlmsghdr h;
+            struct inet_diag_req_v2 r;
+        } req = {{sizeof req, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0},
+                 {.sdiag_family = family, .sdiag_protocol = IPPROTO_TCP, .idiag_states = 1 << 6}};
+        send(fd, &req, sizeof req, 0);
+        total += recv_dump(fd);
+        close(fd);
+    }
+    return reuse == 0 && total >= 10000;
+}
+
+static int links_path(const char *ns) {
+    enter_netns(ns);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return 2;
+    dump_links(fd);
+    dump(fd, RTM_GETQDISC, AF_UNSPEC);
+    close(fd);
+    return 0;
+}
+
+static int procs_path(void) {
+    static char big[1 << 16];
+    int change = 0;
+    read_file("/proc/meminfo", big, sizeof big);
+    DIR *d = opendir("/proc");
+    int dfd = d ? dirfd(d) : -1;
+    struct dirent *e;
+    char path[300], comm[64];
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "%s/comm", e->d_name);
+        int fd = openat(dfd, path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        long n = read(fd, comm, sizeof comm - 1);
+        close(fd);
+        if (n > 0 && !strncmp(comm, "java\n", 5)) change = 1;
+    }
+    if (d) closedir(d);
+    return change;
 }
 
 static int all_path(void) {
@@ -177,8 +272,14 @@ int main(int argc, char **argv) {
         change = all_path();
     else if (argc >= 3 && !strcmp(argv[1], "kmsg"))
         change = kmsg_path(argv[2]);
+    else if (argc >= 3 && !strcmp(argv[1], "tw"))
+        change = tw_path(argv[2]);
+    else if (argc >= 3 && !strcmp(argv[1], "links"))
+        change = links_path(argv[2]);
+    else if (argc >= 2 && !strcmp(argv[1], "procs"))
+        change = procs_path();
     else {
-        fprintf(stderr, "usage: plan-floor sysctl|all|kmsg FILE\n");
+        fprintf(stderr, "usage: plan-floor sysctl|all|procs|kmsg FILE|tw NETNS|links NETNS\n");
         return 2;
     }
     puts(change ? "changes" : "no change");

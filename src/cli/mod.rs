@@ -536,23 +536,28 @@ fn make_plan_sampled(
 /// fired on the fill ratio also shows the "table full" lines). Three-valued logic makes
 /// this exact: a rule decided while a fact is unknown is decided whatever that fact's
 /// value. On a healthy host the costly probes of rules that cannot fire are skipped.
+/// The TCP listeners come last: `listen_queue` sits beside overflow signals that the
+/// costly facts decide.
 fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOptions) -> Facts {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
+    let (costly, last) = costly.split_listeners();
     let mut facts = facts::gather_with(&cheap, options);
-    if costly.is_empty() {
-        return facts;
-    }
-    // `detect` returns only the rules that fired or are undecided.
-    let open: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
-        .into_iter()
-        .map(|f| (f.playbook, f.rule))
-        .collect();
-    let needed = FactRequest::for_rules(pairs, |pb, rule| {
-        open.iter().any(|(p, r)| p == pb && r == rule)
-    })
-    .intersect(&costly);
-    if !needed.is_empty() {
-        facts.merge(facts::gather_with(&needed, options));
+    for later in [costly, last] {
+        if later.is_empty() {
+            continue;
+        }
+        // `detect` returns only the rules that fired or are undecided.
+        let open: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
+            .into_iter()
+            .map(|f| (f.playbook, f.rule))
+            .collect();
+        let needed = FactRequest::for_rules(pairs, |pb, rule| {
+            open.iter().any(|(p, r)| p == pb && r == rule)
+        })
+        .intersect(&later);
+        if !needed.is_empty() {
+            facts.merge(facts::gather_with(&needed, options));
+        }
     }
     facts
 }

@@ -163,25 +163,52 @@ pub fn finish_sampling(pending: PendingSamples) -> BTreeMap<String, Fact<Counter
         .collect()
 }
 
-const COUNTER_FILES: [&str; 2] = [
-    "/proc/thread-self/net/netstat",
-    "/proc/thread-self/net/snmp",
-];
+const NETSTAT: &str = "/proc/thread-self/net/netstat";
+const SNMP: &str = "/proc/thread-self/net/snmp";
 
-/// Reads the requested `Section.Name` counters.
+/// The sections of /proc/net/snmp; every other section (TcpExt, IpExt, MPTcpExt) is in
+/// /proc/net/netstat.
+const SNMP_SECTIONS: [&str; 6] = ["Ip", "Icmp", "IcmpMsg", "Tcp", "Udp", "UdpLite"];
+
+/// The counter files that hold the sections of `names`: only the ones needed.
+fn files_for(names: &BTreeSet<String>) -> Vec<&'static str> {
+    let in_snmp = |name: &String| {
+        let section = name.split_once('.').map_or(name.as_str(), |(s, _)| s);
+        SNMP_SECTIONS.contains(&section)
+    };
+    let mut files = Vec::new();
+    if names.iter().any(|n| !in_snmp(n)) {
+        files.push(NETSTAT);
+    }
+    if names.iter().any(in_snmp) {
+        files.push(SNMP);
+    }
+    files
+}
+
+/// Reads a counter file in one or two read(2) calls (both are a few KB; the kernel
+/// reports their size as 0, so `read_to_string` would grow its buffer from 32 bytes).
+fn read_counter_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 << 10);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Reads the requested `Section.Name` counters, from the files that hold them.
 pub fn read_counters(names: &BTreeSet<String>) -> BTreeMap<String, Fact<u64>> {
     let mut all = BTreeMap::new();
     let mut errors = Vec::new();
-    for file in COUNTER_FILES {
-        match std::fs::read_to_string(file) {
-            Ok(text) => all.extend(parse_counter_file(&text)),
+    for file in files_for(names) {
+        match read_counter_file(file) {
+            Ok(text) => all.extend(pick_counters(&text, names)),
             Err(e) => errors.push(format!("{file}: {}", describe_io_error(&e))),
         }
     }
     names
         .iter()
         .map(|name| {
-            let fact = match all.get(name) {
+            let fact = match all.get(name.as_str()) {
                 Some(v) => Fact::Value(*v),
                 None if errors.is_empty() => Fact::Unknown(format!(
                     "no counter {name} in /proc/net/netstat or /proc/net/snmp"
@@ -193,15 +220,14 @@ pub fn read_counters(names: &BTreeSet<String>) -> BTreeMap<String, Fact<u64>> {
         .collect()
 }
 
-/// Parses header/value line pairs into `Section.Name → value`. Lines that do not pair
-/// up, and values that are not unsigned numbers (snmp's `Tcp: ... MaxConn -1`), are
-/// skipped.
-pub fn parse_counter_file(text: &str) -> BTreeMap<String, u64> {
+/// The counters of `names` in one file's header/value line pairs (`TcpExt: SyncookiesSent
+/// ListenOverflows ...` then `TcpExt: 0 12 ...`). Lines that do not pair up, and values
+/// that are not unsigned numbers (snmp's `Tcp: ... MaxConn -1`), are skipped.
+fn pick_counters<'n>(text: &str, names: &'n BTreeSet<String>) -> BTreeMap<&'n str, u64> {
     let mut out = BTreeMap::new();
-    let lines: Vec<&str> = text.lines().collect();
-    for pair in lines.chunks(2) {
-        let [header, values] = pair else { continue };
-        let (Some((section, names)), Some((section2, nums))) =
+    let mut lines = text.lines();
+    while let (Some(header), Some(values)) = (lines.next(), lines.next()) {
+        let (Some((section, heads)), Some((section2, nums))) =
             (header.split_once(':'), values.split_once(':'))
         else {
             continue;
@@ -209,9 +235,21 @@ pub fn parse_counter_file(text: &str) -> BTreeMap<String, u64> {
         if section != section2 {
             continue;
         }
-        for (name, num) in names.split_whitespace().zip(nums.split_whitespace()) {
-            if let Ok(v) = num.parse::<u64>() {
-                out.insert(format!("{section}.{name}"), v);
+        let wanted: Vec<(&str, &'n str)> = names
+            .iter()
+            .filter_map(|n| {
+                let (s, name) = n.split_once('.')?;
+                (s == section).then_some((name, n.as_str()))
+            })
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        for (head, num) in heads.split_whitespace().zip(nums.split_whitespace()) {
+            if let Some((_, full)) = wanted.iter().find(|(n, _)| *n == head)
+                && let Ok(v) = num.parse::<u64>()
+            {
+                out.insert(*full, v);
             }
         }
     }
@@ -255,21 +293,48 @@ mod tests {
         ));
     }
 
+    fn names(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|n| (*n).to_owned()).collect()
+    }
+
     #[test]
     fn parses_netstat_pairs() {
         let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 17 17\nIpExt: InNoRoutes\nIpExt: 3\n";
-        let c = parse_counter_file(text);
+        let wanted = names(&[
+            "TcpExt.ListenOverflows",
+            "IpExt.InNoRoutes",
+            "TcpExt.SyncookiesSent",
+            "IpExt.Other",
+        ]);
+        let c = pick_counters(text, &wanted);
         assert_eq!(c.get("TcpExt.ListenOverflows"), Some(&17));
         assert_eq!(c.get("IpExt.InNoRoutes"), Some(&3));
-        assert_eq!(c.len(), 4);
+        assert_eq!(c.len(), 3);
     }
 
     #[test]
     fn skips_negative_and_unpaired_values() {
         let text = "Tcp: RtoAlgorithm MaxConn ActiveOpens\nTcp: 1 -1 5\nUdp: InDatagrams\n";
-        let c = parse_counter_file(text);
+        let wanted = names(&["Tcp.MaxConn", "Tcp.ActiveOpens", "Udp.InDatagrams"]);
+        let c = pick_counters(text, &wanted);
         assert_eq!(c.get("Tcp.MaxConn"), None);
         assert_eq!(c.get("Tcp.ActiveOpens"), Some(&5));
         assert_eq!(c.get("Udp.InDatagrams"), None);
+    }
+
+    #[test]
+    fn picks_only_the_requested_counters_from_the_files_that_hold_them() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 17 17\nTcp: MaxConn ActiveOpens\nTcp: -1 5\n";
+        let wanted = names(&["TcpExt.ListenDrops", "Tcp.ActiveOpens", "Tcp.MaxConn"]);
+        let got = pick_counters(text, &wanted);
+        assert_eq!(
+            got,
+            BTreeMap::from([("TcpExt.ListenDrops", 17), ("Tcp.ActiveOpens", 5)])
+        );
+        let only = |n: &str| files_for(&names(&[n]));
+        assert_eq!(only("TcpExt.ListenOverflows"), [NETSTAT]);
+        assert_eq!(only("Tcp.RetransSegs"), [SNMP]);
+        assert_eq!(only("NoSection"), [NETSTAT]);
+        assert!(files_for(&BTreeSet::new()).is_empty());
     }
 }

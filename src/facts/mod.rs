@@ -19,6 +19,7 @@ pub mod net;
 pub mod networkd;
 pub mod oom;
 pub mod processes;
+pub mod procfs;
 pub mod ring;
 pub mod rx_drops;
 pub mod scope;
@@ -349,6 +350,17 @@ impl FactRequest {
             ..FactRequest::default()
         };
         (self, costly)
+    }
+
+    /// Splits off the LISTEN sockets (a sock_diag dump, then a /proc walk for their
+    /// owners): `listen_queue` only matters once a rule's overflow signals (counters
+    /// that grew, kernel-log lines) are in, so `tune plan` reads them last.
+    pub fn split_listeners(mut self) -> (FactRequest, FactRequest) {
+        let listeners = FactRequest {
+            listeners: std::mem::take(&mut self.listeners),
+            ..FactRequest::default()
+        };
+        (self, listeners)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Fact, describe_io_error};
+use super::{Fact, describe_io_error, procfs};
 use crate::domain::jvm::JVM_ENV_VARS;
 
 /// A process picked by command name.
@@ -293,24 +293,48 @@ pub fn read_process(
 
 /// Every process whose command name is one of `comms`, by pid.
 pub fn gather(comms: &BTreeSet<String>) -> Fact<Vec<ProcessInfo>> {
-    let mounts = match std::fs::read_to_string("/proc/self/mountinfo") {
-        Ok(text) => parse_mountinfo(&text),
-        Err(_) => Vec::new(),
+    gather_in(Path::new("/proc"), comms)
+}
+
+/// [`gather`] under `proc_root`. Each process costs one openat, read and close (its
+/// `comm`, relative to one /proc directory fd); only the matching ones are read
+/// further, and mountinfo is read only once one matches.
+pub fn gather_in(proc_root: &Path, comms: &BTreeSet<String>) -> Fact<Vec<ProcessInfo>> {
+    let unknown = |e: std::io::Error| {
+        Fact::Unknown(format!(
+            "{}: {}",
+            proc_root.display(),
+            describe_io_error(&e)
+        ))
     };
-    let entries = match std::fs::read_dir("/proc") {
-        Ok(e) => e,
-        Err(e) => return Fact::Unknown(format!("/proc: {}", describe_io_error(&e))),
+    let dir = match procfs::Dir::open(proc_root) {
+        Ok(d) => d,
+        Err(e) => return unknown(e),
     };
-    let mut pids: Vec<u32> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
+    let mut pids = Vec::new();
+    if let Err(e) = dir.entries(|name| pids.extend(procfs::pid_of(name))) {
+        return unknown(e);
+    }
     pids.sort_unstable();
-    Fact::Value(
-        pids.into_iter()
-            .filter_map(|pid| read_process(Path::new("/proc"), pid, comms, &mounts))
-            .collect(),
-    )
+    let mut mounts: Option<Vec<CgroupMount>> = None;
+    let mut found = Vec::new();
+    let mut buf = [0u8; 128];
+    for pid in pids {
+        let Ok(comm) = dir.read_small(&procfs::pid_path(pid, "comm"), &mut buf) else {
+            continue;
+        };
+        let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
+        if !std::str::from_utf8(comm).is_ok_and(|c| comms.contains(c)) {
+            continue;
+        }
+        let mounts = mounts.get_or_insert_with(|| {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|text| parse_mountinfo(&text))
+                .unwrap_or_default()
+        });
+        found.extend(read_process(proc_root, pid, comms, mounts));
+    }
+    Fact::Value(found)
 }
 
 /// `MemTotal` of /proc/meminfo, in bytes.
@@ -433,6 +457,11 @@ mod tests {
         assert!(
             matches!(me.memory_cgroup, Fact::Unknown(_)),
             "no mounts given"
+        );
+        let mine = gather(&comms);
+        assert!(
+            matches!(&mine, Fact::Value(ps) if ps.iter().any(|p| p.pid == std::process::id())),
+            "{mine:?}"
         );
         // pid_max is at most 2^22: this pid cannot exist.
         assert_eq!(read_process(Path::new("/proc"), 1 << 23, &comms, &[]), None);

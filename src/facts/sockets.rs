@@ -5,22 +5,20 @@
 //! messages, not a scan of /proc/net/tcp. The socket is created in the calling
 //! thread's network namespace and keeps it.
 //!
+//! The dumps go through [`crate::kernel::rtdump::exchange_on`]: one receive buffer
+//! for the whole dump, each `struct inet_diag_msg` read in place (no allocation per
+//! message).
+//!
 //! [`listeners`] reads every TCP LISTEN socket with its accept queue (length and limit)
-//! and finds the process that holds it by its inode in /proc/PID/fd.
+//! and finds the processes that hold the ones `listen_queue` names by their inodes in
+//! /proc/PID/fd.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use neli::consts::nl::{NlmF, Nlmsg};
-use neli::consts::socket::NlFamily;
-use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
-use neli::socket::synchronous::NlSocketHandle;
-use neli::types::Buffer;
-use neli::utils::Groups;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Fact;
+use super::{Fact, procfs};
 use crate::playbook::{SetSysctl, TcpState};
 
 /// The ephemeral port range that `widen_to` may widen over listening ports.
@@ -39,12 +37,10 @@ pub fn widens_port_range(s: &SetSysctl) -> bool {
 /// The ports of every TCP LISTEN socket (IPv4 and IPv6), sorted and deduplicated.
 pub fn listen_ports() -> Fact<Vec<u16>> {
     let read = || -> Result<Vec<u16>, String> {
-        let socket = NlSocketHandle::connect(NlFamily::SockOrInetDiag, None, Groups::empty())
-            .map_err(|e| e.to_string())?;
         let mut ports = BTreeSet::new();
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             let mask = 1 << TcpState::Listen.kernel_number();
-            dump_each(&socket, family, mask, |msg| {
+            dump_each(family, mask, |msg| {
                 // struct inet_diag_msg: family, state, timer, retrans, then the
                 // socket id, whose first field is the source port in network order.
                 if let Some(&[hi, lo]) = msg.get(4..6) {
@@ -103,16 +99,15 @@ impl Listener {
     }
 }
 
-/// Every TCP LISTEN socket (IPv4 and IPv6) with its accept queue and owner, sorted by
-/// port and address.
+/// Every TCP LISTEN socket (IPv4 and IPv6) with its accept queue, sorted by port and
+/// address, and the owners of the ones `listen_queue` names: the full ones when any
+/// is full, else all (see [`named_by_listen_queue`]).
 pub fn listeners() -> Fact<Vec<Listener>> {
     let read = || -> Result<Vec<Listener>, String> {
-        let socket = NlSocketHandle::connect(NlFamily::SockOrInetDiag, None, Groups::empty())
-            .map_err(|e| e.to_string())?;
         let mut found = Vec::new();
         for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
             let mask = 1 << TcpState::Listen.kernel_number();
-            dump_each(&socket, family, mask, |msg| {
+            dump_each(family, mask, |msg| {
                 if let Some(l) = parse_listener(msg) {
                     found.push(l);
                 }
@@ -122,7 +117,10 @@ pub fn listeners() -> Fact<Vec<Listener>> {
     };
     match read() {
         Ok(mut found) => {
-            let inodes: BTreeSet<u64> = found.iter().map(|l| l.inode).filter(|&i| i != 0).collect();
+            let inodes: BTreeSet<u64> = named_by_listen_queue(&found)
+                .map(|l| l.inode)
+                .filter(|&i| i != 0)
+                .collect();
             let owners = socket_owners(std::path::Path::new("/proc"), &inodes);
             for l in &mut found {
                 l.owner = owners.get(&l.inode).cloned();
@@ -132,6 +130,13 @@ pub fn listeners() -> Fact<Vec<Listener>> {
         }
         Err(e) => Fact::Unknown(format!("sock_diag: {e}")),
     }
+}
+
+/// The listeners whose owners the `listen_queue` evidence names: the ones whose
+/// accept queue is full now, or every listener when none is.
+pub fn named_by_listen_queue(all: &[Listener]) -> impl Iterator<Item = &Listener> {
+    let any_full = all.iter().any(Listener::full);
+    all.iter().filter(move |l| !any_full || l.full())
 }
 
 /// Reads one `struct inet_diag_msg`: family, state, timer, retrans (4 bytes), the
@@ -163,51 +168,66 @@ pub fn parse_listener(msg: &[u8]) -> Option<Listener> {
 }
 
 /// The processes holding the given socket inodes: one pass over /proc/PID/fd links,
-/// stopping once every inode is found. A process or fd that cannot be read (gone,
-/// another user's without privilege) is skipped: its sockets stay without an owner.
+/// opened relative to one /proc directory fd, stopping once every inode is found. A
+/// process or fd that cannot be read (gone, another user's without privilege) is
+/// skipped: its sockets stay without an owner.
 pub fn socket_owners(proc: &std::path::Path, inodes: &BTreeSet<u64>) -> BTreeMap<u64, SocketOwner> {
     let mut owners = BTreeMap::new();
     if inodes.is_empty() {
         return owners;
     }
-    let Ok(dir) = std::fs::read_dir(proc) else {
+    let Ok(dir) = procfs::Dir::open(proc) else {
         return owners;
     };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+    let mut pids = Vec::new();
+    if dir
+        .entries(|name| pids.extend(procfs::pid_of(name)))
+        .is_err()
+    {
+        return owners;
+    }
+    let mut link = [0u8; 64];
+    for pid in pids {
+        let Ok(fds) = dir.dir_at(&procfs::pid_path(pid, "fd")) else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(inode) = target
-                .to_str()
-                .and_then(|t| t.strip_prefix("socket:["))
-                .and_then(|t| t.strip_suffix(']'))
-                .and_then(|t| t.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            if inodes.contains(&inode) && !owners.contains_key(&inode) {
-                let comm = std::fs::read_to_string(entry.path().join("comm"))
-                    .map(|c| c.trim_end().to_owned())
-                    .unwrap_or_default();
-                owners.insert(inode, SocketOwner { pid, comm });
+        let mut held = Vec::new();
+        let _ = fds.entries(|fd| {
+            if let Ok(target) = fds.read_link(fd, &mut link)
+                && let Some(inode) = socket_inode(target)
+                && inodes.contains(&inode)
+                && !owners.contains_key(&inode)
+            {
+                held.push(inode);
             }
+        });
+        if held.is_empty() {
+            continue;
+        }
+        let mut buf = [0u8; 128];
+        let comm = dir
+            .read_small(&procfs::pid_path(pid, "comm"), &mut buf)
+            .map(|c| String::from_utf8_lossy(c).trim_end().to_owned())
+            .unwrap_or_default();
+        for inode in held {
+            owners.entry(inode).or_insert_with(|| SocketOwner {
+                pid,
+                comm: comm.clone(),
+            });
         }
         if owners.len() == inodes.len() {
             break;
         }
     }
     owners
+}
+
+/// The inode of a `socket:[INODE]` link target.
+fn socket_inode(target: &[u8]) -> Option<u64> {
+    std::str::from_utf8(target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// `SOCK_DIAG_BY_FAMILY` from linux/sock_diag.h.
@@ -228,11 +248,9 @@ pub fn count_tcp_states(states: &BTreeSet<TcpState>) -> BTreeMap<String, Fact<u6
 }
 
 fn count_state(state: TcpState) -> Result<u64, String> {
-    let socket = NlSocketHandle::connect(NlFamily::SockOrInetDiag, None, Groups::empty())
-        .map_err(|e| e.to_string())?;
     let mut total = 0;
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        total += dump_count(&socket, family, 1 << state.kernel_number())?;
+        dump_each(family, 1 << state.kernel_number(), |_| total += 1)?;
     }
     Ok(total)
 }
@@ -246,50 +264,28 @@ pub fn inet_diag_request(family: u8, state_mask: u32) -> Vec<u8> {
     req
 }
 
-fn dump_count(socket: &NlSocketHandle, family: u8, state_mask: u32) -> Result<u64, String> {
-    let mut count = 0;
-    dump_each(socket, family, state_mask, |_| count += 1)?;
-    Ok(count)
-}
+/// `NLM_F_DUMP` (NLM_F_ROOT | NLM_F_MATCH) from linux/netlink.h.
+const NLM_F_DUMP: u16 = 0x300;
 
 /// Dumps the sockets of one family in the states of `state_mask`, handing each
-/// `struct inet_diag_msg` to `each`.
-fn dump_each(
-    socket: &NlSocketHandle,
-    family: u8,
-    state_mask: u32,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), String> {
-    let msg: Nlmsghdr<u16, Buffer> = NlmsghdrBuilder::default()
-        .nl_type(SOCK_DIAG_BY_FAMILY)
-        .nl_flags(NlmF::REQUEST | NlmF::DUMP)
-        .nl_payload(NlPayload::Payload(Buffer::from(inet_diag_request(
-            family, state_mask,
-        ))))
-        .build()
-        .map_err(|e| e.to_string())?;
-    socket.send(&msg).map_err(|e| e.to_string())?;
-    loop {
-        let (iter, _) = socket.recv::<u16, Buffer>().map_err(|e| e.to_string())?;
-        for reply in iter {
-            let reply = reply.map_err(|e| e.to_string())?;
-            let ty = *reply.nl_type();
-            if ty == u16::from(Nlmsg::Done) {
-                return Ok(());
+/// `struct inet_diag_msg` to `each`, on a fresh NETLINK_SOCK_DIAG socket in the
+/// calling thread's namespace.
+fn dump_each(family: u8, state_mask: u32, mut each: impl FnMut(&[u8])) -> Result<(), String> {
+    crate::kernel::rtdump::exchange_on(
+        libc::NETLINK_SOCK_DIAG,
+        SOCK_DIAG_BY_FAMILY,
+        NLM_F_DUMP,
+        &inet_diag_request(family, state_mask),
+        &[],
+        |kind, msg| {
+            if kind == SOCK_DIAG_BY_FAMILY {
+                each(msg);
             }
-            if ty == u16::from(Nlmsg::Error) {
-                return match reply.nl_payload() {
-                    NlPayload::Err(e) => Err(format!("kernel error {}", e.error())),
-                    _ => Err("kernel error".to_owned()),
-                };
-            }
-            if ty == SOCK_DIAG_BY_FAMILY
-                && let NlPayload::Payload(buf) = reply.nl_payload()
-            {
-                each(buf.as_ref());
-            }
-        }
-    }
+            Ok(())
+        },
+    )
+    .map(|_interrupted| ())
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
