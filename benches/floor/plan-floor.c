@@ -11,7 +11,9 @@
  *   plan-floor all             every bundled playbook: the above plus the link and
  *                              qdisc dumps (rtnetlink), /proc/PID/comm of every
  *                              process, softnet_stat, /proc/stat, softirqs,
- *                              stat/nf_conntrack, meminfo
+ *                              stat/nf_conntrack, meminfo; /proc/stat and softirqs
+ *                              again after WINDOW_MS (`all WINDOW_MS`, default 1): the
+ *                              softirq share is a rate, read twice by tune as well
  *   plan-floor kmsg FILE       the kernel-log path: read FILE, search the patterns the
  *                              bundled playbooks look for
  *   plan-floor tw NETNS        the time-wait playbook in /run/netns/NETNS: setns, read
@@ -26,6 +28,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <time.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -214,7 +217,7 @@ static int procs_path(void) {
     return change;
 }
 
-static int all_path(void) {
+static int all_path(long window_ms) {
     static char big[1 << 16];
     int change = sysctl_path();
     read_num("/proc/sys/net/netfilter/nf_conntrack_buckets");
@@ -227,6 +230,10 @@ static int all_path(void) {
     read_file("/proc/softirqs", big, sizeof big);
     read_file("/proc/net/stat/nf_conntrack", big, sizeof big);
     read_file("/proc/meminfo", big, sizeof big);
+    struct timespec w = {window_ms / 1000, (window_ms % 1000) * 1000000L};
+    nanosleep(&w, NULL);
+    read_file("/proc/stat", big, sizeof big);
+    read_file("/proc/softirqs", big, sizeof big);
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd >= 0) {
         dump(fd, RTM_GETLINK, AF_UNSPEC);
@@ -269,7 +276,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "sysctl"))
         change = sysctl_path();
     else if (argc >= 2 && !strcmp(argv[1], "all"))
-        change = all_path();
+        change = all_path(argc >= 3 ? atol(argv[2]) : 1);
     else if (argc >= 3 && !strcmp(argv[1], "kmsg"))
         change = kmsg_path(argv[2]);
     else if (argc >= 3 && !strcmp(argv[1], "tw"))
