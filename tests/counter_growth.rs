@@ -80,6 +80,7 @@ fn validate_checks_the_table_conditions_windows() {
         "conntrack_stat: {name: drop, window: 2s, above: 0}",
         "softirq_cpu: {window: 3s, at_least: 0.2}",
         "softnet: {stat: time_squeeze, above: 0}",
+        "rx_drops: {link: 'eth*', stat: ring, window: 2s, above: 0}",
     ] {
         let (code, out) = validate_detect(dir.path(), ok);
         assert_eq!(code, 0, "{ok}: {out}");
@@ -98,6 +99,14 @@ fn validate_checks_the_table_conditions_windows() {
             (
                 "softirq_cpu: {window: 0s, at_least: 0.2}",
                 "softirq_cpu `window: 0s` must be above 0",
+            ),
+            (
+                "rx_drops: {link: eth0, stat: missed, window: 2m, above: 0}",
+                "rx_drops `window: 2m` must be above 0 and at most 60s",
+            ),
+            (
+                "rx_drops: {link: 'eth[', stat: fifo, above: 0}",
+                "bad glob \"eth[\"",
             ),
         ],
         validate_detect,

@@ -72,6 +72,7 @@ fn softnet_rows_in_a_namespace_are_the_hosts() {
         // Sampled: the same CPUs, counts that only grew, the window asked for.
         Some(second) => {
             assert!(window >= 0.2, "{facts}");
+            assert!(!rows.is_empty(), "{facts}");
             assert_eq!(second.len(), rows.len(), "{facts}");
             for (a, b) in rows.iter().zip(second) {
                 assert_eq!(a["cpu"], b["cpu"]);
@@ -214,6 +215,9 @@ fn softirq_readings_are_recorded_in_the_plan() {
     let (first, second, window) = readings(recorded);
     let second = second.expect("always sampled");
     assert!(window >= 0.2, "{recorded}");
+    // Every CPU in both readings: a zip over nothing would check nothing.
+    assert!(!first.is_empty(), "{recorded}");
+    assert_eq!(first.len(), second.len(), "{recorded}");
     for (a, b) in first.iter().zip(second) {
         assert_eq!(a["cpu"], b["cpu"]);
         assert!(

@@ -503,7 +503,7 @@ impl FactRequest {
 }
 
 /// A condition's sampling `window` (checked when loading), or the default.
-fn sample_window(window: Option<&String>, vars: &Vars) -> std::time::Duration {
+pub(super) fn sample_window(window: Option<&String>, vars: &Vars) -> std::time::Duration {
     window
         .and_then(|w| expand(w, vars).ok())
         .and_then(|w| humantime::parse_duration(&w).ok())

@@ -45,12 +45,7 @@ pub fn want(c: &RxDropsCondition, vars: &Vars) -> Want {
         glob: expand(&c.link, vars).unwrap_or_else(|_| c.link.clone()),
         stat: c.stat,
         min_growth: super::counters::min_growth(&c.compare(), vars),
-        window: c
-            .window
-            .as_ref()
-            .and_then(|w| expand(w, vars).ok())
-            .and_then(|w| humantime::parse_duration(&w).ok())
-            .unwrap_or(super::counters::DEFAULT_WINDOW),
+        window: super::sample_window(c.window.as_ref(), vars),
     }
 }
 
