@@ -128,9 +128,7 @@ pub fn finish_sampling(pending: PendingSamples) -> BTreeMap<String, Fact<Counter
     let second = if to_sample.is_empty() {
         BTreeMap::new()
     } else {
-        if let Some(left) = pending.window.checked_sub(pending.started.elapsed()) {
-            std::thread::sleep(left);
-        }
+        super::window::wait_out(pending.started, pending.window);
         read_counters(&to_sample)
     };
     let waited = pending.started.elapsed().as_secs_f64();

@@ -188,9 +188,7 @@ pub fn finish(pending: Pending) -> Fact<RxDropSamples> {
             links,
         });
     };
-    if let Some(left) = window.checked_sub(pending.started.elapsed()) {
-        std::thread::sleep(left);
-    }
+    super::window::wait_out(pending.started, window);
     let second = match read() {
         Ok(second) => second,
         Err(why) => return Fact::Unknown(why),

@@ -166,9 +166,7 @@ impl<T> Pending<T> {
                 window: 0.0,
             }));
         }
-        if let Some(left) = self.window.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(left);
-        }
+        wait_out(self.started, self.window);
         let second = read();
         let window = self.started.elapsed().as_secs_f64();
         match second {
@@ -230,6 +228,14 @@ pub fn left_out(cpus: &[u32]) -> Option<String> {
             names.join(", ")
         )
     })
+}
+
+/// Sleeps what is left of `window` since `started` (nothing when the other facts took
+/// longer): the second reading of every sampled fact comes a window after its first.
+pub fn wait_out(started: Instant, window: Duration) {
+    if let Some(left) = window.checked_sub(started.elapsed()) {
+        std::thread::sleep(left);
+    }
 }
 
 #[cfg(test)]
