@@ -518,6 +518,9 @@ mod tests {
         };
         assert_eq!(got.len(), 1);
         let patterns = BTreeMap::from([("(".to_owned(), 3600)]);
-        assert!(matches!(select(&log, &patterns, 2.0)["("], Fact::Unknown(_)));
+        assert!(matches!(
+            select(&log, &patterns, 2.0)["("],
+            Fact::Unknown(_)
+        ));
     }
 }
