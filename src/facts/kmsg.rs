@@ -27,6 +27,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use regex::Regex;
 
 use super::{Fact, FactRequest, LogLine, describe_io_error};
+use crate::domain::log_pattern::is_plain_text;
 
 /// Which lines of the kernel log the facts need: those whose raw bytes hold one of the
 /// needles, the `kernel_log` patterns (when all are plain text) and the OOM markers of
@@ -131,12 +132,6 @@ fn line_around(buf: &[u8], at: usize) -> (usize, usize) {
     let start = memchr::memrchr(b'\n', &buf[..at]).map_or(0, |i| i + 1);
     let end = memchr::memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
     (start, end)
-}
-
-/// A pattern that matches exactly the text it is, so a line matching it holds it
-/// (not empty, no regex syntax; U+FFFD could match a byte the lossy decoding replaced).
-fn is_plain_text(pattern: &str) -> bool {
-    !pattern.is_empty() && regex::escape(pattern) == pattern && !pattern.contains('\u{FFFD}')
 }
 
 /// A raw line as text: the `\r` of a CRLF line dropped, invalid UTF-8 replaced.

@@ -566,7 +566,8 @@ fn check_condition(c: &Condition, vars: &Vars, out: &mut Vec<Problem>) {
         Condition::KernelLog(k) => {
             // A short plain-text pattern (most are) always compiles, well under the size
             // limit: compiling it here only to drop it cost 7% of a sysctl-playbook plan.
-            let literal = k.pattern.len() <= 1024 && regex::escape(&k.pattern) == k.pattern;
+            let literal =
+                k.pattern.len() <= 1024 && crate::domain::log_pattern::is_plain_text(&k.pattern);
             if !literal
                 && let Err(e) = regex::RegexBuilder::new(&k.pattern)
                     .size_limit(1 << 20)
