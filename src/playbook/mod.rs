@@ -8,7 +8,12 @@
 //! system except reading the playbook files, and `check_host` (used by
 //! `tune validate` only) which looks whether sysctl keys exist on this host.
 
+// Generated from playbooks/*.yml by const_form's test; rustfmt leaves it as written.
+#[rustfmt::skip]
+mod bundled_form;
 mod check_jvm;
+#[cfg(test)]
+mod const_form;
 pub mod depth;
 pub mod lint;
 pub mod model;
@@ -60,6 +65,64 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("softirq.yml", include_str!("../../playbooks/softirq.yml")),
     ("nic-ring.yml", include_str!("../../playbooks/nic-ring.yml")),
 ];
+
+/// For each of [`BUNDLED`], the function that builds its model without parsing
+/// (`bundled_form.rs`, generated from the YAML), when that code was generated from the
+/// YAML bundled now: decided at compile time by the FNV-1a digest of the text. A stale
+/// form is `None`, and that playbook is parsed (a test fails until it is regenerated).
+pub(crate) const BUILT: [Option<Build>; BUNDLED.len()] = built_forms();
+
+/// Builds one bundled playbook's model (a function of `bundled_form.rs`).
+type Build = fn() -> Playbook;
+
+const fn built_forms() -> [Option<Build>; BUNDLED.len()] {
+    let mut out: [Option<Build>; BUNDLED.len()] = [None; BUNDLED.len()];
+    let mut i = 0;
+    while i < BUNDLED.len() {
+        let (name, text) = BUNDLED[i];
+        let digest = fnv1a(text);
+        let mut j = 0;
+        while j < bundled_form::FORMS.len() {
+            let (form_name, form_digest, build) = bundled_form::FORMS[j];
+            if form_digest == digest && form_name.len() == name.len() {
+                let (a, b) = (form_name.as_bytes(), name.as_bytes());
+                let mut k = 0;
+                while k < a.len() && a[k] == b[k] {
+                    k += 1;
+                }
+                if k == a.len() {
+                    out[i] = Some(build);
+                }
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// FNV-1a, 64 bits: a compile-time digest telling a generated form's YAML from another.
+const fn fnv1a(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// The built model of a bundled playbook whose text is exactly `text`, if current.
+fn built_form(text: &str) -> Option<Playbook> {
+    BUNDLED
+        .iter()
+        .zip(BUILT)
+        .find(|((_, bundled), _)| *bundled == text)
+        .and_then(|(_, build)| build)
+        .map(|build| build())
+}
 
 /// A playbook with where it came from and its text (for locating errors).
 #[derive(Debug, Clone)]
@@ -168,10 +231,18 @@ pub fn parse(source: &str, text: &str) -> Result<LoadedPlaybook, Diagnostic> {
 pub fn load_bundled() -> Result<Vec<LoadedPlaybook>, Diagnostics> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for (name, text) in BUNDLED {
-        match parse(&format!("bundled:{name}"), text) {
-            Ok(pb) => out.push(pb),
-            Err(d) => errors.push(d),
+    for ((name, text), build) in BUNDLED.iter().zip(BUILT) {
+        let source = format!("bundled:{name}");
+        match build {
+            Some(build) => out.push(LoadedPlaybook {
+                source,
+                text: (*text).to_owned(),
+                playbook: build(),
+            }),
+            None => match parse(&source, text) {
+                Ok(pb) => out.push(pb),
+                Err(d) => errors.push(d),
+            },
         }
     }
     if errors.is_empty() {
@@ -254,6 +325,15 @@ fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
             e.utf8_error().valid_up_to()
         ))
     })?;
+    // A copy of a bundled playbook (`-p playbooks/conntrack.yml`) is not parsed again:
+    // the same bytes give the same model.
+    if let Some(playbook) = built_form(&text) {
+        return Ok(LoadedPlaybook {
+            source,
+            text,
+            playbook,
+        });
+    }
     parse(&source, &text)
 }
 
