@@ -81,7 +81,7 @@ fn decode_with_netlink_packet_route(datagrams: &[Vec<u8>]) -> Vec<RouteNetlinkMe
 fn reference_link(m: &LinkMessage) -> Link {
     let mut link = Link {
         index: m.header.index,
-        state: "unknown".to_owned(),
+        state: "unknown".into(),
         ..Link::default()
     };
     for attr in &m.attributes {
@@ -91,12 +91,9 @@ fn reference_link(m: &LinkMessage) -> Link {
             LinkAttribute::Address(a)
                 if a.len() == 6 && m.header.link_layer_type == LinkLayerType::Ether =>
             {
-                link.mac = Some(
-                    a.iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(":"),
-                );
+                link.mac = Some(tune::facts::net::Mac(
+                    a.as_slice().try_into().expect("6 bytes"),
+                ));
             }
             LinkAttribute::PropList(props) => {
                 for p in props {
@@ -106,22 +103,22 @@ fn reference_link(m: &LinkMessage) -> Link {
                 }
             }
             LinkAttribute::Stats64(st) => {
-                link.rx_drops = Some(tune::facts::net::RxDrops {
+                link.rx_drops = Some(Box::new(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,
                     rx_fifo_errors: st.rx_fifo_errors,
                     rx_missed_errors: st.rx_missed_errors,
-                })
+                }))
             }
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
-            LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase(),
+            LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase().into(),
             LinkAttribute::Link(i) if *i != 0 => link.link = Some(*i),
             LinkAttribute::Controller(i) => link.master = Some(*i),
             LinkAttribute::LinkNetNsId(i) => link.link_netnsid = Some(*i),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
-                        LinkInfo::Kind(k) => link.kind = k.to_string(),
+                        LinkInfo::Kind(k) => link.kind = k.to_string().into(),
                         LinkInfo::Data(InfoData::Vxlan(vxlan)) => {
                             for v in vxlan {
                                 match v {
@@ -142,9 +139,9 @@ fn reference_link(m: &LinkMessage) -> Link {
     }
     if link.kind.is_empty() {
         link.kind = match m.header.link_layer_type {
-            LinkLayerType::Loopback => "loopback".to_owned(),
-            LinkLayerType::Ether => "ethernet".to_owned(),
-            other => other.to_string().to_lowercase(),
+            LinkLayerType::Loopback => "loopback".into(),
+            LinkLayerType::Ether => "ethernet".into(),
+            other => other.to_string().to_lowercase().into(),
         };
     }
     link
@@ -265,10 +262,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
             .then(|| link_from_record(&rtdump::parse_link(payload).unwrap()))
     });
     assert_eq!(links, reference_links);
-    let kinds: Vec<(&str, &str)> = links
-        .iter()
-        .map(|l| (l.name.as_str(), l.kind.as_str()))
-        .collect();
+    let kinds: Vec<(&str, &str)> = links.iter().map(|l| (l.name.as_str(), &*l.kind)).collect();
     for expected in [
         ("lo", "loopback"),
         ("va", "veth"),
@@ -280,10 +274,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
     }
     let va = links.iter().find(|l| l.name == "va").unwrap();
-    assert_eq!(
-        (va.mtu, va.min_mtu, va.state.as_str()),
-        (576, Some(68), "up")
-    );
+    assert_eq!((va.mtu, va.min_mtu, &*va.state), (576, Some(68), "up"));
     // What the MTU rule reads: a veth's peer, a bridge port's master, a VXLAN's lower
     // device and its address family.
     let index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
@@ -297,7 +288,10 @@ fn dumps_read_directly_match_netlink_packet_route() {
     );
     assert!(by_name("vx6").vxlan_ipv6);
     // What networkd's [Match] MACAddress= and Name= test.
-    assert_eq!(va.mac.as_deref(), Some("02:00:5e:00:00:0a"));
+    assert_eq!(
+        va.mac.map(|m| m.to_string()).as_deref(),
+        Some("02:00:5e:00:00:0a")
+    );
     assert_eq!(va.altnames, ["va-alternative"]);
     assert_eq!(by_name("lo").mac, None);
 
@@ -367,9 +361,6 @@ fn a_single_link_is_read_by_index_and_a_missing_one_is_none() {
         )
     });
     let vb = found.expect("vb by index");
-    assert_eq!(
-        (vb.name.as_str(), vb.kind.as_str(), vb.mtu),
-        ("vb", "veth", 9000)
-    );
+    assert_eq!((vb.name.as_str(), &*vb.kind, vb.mtu), ("vb", "veth", 9000));
     assert_eq!(missing, None);
 }

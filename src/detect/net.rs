@@ -80,7 +80,7 @@ pub struct PathMtu {
 /// or `None` when the kind is not carried by a lower device (IFLA_LINK of a veth names
 /// its peer, not a lower device).
 fn overhead(upper: &Link) -> Option<u32> {
-    match upper.kind.as_str() {
+    match &*upper.kind {
         // The 802.1Q tag is outside the MTU, as are macvlan/ipvlan frames.
         "vlan" | "macvlan" | "macvtap" | "ipvlan" | "ipvtap" => Some(0),
         // Outer IP + UDP + VXLAN + inner Ethernet: 20 + 8 + 8 + 14, or 40 + ... for IPv6.
@@ -115,7 +115,7 @@ fn veth_peer<'a>(
             mtu: peer.mtu,
         }));
     };
-    match &link.link_remote {
+    match link.link_remote.as_deref() {
         Some(Fact::Value(r)) => Ok(Some(End {
             what: format!("its veth peer {} in netns id {nsid}", r.name),
             mtu: r.mtu,
@@ -235,7 +235,7 @@ pub fn link_matches(
     links: &LinkIndex,
     vars: &Vars,
 ) -> Result<Option<LinkMatch>, String> {
-    if !glob.matches(&link.name) || !(c.kind.is_empty() || c.kind.contains(&link.kind)) {
+    if !glob.matches(&link.name) || !(c.kind.is_empty() || c.kind.iter().any(|k| *k == link.kind)) {
         return Ok(None);
     }
     let mut tests = Vec::new();
@@ -320,7 +320,9 @@ pub fn eval_link(c: &LinkCondition, facts: &Facts, vars: &Vars) -> Decided {
     }
     let eligible = all
         .iter()
-        .filter(|l| glob.matches(&l.name) && (c.kind.is_empty() || c.kind.contains(&l.kind)))
+        .filter(|l| {
+            glob.matches(&l.name) && (c.kind.is_empty() || c.kind.iter().any(|k| *k == l.kind))
+        })
         .count();
     Ok((
         false,

@@ -10,6 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rtnetlink::packet_route::link::{LinkLayerType, State};
@@ -24,8 +25,10 @@ use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 pub struct Link {
     pub index: u32,
     pub name: String,
+    // A `Cow`: the common kinds and every state name are static strings, not one
+    // allocation per link.
     /// `veth`, `bridge`, `ethernet`, `loopback`, `ipip`, ...
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub mtu: u32,
     /// Smallest MTU the driver accepts, when the kernel reports it.
     #[serde(default)]
@@ -34,7 +37,7 @@ pub struct Link {
     #[serde(default)]
     pub max_mtu: Option<u32>,
     /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
-    pub state: String,
+    pub state: Cow<'static, str>,
     /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
     /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,7 +49,7 @@ pub struct Link {
     /// For a `link` in another namespace: that link as read there, or why it could not
     /// be read (the kernel answers only with CAP_NET_ADMIN over that namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link_remote: Option<Fact<RemoteLink>>,
+    pub link_remote: Option<Box<Fact<RemoteLink>>>,
     /// The index of the bridge or bond this link is a port of (IFLA_MASTER).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<u32>,
@@ -56,14 +59,71 @@ pub struct Link {
     /// The receive-drop counters of IFLA_STATS64, from the same dump (absent in
     /// snapshots older than them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rx_drops: Option<RxDrops>,
+    pub rx_drops: Option<Box<RxDrops>>,
     /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons
     /// (absent in older snapshots and for links with no 6-byte address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
+    pub mac: Option<Mac>,
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altnames: Vec<String>,
+}
+
+/// A 6-byte link-layer address, written (and read) as six lowercase hex pairs with
+/// colons, `02:00:00:aa:bb:01`. Kept as bytes: 30k links need no 30k strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mac, String> {
+        let bad = || format!("{text:?} is not a MAC address (six hex pairs with colons)");
+        let mut out = [0u8; 6];
+        let mut parts = text.split(':');
+        for byte in &mut out {
+            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        match parts.next() {
+            None => Ok(Mac(out)),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let text = Cow::<str>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Mac {
+    fn schema_name() -> Cow<'static, str> {
+        "Mac".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -115,11 +175,14 @@ impl Qdisc {
 /// The link as plain data.
 pub fn link_from_record(r: &LinkRecord) -> Link {
     let kind = match r.kind {
-        Some(k) if !k.is_empty() => String::from_utf8_lossy(k).into_owned(),
+        Some(k) if !k.is_empty() => known_kind(k).map_or_else(
+            || Cow::Owned(String::from_utf8_lossy(k).into_owned()),
+            Cow::Borrowed,
+        ),
         _ => match LinkLayerType::from(r.link_layer_type) {
-            LinkLayerType::Loopback => "loopback".to_owned(),
-            LinkLayerType::Ether => "ethernet".to_owned(),
-            other => other.to_string().to_lowercase(),
+            LinkLayerType::Loopback => Cow::Borrowed("loopback"),
+            LinkLayerType::Ether => Cow::Borrowed("ethernet"),
+            other => Cow::Owned(other.to_string().to_lowercase()),
         },
     };
     Link {
@@ -132,7 +195,7 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
         mtu: r.mtu.unwrap_or(0),
         min_mtu: r.min_mtu,
         max_mtu: r.max_mtu,
-        state: r.operstate.map_or_else(|| "unknown".to_owned(), state_name),
+        state: r.operstate.map_or(Cow::Borrowed("unknown"), state_name),
         link: r.link,
         link_netnsid: r.link_netnsid,
         link_remote: None,
@@ -145,17 +208,15 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
             .collect(),
         mac: r
             .address
-            .filter(|a| a.len() == 6 && r.link_layer_type == 1)
-            .map(|a| {
-                a.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            }),
-        rx_drops: r.rx_drops.map(|d| RxDrops {
-            rx_dropped: d.rx_dropped,
-            rx_fifo_errors: d.rx_fifo_errors,
-            rx_missed_errors: d.rx_missed_errors,
+            .filter(|_| r.link_layer_type == 1)
+            .and_then(|a| <[u8; 6]>::try_from(a).ok())
+            .map(Mac),
+        rx_drops: r.rx_drops.map(|d| {
+            Box::new(RxDrops {
+                rx_dropped: d.rx_dropped,
+                rx_fifo_errors: d.rx_fifo_errors,
+                rx_missed_errors: d.rx_missed_errors,
+            })
         }),
     }
 }
@@ -175,20 +236,20 @@ fn read_remote_links(links: &mut [Link]) {
             mtu: r.mtu.unwrap_or(0),
             max_mtu: r.max_mtu,
         });
-        link.link_remote = Some(match remote {
+        link.link_remote = Some(Box::new(match remote {
             Ok(Some(r)) => Fact::Value(r),
             Ok(None) => Fact::Unknown(format!("no link {index} in netns id {nsid}")),
             Err(e) if e.errno == libc::EPERM || e.errno == libc::EACCES => Fact::Unknown(format!(
                 "link {index} in netns id {nsid}: permission denied (run as root)"
             )),
             Err(e) => Fact::Unknown(format!("link {index} in netns id {nsid}: {e}")),
-        });
+        }));
     }
 }
 
 /// The lowercased name of an RFC 2863 operational state (`IF_OPER_*`), as
 /// netlink-packet-route's `State` spells it (`other(7)` for codes it does not know).
-fn state_name(code: u8) -> String {
+fn state_name(code: u8) -> Cow<'static, str> {
     let known = match State::from(code) {
         State::Unknown => "unknown",
         State::NotPresent => "notpresent",
@@ -197,9 +258,37 @@ fn state_name(code: u8) -> String {
         State::Testing => "testing",
         State::Dormant => "dormant",
         State::Up => "up",
-        other => return format!("{other:?}").to_lowercase(),
+        other => return Cow::Owned(format!("{other:?}").to_lowercase()),
     };
-    known.to_owned()
+    Cow::Borrowed(known)
+}
+
+/// The kinds (IFLA_INFO_KIND) common enough to keep as static strings; any other is
+/// copied.
+fn known_kind(kind: &[u8]) -> Option<&'static str> {
+    const KINDS: [&str; 20] = [
+        "veth",
+        "bridge",
+        "bond",
+        "vlan",
+        "vxlan",
+        "macvlan",
+        "macvtap",
+        "ipvlan",
+        "dummy",
+        "tun",
+        "wireguard",
+        "ipip",
+        "gre",
+        "gretap",
+        "ip6tnl",
+        "sit",
+        "geneve",
+        "vrf",
+        "team",
+        "nlmon",
+    ];
+    KINDS.into_iter().find(|k| k.as_bytes() == kind)
 }
 
 /// The qdisc as plain data, if it is a root qdisc; `link_name` names its link.
@@ -274,6 +363,41 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
 mod tests {
     use super::*;
 
+    /// A namespace with 30k links holds 30k of these: the common kinds, the state and
+    /// the MAC take no allocation, and the rare parts are boxed.
+    #[test]
+    fn a_link_stays_small() {
+        assert!(
+            std::mem::size_of::<Link>() <= 168,
+            "{}",
+            std::mem::size_of::<Link>()
+        );
+        let record = LinkRecord {
+            address: Some(&[2, 0, 0, 0, 0, 1]),
+            operstate: Some(6),
+            ..LinkRecord::default()
+        };
+        let link = link_from_record(&LinkRecord {
+            kind: Some(b"veth"),
+            ..record.clone()
+        });
+        assert!(
+            matches!(link.kind, Cow::Borrowed("veth")),
+            "{:?}",
+            link.kind
+        );
+        assert!(
+            matches!(link.state, Cow::Borrowed("up")),
+            "{:?}",
+            link.state
+        );
+        let rare = link_from_record(&LinkRecord {
+            kind: Some(b"batadv"),
+            ..record
+        });
+        assert_eq!(rare.kind, "batadv");
+    }
+
     #[test]
     fn state_names_are_the_lowercased_rtnetlink_names() {
         for code in 0..=u8::MAX {
@@ -304,10 +428,24 @@ mod tests {
             address: Some(&[0x02, 0xAB, 0, 1, 2, 3]),
             ..record(1, Some(b"veth"))
         };
-        assert_eq!(
-            link_from_record(&with_mac).mac.as_deref(),
-            Some("02:ab:00:01:02:03")
-        );
+        let mac = link_from_record(&with_mac).mac.expect("a mac");
+        assert_eq!(mac.to_string(), "02:ab:00:01:02:03");
+        assert_eq!("02:ab:00:01:02:03".parse::<Mac>(), Ok(mac));
+        assert_eq!("02:AB:00:01:02:03".parse::<Mac>(), Ok(mac));
+        for bad in [
+            "",
+            "02:ab:00:01:02",
+            "02:ab:00:01:02:03:04",
+            "2:ab:00:01:02:03",
+            "zz:ab:00:01:02:03",
+            "02-ab-00-01-02-03",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&mac).expect("serializes");
+        assert_eq!(json, "\"02:ab:00:01:02:03\"");
+        assert_eq!(serde_json::from_str::<Mac>(&json).ok(), Some(mac));
+        assert!(serde_json::from_str::<Mac>("\"02:ab\"").is_err());
     }
 
     #[test]

@@ -153,8 +153,8 @@ impl LinkId {
     pub fn of(link: &super::net::Link) -> LinkId {
         LinkId {
             name: link.name.clone(),
-            mac: link.mac.clone(),
-            kind: Some(link.kind.clone()),
+            mac: link.mac.map(|m| m.to_string()),
+            kind: Some(link.kind.to_string()),
             altnames: Some(link.altnames.clone()),
         }
     }

@@ -216,7 +216,7 @@ mod tests {
         Link {
             index,
             name: name.into(),
-            kind: kind.into(),
+            kind: kind.to_owned().into(),
             mtu,
             min_mtu: Some(68),
             max_mtu: Some(max),
