@@ -78,7 +78,7 @@ pub fn start(request: &FactRequest, options: &GatherOptions) -> PendingTables {
         softirq_cpus: request
             .softirq_cpus
             .as_ref()
-            .map(|want| window::start(softirq::read(), window(want), |_| true)),
+            .map(|want| window::start(softirq::read_first(), window(want), |_| true)),
     }
 }
 

@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -311,30 +312,23 @@ pub fn gather_in(proc_root: &Path, comms: &BTreeSet<String>) -> Fact<Vec<Process
         Ok(d) => d,
         Err(e) => return unknown(e),
     };
-    let mut pids = Vec::new();
-    if let Err(e) = dir.entries(|name| pids.extend(procfs::pid_of(name))) {
-        return unknown(e);
-    }
-    pids.sort_unstable();
     let mut mounts: Option<Vec<CgroupMount>> = None;
     let mut found = Vec::new();
-    let mut buf = [0u8; 128];
-    for pid in pids {
-        let Ok(comm) = dir.read_small(&procfs::pid_path(pid, "comm"), &mut buf) else {
-            continue;
-        };
-        let comm = comm.strip_suffix(b"\n").unwrap_or(comm);
-        if !std::str::from_utf8(comm).is_ok_and(|c| comms.contains(c)) {
-            continue;
+    let walked = procfs::comms(&dir, |pid, comm| {
+        if std::str::from_utf8(comm).is_ok_and(|c| comms.contains(c)) {
+            let mounts = mounts.get_or_insert_with(|| {
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .map(|text| parse_mountinfo(&text))
+                    .unwrap_or_default()
+            });
+            found.extend(read_process(proc_root, pid, comms, mounts));
         }
-        let mounts = mounts.get_or_insert_with(|| {
-            std::fs::read_to_string("/proc/self/mountinfo")
-                .map(|text| parse_mountinfo(&text))
-                .unwrap_or_default()
-        });
-        found.extend(read_process(proc_root, pid, comms, mounts));
+        ControlFlow::Continue(())
+    });
+    match walked {
+        Ok(()) => Fact::Value(found),
+        Err(e) => unknown(e),
     }
-    Fact::Value(found)
 }
 
 /// `MemTotal` of /proc/meminfo, in bytes.

@@ -7,6 +7,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -155,6 +156,25 @@ pub fn pid_of(name: &CStr) -> Option<u32> {
         return None;
     }
     std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Hands every process's pid and `comm` (without its newline) to `each`, in pid
+/// order, until it breaks: per process one openat, read and close, relative to `dir`
+/// (a /proc). A process gone before its `comm` is read is skipped.
+pub fn comms(dir: &Dir, mut each: impl FnMut(u32, &[u8]) -> ControlFlow<()>) -> io::Result<()> {
+    let mut pids = Vec::new();
+    dir.entries(|name| pids.extend(pid_of(name)))?;
+    pids.sort_unstable();
+    let mut buf = [0u8; 128];
+    for pid in pids {
+        let Ok(comm) = dir.read_small(&pid_path(pid, "comm"), &mut buf) else {
+            continue;
+        };
+        if each(pid, comm.strip_suffix(b"\n").unwrap_or(comm)).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// `PID/NAME` as a C string, for [`Dir`]'s relative opens.

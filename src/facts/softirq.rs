@@ -6,6 +6,7 @@
 //! ([`over_window`]): a CPU busy in softirqs months ago says nothing about now.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,18 @@ pub fn over_window(first: &[SoftirqCpu], second: &[SoftirqCpu]) -> (Vec<CpuWindo
     (cpus, notes)
 }
 
+/// A reading with each CPU's ksoftirqd pid (the second reading of a window: only its
+/// pids are shown).
 pub fn read() -> Fact<Vec<SoftirqCpu>> {
+    read_with(true)
+}
+
+/// A reading without the ksoftirqd pids (the first reading of a window).
+pub fn read_first() -> Fact<Vec<SoftirqCpu>> {
+    read_with(false)
+}
+
+fn read_with(with_pids: bool) -> Fact<Vec<SoftirqCpu>> {
     let stat = match std::fs::read_to_string("/proc/stat") {
         Ok(text) => text,
         Err(e) => return Fact::Unknown(format!("/proc/stat: {}", describe_io_error(&e))),
@@ -96,7 +108,12 @@ pub fn read() -> Fact<Vec<SoftirqCpu>> {
     let net_rx = std::fs::read_to_string("/proc/softirqs")
         .map(|t| parse_net_rx(&t))
         .unwrap_or_default();
-    let pids = ksoftirqd_pids();
+    let wanted: Vec<u32> = cpus.iter().map(|c| c.cpu).collect();
+    let pids = if with_pids {
+        ksoftirqd_pids(&wanted)
+    } else {
+        BTreeMap::new()
+    };
     for c in &mut cpus {
         c.net_rx = net_rx.get(&c.cpu).copied();
         c.ksoftirqd_pid = pids.get(&c.cpu).copied();
@@ -160,24 +177,67 @@ pub fn parse_net_rx(text: &str) -> BTreeMap<u32, u64> {
         .collect()
 }
 
-/// CPU number → pid of `ksoftirqd/N`, scanning /proc/PID/comm.
-fn ksoftirqd_pids() -> BTreeMap<u32, u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return BTreeMap::new();
+/// CPU number → pid of `ksoftirqd/N` for the `cpus` asked for, from /proc/PID/comm in
+/// pid order. The walk stops once every one is found: the kernel starts these threads
+/// at boot, so on a host with thousands of processes only the first hundred or so
+/// pids are read (a CPU brought online later has a later pid, found further on).
+fn ksoftirqd_pids(cpus: &[u32]) -> BTreeMap<u32, u32> {
+    ksoftirqd_pids_in(std::path::Path::new("/proc"), cpus)
+}
+
+fn ksoftirqd_pids_in(proc_root: &std::path::Path, cpus: &[u32]) -> BTreeMap<u32, u32> {
+    let mut found = BTreeMap::new();
+    let Ok(dir) = super::procfs::Dir::open(proc_root) else {
+        return found;
     };
-    dir.filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            let cpu = comm.trim().strip_prefix("ksoftirqd/")?.parse().ok()?;
-            Some((cpu, pid))
-        })
-        .collect()
+    let _ = super::procfs::comms(&dir, |pid, comm| {
+        if let Some(cpu) = comm
+            .strip_prefix(b"ksoftirqd/")
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u32>().ok())
+            .filter(|cpu| cpus.contains(cpu))
+        {
+            found.insert(cpu, pid);
+        }
+        if found.len() == cpus.len() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ksoftirqd_pids_are_found_in_pid_order_and_the_walk_stops_when_all_are() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for (pid, comm) in [
+            (1, "systemd"),
+            (12, "ksoftirqd/0"),
+            (9, "ksoftirqd/7"),
+            (20, "ksoftirqd/1"),
+            (21, "ksoftirqd/x"),
+            // Past the point where cpus 0 and 1 are both found: never read.
+            (40, "ksoftirqd/1"),
+        ] {
+            std::fs::create_dir(tmp.path().join(pid.to_string())).expect("mkdir");
+            std::fs::write(tmp.path().join(format!("{pid}/comm")), format!("{comm}\n"))
+                .expect("comm");
+        }
+        std::fs::create_dir(tmp.path().join("self")).expect("mkdir");
+        let pids = ksoftirqd_pids_in(tmp.path(), &[0, 1]);
+        assert_eq!(pids, BTreeMap::from([(0, 12), (1, 20)]));
+        // A CPU with no thread: the whole walk, the last thread of a CPU kept.
+        let pids = ksoftirqd_pids_in(tmp.path(), &[1, 3]);
+        assert_eq!(pids, BTreeMap::from([(1, 40)]));
+        assert_eq!(
+            ksoftirqd_pids_in(&tmp.path().join("none"), &[0]),
+            BTreeMap::new()
+        );
+    }
 
     #[test]
     fn parses_cpu_lines_and_net_rx() {
