@@ -9,7 +9,10 @@
 //! work unchanged on a thread that has entered another network namespace.
 
 use std::fmt;
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -114,25 +117,88 @@ pub fn normalize(value: &str) -> String {
 
 /// Reads a sysctl's current value, normalized.
 pub fn read(key: &SysctlKey) -> std::io::Result<String> {
-    let path = key.path();
-    check_below_proc_sys(&path)?;
-    let raw = std::fs::read_to_string(&path)?;
+    let mut file = open_below_proc_sys(&key.path(), libc::O_RDONLY)?;
+    // Read to the end without the size probe (fstat, lseek) of `read_to_string`:
+    // procfs reports size 0 for every sysctl file anyway.
+    let mut raw = Vec::with_capacity(64);
+    let mut chunk = [0u8; 512];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let raw = String::from_utf8(raw).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })?;
     Ok(normalize(&raw))
 }
 
 /// Writes a value in one `write(2)`, as the kernel expects, and returns the kernel's
 /// refusal (EINVAL, EPERM, ...) as the error.
 pub fn write(key: &SysctlKey, value: &str) -> std::io::Result<()> {
-    let path = key.path();
-    check_below_proc_sys(&path)?;
-    let mut file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    let mut file = open_below_proc_sys(&key.path(), libc::O_WRONLY)?;
     file.write_all(format!("{value}\n").as_bytes())?;
     Ok(())
 }
 
-/// Resolves symlinks and refuses a key whose file is not below /proc/sys. The
-/// syntax check already forbids `..`; this guards against anything procfs itself
-/// might link elsewhere.
+/// Opens a key's file, refusing any path that reaches a symbolic link: openat2(2) with
+/// RESOLVE_NO_SYMLINKS, one system call that checks and opens at once (the path is
+/// `/proc/sys/` and the key's components, which the syntax check keeps free of `..`).
+/// Where openat2 is missing (Linux before 5.6, or a seccomp filter that refuses it),
+/// the path is resolved first and must stay below /proc/sys, then opened.
+fn open_below_proc_sys(path: &Path, flags: libc::c_int) -> std::io::Result<File> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: open_how is plain data; all-zero is its "nothing asked" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    loop {
+        // SAFETY: c_path is NUL-terminated and `how` a live open_how of the size given;
+        // the result is checked before use.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                c_path.as_ptr(),
+                &raw const how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor that nothing else owns (fd fits in c_int).
+            return Ok(unsafe { File::from_raw_fd(fd as libc::c_int) });
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ELOOP) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} is reached through a symbolic link", path.display()),
+                ));
+            }
+            Some(libc::ENOSYS | libc::EPERM) => {
+                check_below_proc_sys(path)?;
+                return std::fs::OpenOptions::new()
+                    .read(flags == libc::O_RDONLY)
+                    .write(flags == libc::O_WRONLY)
+                    .open(path);
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Resolves symlinks and refuses a key whose file is not below /proc/sys (the
+/// fallback of [`open_below_proc_sys`]). The syntax check already forbids `..`; this
+/// guards against anything procfs itself might link elsewhere.
 fn check_below_proc_sys(path: &Path) -> std::io::Result<()> {
     let real = std::fs::canonicalize(path)?;
     if real.starts_with(PROC_SYS) {
@@ -164,6 +230,39 @@ pub fn parse_range(value: &str) -> Option<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_through_a_symbolic_link_is_refused_in_the_open_itself() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("value");
+        std::fs::write(&real, "42\n").expect("write");
+        std::os::unix::fs::symlink(&real, tmp.path().join("link")).expect("symlink");
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("dir")).expect("symlink");
+        let mut text = String::new();
+        open_below_proc_sys(&real, libc::O_RDONLY)
+            .expect("a plain path opens")
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "42\n");
+        for through in [tmp.path().join("link"), tmp.path().join("dir/value")] {
+            let e = open_below_proc_sys(&through, libc::O_RDONLY).expect_err("refused");
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied,
+                "{through:?}"
+            );
+            assert!(e.to_string().contains("symbolic link"), "{e}");
+        }
+        let e =
+            open_below_proc_sys(&tmp.path().join("missing"), libc::O_RDONLY).expect_err("missing");
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        open_below_proc_sys(&real, libc::O_WRONLY)
+            .expect("opens for writing")
+            .write_all(b"7\n")
+            .expect("write");
+        // Written over the start, not truncated (procfs takes one write(2) as is).
+        assert_eq!(std::fs::read_to_string(&real).expect("read"), "7\n\n");
+    }
 
     #[test]
     fn dotted_and_path_keys_resolve_below_proc_sys() {
