@@ -103,11 +103,11 @@ fn reference_link(m: &LinkMessage) -> Link {
                 }
             }
             LinkAttribute::Stats64(st) => {
-                link.rx_drops = Some(Box::new(tune::facts::net::RxDrops {
+                link.rx_drops = Some(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,
                     rx_fifo_errors: st.rx_fifo_errors,
                     rx_missed_errors: st.rx_missed_errors,
-                }))
+                })
             }
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),

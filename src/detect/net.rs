@@ -4,10 +4,9 @@
 //! Pure: no I/O. `plan::net` uses the same matching ([`link_matches`],
 //! [`qdisc_matches`], [`target_conditions`]) to choose the links its actions change.
 
-use std::collections::HashMap;
-
 use glob::Pattern;
 
+pub use crate::facts::net::LinkIndex;
 use crate::facts::net::{Link, Qdisc};
 use crate::facts::{Fact, Facts};
 use crate::finding::Evidence;
@@ -41,20 +40,6 @@ pub fn qdiscs(facts: &Facts) -> Result<&Vec<Qdisc>, String> {
     match &facts.qdiscs {
         Fact::Value(v) => Ok(v),
         Fact::Unknown(why) => Err(format!("qdiscs: {why}")),
-    }
-}
-
-/// The links of a snapshot by index, to follow IFLA_LINK and IFLA_MASTER without a
-/// scan per link (a host may have 10,000 veths).
-pub struct LinkIndex<'a>(HashMap<u32, &'a Link>);
-
-impl<'a> LinkIndex<'a> {
-    pub fn new(all: &'a [Link]) -> LinkIndex<'a> {
-        LinkIndex(all.iter().map(|l| (l.index, l)).collect())
-    }
-
-    pub fn get(&self, index: u32) -> Option<&'a Link> {
-        self.0.get(&index).copied()
     }
 }
 
