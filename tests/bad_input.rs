@@ -208,6 +208,33 @@ fn bad_facts_and_plan_files_are_clear_errors() {
         .output()
         .expect("run");
     check_output(&out, "not a tune facts file", "facts");
+    // A link's MAC is six hex pairs: anything else is named, with where it is.
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/at-least-rules-compose/facts.json");
+    let mut facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden).expect("golden facts"))
+            .expect("golden facts parse");
+    for (mac, ok) in [
+        ("02:AB:00:01:02:03", true),
+        ("02:ab:zz:01:02:03", false),
+        ("02:ab:00:01:02", false),
+    ] {
+        facts["links"]["value"][1]["mac"] = mac.into();
+        let file = write_case(dir.path(), "mac.json", &facts.to_string());
+        let out = tune(dir.path())
+            .args(["plan", "--facts", &file])
+            .output()
+            .expect("run");
+        if ok {
+            assert_eq!(out.status.code(), Some(0), "{mac}: {}", text(&out));
+        } else {
+            check_output(
+                &out,
+                &format!("{mac:?} is not a MAC address (six hex pairs with colons)"),
+                mac,
+            );
+        }
+    }
     let future = write_case(
         dir.path(),
         "future.json",
