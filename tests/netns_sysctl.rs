@@ -4,7 +4,8 @@
 //! samples its counter), and
 //! runs the built binary inside it: plan detects (exit 2), apply fixes, plan is clean
 //! (exit 0), rollback restores the exact earlier value. Also: a failure in the middle
-//! of an apply, a crash in the middle of an apply, drift, the lock, and a
+//! of an apply, a crash in the middle of an apply, drift, the lock, sysctl files opened
+//! where openat2 is refused (strace-injected ENOSYS and EPERM), and a
 //! non-interactive apply without --yes. Needs root and iproute2 (skips elsewhere,
 //! fails in CI).
 
@@ -682,4 +683,57 @@ fn apply_on_a_terminal_asks_first() {
     let accepted = ask("y\n");
     assert!(accepted.contains("transaction 1 applied"), "{accepted}");
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "10000 65535");
+}
+
+/// Where openat2(2) is missing (Linux before 5.6) or refused by a seccomp filter
+/// (ENOSYS, or EPERM from older container runtimes), sysctls are still read and
+/// written, through the resolved-path check: strace makes the kernel's openat2 fail.
+#[test]
+fn sysctls_are_read_and_written_where_openat2_is_refused() {
+    if !require_netns() || !support::require(support::have("strace"), "needs strace") {
+        return;
+    }
+    let ns = Netns::new("openat2");
+    ns.set_sysctl("net.ipv4.ip_local_port_range", "20000 20050");
+    for errno in ["ENOSYS", "EPERM"] {
+        let state = tempfile::tempdir().expect("tempdir");
+        let under_strace = |args: &[&str]| {
+            let inject = format!("inject=openat2:error={errno}");
+            let mut all = vec!["-f", "-qq", "-o", "/dev/null", "-e", "trace=openat2", "-e"];
+            all.push(&inject);
+            let bin = support::tune_bin();
+            all.push(bin.to_str().expect("utf-8 path"));
+            all.extend_from_slice(args);
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns.name, "strace"])
+                .args(&all)
+                .env("NO_COLOR", "1")
+                .env("TUNE_STATE_DIR", state.path())
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run strace");
+            (out, inject)
+        };
+        let (plan, what) = under_strace(&["plan", "--detailed-exitcode", "-p", PORTS]);
+        assert_code(&plan, 2, &what);
+        assert!(
+            text(&plan).contains("width 51 < 10000"),
+            "{what}: {}",
+            text(&plan)
+        );
+        let (apply, what) = under_strace(&["apply", "--yes", "-p", PORTS]);
+        assert_code(&apply, 0, &what);
+        assert_eq!(
+            ns.sysctl("net.ipv4.ip_local_port_range"),
+            "10000 65535",
+            "{what}"
+        );
+        let (rollback, what) = under_strace(&["rollback"]);
+        assert_code(&rollback, 0, &what);
+        assert_eq!(
+            ns.sysctl("net.ipv4.ip_local_port_range"),
+            "20000 20050",
+            "{what}"
+        );
+    }
 }
