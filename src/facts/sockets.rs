@@ -140,7 +140,7 @@ pub fn named_by_listen_queue(all: &[Listener]) -> impl Iterator<Item = &Listener
 }
 
 /// Reads one `struct inet_diag_msg`: family, state, timer, retrans (4 bytes), the
-/// 48-byte `inet_diag_sockid` (sport, dport, src[16], dst[16], if, cookie[8]), then
+/// 48-byte `inet_diag_sockid` (sport, dport, `src[16]`, `dst[16]`, if, `cookie[8]`), then
 /// expires, rqueue, wqueue, uid, inode (4 bytes each). Short messages are skipped.
 pub fn parse_listener(msg: &[u8]) -> Option<Listener> {
     let u32_at = |at: usize| -> Option<u32> {

@@ -555,7 +555,7 @@ fn exchange(
     exchange_on(libc::NETLINK_ROUTE, kind, flags, body, attrs, each)
 }
 
-/// [`exchange`] on a socket of another netlink protocol (NETLINK_GENERIC for
+/// `exchange` on a socket of another netlink protocol (NETLINK_GENERIC for
 /// [`crate::kernel::ethtool`]).
 pub fn exchange_on(
     protocol: libc::c_int,
