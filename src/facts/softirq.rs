@@ -108,9 +108,8 @@ fn read_with(with_pids: bool) -> Fact<Vec<SoftirqCpu>> {
     let net_rx = std::fs::read_to_string("/proc/softirqs")
         .map(|t| parse_net_rx(&t))
         .unwrap_or_default();
-    let wanted: Vec<u32> = cpus.iter().map(|c| c.cpu).collect();
     let pids = if with_pids {
-        ksoftirqd_pids(&wanted)
+        ksoftirqd_pids(&cpus.iter().map(|c| c.cpu).collect::<Vec<_>>())
     } else {
         BTreeMap::new()
     };

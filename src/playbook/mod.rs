@@ -87,20 +87,14 @@ const fn built_forms() -> [Option<Build>; BUNDLED.len()] {
     let mut out: [Option<Build>; BUNDLED.len()] = [None; BUNDLED.len()];
     let mut i = 0;
     while i < BUNDLED.len() {
-        let (name, text) = BUNDLED[i];
-        let digest = fnv1a(text);
+        // The digest of the whole text names the form: the file name is in FORMS
+        // for readers only.
+        let digest = fnv1a(BUNDLED[i].1);
         let mut j = 0;
         while j < bundled_form::FORMS.len() {
-            let (form_name, form_digest, build) = bundled_form::FORMS[j];
-            if form_digest == digest && form_name.len() == name.len() {
-                let (a, b) = (form_name.as_bytes(), name.as_bytes());
-                let mut k = 0;
-                while k < a.len() && a[k] == b[k] {
-                    k += 1;
-                }
-                if k == a.len() {
-                    out[i] = Some(build);
-                }
+            let (_, form_digest, build) = bundled_form::FORMS[j];
+            if form_digest == digest {
+                out[i] = Some(build);
             }
             j += 1;
         }
@@ -122,14 +116,23 @@ const fn fnv1a(text: &str) -> u64 {
     hash
 }
 
-/// The built model of a bundled playbook whose text is exactly `text`, if current.
-fn built_form(text: &str) -> Option<Playbook> {
-    BUNDLED
+/// Loads a playbook's text: the built model when the text is exactly a bundled
+/// playbook's and its form is current (a copy such as `-p playbooks/conntrack.yml`
+/// included: the same bytes give the same model), else parsed.
+fn load_text(source: String, text: String) -> Result<LoadedPlaybook, Diagnostic> {
+    let built = BUNDLED
         .iter()
         .zip(BUILT)
         .find(|((_, bundled), _)| *bundled == text)
-        .and_then(|(_, build)| build)
-        .map(|build| build())
+        .and_then(|(_, build)| build);
+    match built {
+        Some(build) => Ok(LoadedPlaybook {
+            source,
+            text,
+            playbook: build(),
+        }),
+        None => parse(&source, &text),
+    }
 }
 
 /// A playbook with where it came from and its text (for locating errors).
@@ -239,18 +242,10 @@ pub fn parse(source: &str, text: &str) -> Result<LoadedPlaybook, Diagnostic> {
 pub fn load_bundled() -> Result<Vec<LoadedPlaybook>, Diagnostics> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for ((name, text), build) in BUNDLED.iter().zip(BUILT) {
-        let source = format!("bundled:{name}");
-        match build {
-            Some(build) => out.push(LoadedPlaybook {
-                source,
-                text: (*text).to_owned(),
-                playbook: build(),
-            }),
-            None => match parse(&source, text) {
-                Ok(pb) => out.push(pb),
-                Err(d) => errors.push(d),
-            },
+    for (name, text) in BUNDLED {
+        match load_text(format!("bundled:{name}"), (*text).to_owned()) {
+            Ok(pb) => out.push(pb),
+            Err(d) => errors.push(d),
         }
     }
     if errors.is_empty() {
@@ -333,16 +328,7 @@ fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    // A copy of a bundled playbook (`-p playbooks/conntrack.yml`) is not parsed again:
-    // the same bytes give the same model.
-    if let Some(playbook) = built_form(&text) {
-        return Ok(LoadedPlaybook {
-            source,
-            text,
-            playbook,
-        });
-    }
-    parse(&source, &text)
+    load_text(source, text)
 }
 
 fn io_message(e: &std::io::Error) -> String {
