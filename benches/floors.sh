@@ -5,6 +5,10 @@
 # and the ratio tune / floor (issue target: <= 1.3x, <= 1.5x with all bundled
 # playbooks), and tune's peak RSS (target <= 8 MiB).
 #
+# Each path runs three commands in the one hyperfine run: tune as `cargo build
+# --release` makes it (dynamically linked), tune-static (the same code linked
+# statically, README "Static build"; STATIC=0 leaves it out) and the floor.
+#
 # Paths: the four sysctl playbooks; all bundled playbooks; an 8 MiB synthetic kernel
 # log given with --kernel-log (the kernel-log path, with the conntrack and jvm-heap
 # playbooks that read it).
@@ -24,6 +28,16 @@ for tool in hyperfine /usr/bin/time cc; do
 done
 cargo build --release --quiet
 tune=$PWD/target/release/tune
+static_cmd=()
+if [ "${STATIC:-1}" != 0 ]; then
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  # The explicit --target keeps +crt-static off build scripts and proc-macros.
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --quiet --target "$host" --target-dir target/static
+  tune_static=$PWD/target/static/$host/release/tune
+  # A dynamically linked program names its loader in a PT_INTERP header.
+  ! readelf -l "$tune_static" | grep -q INTERP || { echo "$tune_static is not static" >&2; exit 1; }
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export NO_COLOR=1 TUNE_STATE_DIR=$tmp/state
@@ -43,16 +57,20 @@ size=$(stat -c %s "$big")
 
 sysctl_books="-p playbooks/conntrack.yml -p playbooks/ephemeral-ports.yml -p playbooks/listen-backlog.yml -p playbooks/time-wait.yml"
 
-bench() { # NAME TUNE_CMD FLOOR_CMD
-  local name=$1 json=$tmp/$1.json
+bench() { # NAME TUNE_ARGS FLOOR_CMD
+  local name=$1 json=$tmp/$1.json static=()
+  [ -z "${tune_static:-}" ] || static=(--command-name tune-static "$tune_static plan $2")
   hyperfine -N --warmup 5 $runs --export-json "$json" \
-    --command-name "tune" "$2" --command-name "floor" "$3" >&2
+    --command-name "tune" "$tune plan $2" "${static[@]}" --command-name "floor" "$3" >&2
   python3 - "$name" "$json" <<'PY'
 import json, sys
 name, path = sys.argv[1], sys.argv[2]
-r = {x["command"]: x for x in json.load(open(path))["results"]}
-t, f = r["tune"]["mean"] * 1e3, r["floor"]["mean"] * 1e3
-print(f"{name:<14} tune {t:7.2f} ms   floor {f:7.2f} ms   ratio {t / f:5.2f}x")
+r = {x["command"]: x["mean"] * 1e3 for x in json.load(open(path))["results"]}
+f = r["floor"]
+line = f"{name:<14} tune {r['tune']:7.2f} ms ({r['tune'] / f:4.2f}x)"
+if "tune-static" in r:
+    line += f"   tune-static {r['tune-static']:7.2f} ms ({r['tune-static'] / f:4.2f}x)"
+print(line + f"   floor {f:7.2f} ms")
 PY
 }
 
@@ -60,17 +78,19 @@ echo "machine: $(nproc) CPUs, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo
 echo "kernel log: $size bytes"
 results=$tmp/results
 {
-  bench sysctl "$tune plan $sysctl_books --kernel-log $empty" "$floor sysctl"
+  bench sysctl "$sysctl_books --kernel-log $empty" "$floor sysctl"
   # The softirq share is a rate: tune reads /proc/stat twice, a window apart, on every
   # plan with the bundled playbooks (1 s by default). Both sides wait 1 ms here, so
   # the ratio compares the work, not the wait.
-  bench all-bundled "$tune plan --kernel-log $empty --sample-window 1ms" "$floor all 1"
-  bench kernel-log-8M "$tune plan -p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big" "$floor kmsg $big"
+  bench all-bundled "--kernel-log $empty --sample-window 1ms" "$floor all 1"
+  bench kernel-log-8M "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big" "$floor kmsg $big"
 } >"$results"
 cat "$results"
 for args in "$sysctl_books --kernel-log $empty" "--kernel-log $empty --sample-window 1ms" "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big"; do
-  /usr/bin/time -f "peak RSS %M KiB: tune plan ${args//$tmp/TMP}" "$tune" plan $args >/dev/null
+  for t in "$tune" ${tune_static:-}; do
+    /usr/bin/time -f "peak RSS %M KiB: ${t#"$PWD"/} plan ${args//$tmp/TMP}" "$t" plan $args >/dev/null
+  done
 done
 if [ "$(id -u)" = 0 ] && [ "${SCALE:-1}" != 0 ]; then
-  bash benches/scale-floors.sh
+  TUNE_STATIC=${tune_static:-} bash benches/scale-floors.sh
 fi

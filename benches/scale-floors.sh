@@ -8,7 +8,8 @@
 # The floor makes the same kernel calls with raw system calls (setns, sock_diag or
 # rtnetlink dumps, /proc/PID/comm) and nothing else.
 #
-# Usage: bash benches/scale-floors.sh [--runs N]   (as root; called by benches/floors.sh)
+# Usage: bash benches/scale-floors.sh [--runs N]   (as root; called by benches/floors.sh,
+# which sets TUNE_STATIC to its static build)
 # Needs: hyperfine, iproute2, python3, gcc, cgroup v2 at /sys/fs/cgroup. Creates
 # namespaces tune-scale-<pid>-* and the cgroup /sys/fs/cgroup/tune-scale-<pid>, and
 # removes them (and the processes in it) on exit. Changes nothing else: the sysctls it
@@ -22,6 +23,7 @@ TW_SIZES=${TW_SIZES:-"10000 100000"}
 LINK_SIZES=${LINK_SIZES:-"3000 30000"}
 PROC_SIZES=${PROC_SIZES:-"500 5000"}
 tune=${TUNE:-$PWD/target/release/tune}
+[ -z "${TUNE_STATIC:-}" ] || [ -x "$TUNE_STATIC" ] || { echo "TUNE_STATIC=$TUNE_STATIC is not a program" >&2; exit 1; }
 [ -x "$tune" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 tmp=$(mktemp -d)
 # A cgroup v2 mount, else the v1 `pids` hierarchy: a directory whose cgroup.procs the
@@ -48,23 +50,31 @@ cc -O2 -static -o "$tmp/plan-floor" benches/floor/plan-floor.c 2>/dev/null
 floor=$tmp/plan-floor
 : >"$tmp/empty.log"
 
-# NAME SIZE TUNE_CMD FLOOR_CMD: one hyperfine run; prints a line and records the means.
+# NAME SIZE TUNE_CMD FLOOR_CMD RSS_CMD...: one hyperfine run (with TUNE_STATIC set, a
+# statically linked tune runs TUNE_CMD too, in the same run); prints a line and records
+# the means.
 declare -A tune_ms floor_ms
+static=${TUNE_STATIC:-}
 bench() {
-  local json=$tmp/$1-$2.json
+  local json=$tmp/$1-$2.json extra=() st=""
+  [ -z "$static" ] || extra=(--command-name tune-static "$static${3#"$tune"}")
   hyperfine -N --warmup 3 $runs --export-json "$json" \
-    --command-name tune "$3" --command-name floor "$4" >/dev/null 2>&1
-  read -r t ts f fs < <(python3 - "$json" <<'PY'
+    --command-name tune "$3" "${extra[@]}" --command-name floor "$4" >/dev/null 2>&1
+  read -r t ts f fs s < <(python3 - "$json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print(r["tune"]["mean"] * 1e3, r["tune"]["stddev"] * 1e3, r["floor"]["mean"] * 1e3, r["floor"]["stddev"] * 1e3)
+s = r["tune-static"]["mean"] * 1e3 if "tune-static" in r else 0
+print(r["tune"]["mean"] * 1e3, r["tune"]["stddev"] * 1e3, r["floor"]["mean"] * 1e3, r["floor"]["stddev"] * 1e3, s)
 PY
   )
   tune_ms[$1-$2]=$t
   floor_ms[$1-$2]=$f
   rss=$(/usr/bin/time -f %M "${@:5}" 2>&1 >/dev/null | tail -1)
-  printf '%-10s %7s  tune %8.2f ms ±%5.2f  floor %8.2f ms ±%5.2f  ratio %5.2fx  tune RSS %s KiB\n' \
-    "$1" "$2" "$t" "$ts" "$f" "$fs" "$(echo "$t / $f" | bc -l)" "$rss"
+  if [ -n "$static" ]; then
+    st=$(printf '  static %8.2f ms %5.2fx' "$s" "$(echo "$s / $f" | bc -l)")
+  fi
+  printf '%-10s %7s  tune %8.2f ms ±%5.2f  floor %8.2f ms ±%5.2f  ratio %5.2fx%s  tune RSS %s KiB\n' \
+    "$1" "$2" "$t" "$ts" "$f" "$fs" "$(echo "$t / $f" | bc -l)" "$st" "$rss"
 }
 growth() { # NAME SMALL BIG
   printf '%-10s growth %s -> %s: tune %.1fx, floor %.1fx\n' "$1" "$2" "$3" \

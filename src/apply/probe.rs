@@ -19,7 +19,7 @@
 use std::fmt;
 use std::io::{Read, Seek, Write};
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -220,11 +220,67 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
+/// The addresses of `host`. A literal address is parsed. A name goes to the C
+/// library's resolver (getaddrinfo, which follows nsswitch.conf), except in a
+/// statically linked build: there glibc's getaddrinfo would load the host's NSS
+/// modules, built against another libc, into a program that carries its own copy.
+/// That build asks `getent ahosts` instead, the host's own program with the host's
+/// own libc and nsswitch.conf (README, "Static build").
 fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if cfg!(target_feature = "crt-static") {
+        return resolve_by_getent(host, port);
+    }
     (host, port)
         .to_socket_addrs()
         .map(|a| a.collect())
         .map_err(|e| format!("cannot resolve {host}: {e}"))
+}
+
+/// `getent ahosts HOST`: the stream addresses, in the order getent gives them (which
+/// is getaddrinfo's, as `to_socket_addrs` returns them).
+fn resolve_by_getent(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if host.is_empty() || host.starts_with('-') || host.contains(char::is_whitespace) {
+        return Err(format!("cannot resolve {host:?}: not a host name"));
+    }
+    let out = Command::new("getent")
+        .args(["ahosts", "--", host])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot resolve {host}: cannot run getent: {e}"))?;
+    if !out.status.success() {
+        // getent exits 2 for a name it cannot find.
+        return Err(format!(
+            "cannot resolve {host}: no address (getent ahosts: {})",
+            out.status
+        ));
+    }
+    let addrs = getent_stream_addrs(&String::from_utf8_lossy(&out.stdout), port);
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve {host}: no address"));
+    }
+    Ok(addrs)
+}
+
+/// The `ADDRESS STREAM [NAME]` lines of `getent ahosts`, once each.
+fn getent_stream_addrs(text: &str, port: u16) -> Vec<SocketAddr> {
+    let mut addrs = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(addr), Some("STREAM")) = (words.next(), words.next()) else {
+            continue;
+        };
+        if let Ok(ip) = addr.parse::<IpAddr>() {
+            let sa = SocketAddr::new(ip, port);
+            if !addrs.contains(&sa) {
+                addrs.push(sa);
+            }
+        }
+    }
+    addrs
 }
 
 fn tcp(
@@ -525,6 +581,113 @@ mod tests {
             assert!(err.contains(want), "{bad}: {err}");
         }
         assert!(Probe::command("  ").is_err());
+    }
+
+    #[test]
+    fn getent_lines_give_each_stream_address_once_in_order() {
+        let text = "10.9.8.7        STREAM tune-probe.test\n\
+                    10.9.8.7        DGRAM  \n\
+                    10.9.8.7        RAW    \n\
+                    fd00::7         STREAM \n\
+                    fd00::7         DGRAM  \n\
+                    10.9.8.7        STREAM \n\
+                    garbage\n\
+                    not-an-ip       STREAM x\n";
+        assert_eq!(
+            getent_stream_addrs(text, 8080),
+            vec![
+                "10.9.8.7:8080".parse::<SocketAddr>().unwrap(),
+                "[fd00::7]:8080".parse().unwrap()
+            ]
+        );
+        assert!(getent_stream_addrs("", 1).is_empty());
+    }
+
+    #[test]
+    fn a_literal_address_needs_no_lookup_and_a_bad_name_no_getent() {
+        assert_eq!(
+            resolve("::1", 22).unwrap(),
+            vec!["[::1]:22".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(
+            resolve("10.0.0.2", 0).unwrap(),
+            vec!["10.0.0.2:0".parse::<SocketAddr>().unwrap()]
+        );
+        for bad in ["", "-s", "a b"] {
+            let e = resolve_by_getent(bad, 80).unwrap_err();
+            assert!(e.contains("not a host name"), "{e}");
+        }
+    }
+
+    /// The static build's lookup, against the real getent: in a mount namespace of
+    /// this test's own thread, /etc/hosts and /etc/nsswitch.conf are bind-mounted from
+    /// a temp dir, so the answer does not depend on the host's files (or its DNS).
+    #[test]
+    fn a_name_is_looked_up_by_the_hosts_getent() {
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let getent = Command::new("getent").arg("--help").output().is_ok();
+        if !(root && getent) {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "prerequisite missing in CI: root and getent"
+            );
+            eprintln!("SKIP: needs root (a mount namespace) and getent");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hosts"), "10.9.8.7 tune-probe.test\n").unwrap();
+        std::fs::write(dir.path().join("nsswitch.conf"), "hosts: files\n").unwrap();
+        let dir_path = dir.path().to_path_buf();
+        let (found, missing) = std::thread::spawn(move || {
+            let c = |p: &str| std::ffi::CString::new(p).unwrap();
+            let bind = |from: &std::path::Path, to: &str| {
+                let (from, to) = (c(from.to_str().unwrap()), c(to));
+                // SAFETY: valid C strings; a bind mount in this thread's own namespace.
+                let rc = unsafe {
+                    libc::mount(
+                        from.as_ptr(),
+                        to.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    )
+                };
+                assert_eq!(rc, 0, "bind {to:?}: {}", std::io::Error::last_os_error());
+            };
+            // SAFETY: unshare and mount change only this thread's mount namespace
+            // (unshare(CLONE_NEWNS) also unshares its CLONE_FS); nothing is mounted
+            // outside it, and it goes when the thread ends.
+            unsafe {
+                assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0);
+                let root = c("/");
+                let rc = libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                );
+                assert_eq!(rc, 0, "make / private: {}", std::io::Error::last_os_error());
+            }
+            bind(&dir_path.join("hosts"), "/etc/hosts");
+            bind(&dir_path.join("nsswitch.conf"), "/etc/nsswitch.conf");
+            (
+                resolve_by_getent("tune-probe.test", 8080),
+                resolve_by_getent("absent.tune-probe.test", 8080),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            found.unwrap(),
+            vec!["10.9.8.7:8080".parse::<SocketAddr>().unwrap()]
+        );
+        let e = missing.unwrap_err();
+        assert!(
+            e.contains("cannot resolve absent.tune-probe.test: no address"),
+            "{e}"
+        );
     }
 
     #[test]
