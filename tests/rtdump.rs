@@ -20,7 +20,7 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcMessage, TcOption};
 use support::{Netns, have, require, require_netns};
 use tune::domain::qdisc::{QdiscSpec, TC_H_ROOT};
 use tune::facts::Fact;
-use tune::facts::net::{Link, Qdisc, link_from_record, root_qdisc_from_record};
+use tune::facts::net::{Link, Qdisc, Word, link_from_record, root_qdisc_from_record};
 use tune::kernel::rtdump;
 
 const SEQ: u32 = 4711;
@@ -76,17 +76,21 @@ fn decode_with_netlink_packet_route(datagrams: &[Vec<u8>]) -> Vec<RouteNetlinkMe
     out
 }
 
+fn word(text: &str) -> Word {
+    Word::new(text).expect("a word")
+}
+
 /// The reference: how tune turned rtnetlink's decoded link into a fact before the
 /// dumps were read directly.
 fn reference_link(m: &LinkMessage) -> Link {
     let mut link = Link {
         index: m.header.index,
-        state: "unknown".into(),
+        state: word("unknown"),
         ..Link::default()
     };
     for attr in &m.attributes {
         match attr {
-            LinkAttribute::IfName(n) => link.name.clone_from(n),
+            LinkAttribute::IfName(n) => link.name = n.as_str().into(),
             LinkAttribute::Mtu(v) => link.mtu = *v,
             LinkAttribute::Address(a)
                 if a.len() == 6 && m.header.link_layer_type == LinkLayerType::Ether =>
@@ -103,22 +107,22 @@ fn reference_link(m: &LinkMessage) -> Link {
                 }
             }
             LinkAttribute::Stats64(st) => {
-                link.rx_drops = Some(tune::facts::net::RxDrops {
+                link.rx_drops = Some(Box::new(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,
                     rx_fifo_errors: st.rx_fifo_errors,
                     rx_missed_errors: st.rx_missed_errors,
-                })
+                }))
             }
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
-            LinkAttribute::OperState(s) => link.state = format!("{s:?}").to_lowercase().into(),
+            LinkAttribute::OperState(s) => link.state = word(&format!("{s:?}").to_lowercase()),
             LinkAttribute::Link(i) if *i != 0 => link.link = Some(*i),
             LinkAttribute::Controller(i) => link.master = Some(*i),
             LinkAttribute::LinkNetNsId(i) => link.link_netnsid = Some(*i),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
-                        LinkInfo::Kind(k) => link.kind = k.to_string().into(),
+                        LinkInfo::Kind(k) => link.kind = word(&k.to_string()),
                         LinkInfo::Data(InfoData::Vxlan(vxlan)) => {
                             for v in vxlan {
                                 match v {
@@ -139,9 +143,9 @@ fn reference_link(m: &LinkMessage) -> Link {
     }
     if link.kind.is_empty() {
         link.kind = match m.header.link_layer_type {
-            LinkLayerType::Loopback => "loopback".into(),
-            LinkLayerType::Ether => "ethernet".into(),
-            other => other.to_string().to_lowercase().into(),
+            LinkLayerType::Loopback => word("loopback"),
+            LinkLayerType::Ether => word("ethernet"),
+            other => word(&other.to_string().to_lowercase()),
         };
     }
     link
@@ -177,7 +181,7 @@ fn reference_root_qdisc(m: &TcMessage, links: &[Link]) -> Option<Qdisc> {
     let link = links
         .iter()
         .find(|l| l.index == ifindex)
-        .map_or_else(|| format!("if{ifindex}"), |l| l.name.clone());
+        .map_or_else(|| format!("if{ifindex}"), |l| l.name.to_string());
     Some(Qdisc {
         link,
         ifindex,
@@ -246,7 +250,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         (
             capture(&link_request),
             capture(&qdisc_request),
-            tune::facts::net::gather(true),
+            tune::facts::net::gather(true, true),
         )
     });
 

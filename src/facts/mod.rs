@@ -8,6 +8,7 @@
 //!
 //! This module is one of the two that touch the system (the other is `apply`).
 
+pub mod compact;
 pub mod config;
 pub mod conntrack;
 pub mod counters;
@@ -560,7 +561,8 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     }
     gather_jvm(request, options, &mut facts);
     if request.links || request.qdiscs {
-        (facts.links, facts.qdiscs) = net::gather(request.qdiscs);
+        // The drop counters only for a rule that reads them (they cost a box a link).
+        (facts.links, facts.qdiscs) = net::gather(request.qdiscs, !request.rx_drops.is_empty());
     }
     if !request.rings.is_empty() {
         facts.rings = ring::gather(&facts.links, &request.rings);

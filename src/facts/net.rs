@@ -10,11 +10,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use std::borrow::Cow;
-
 use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
+pub use super::compact::{LinkName, Mac, Word};
 use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
@@ -23,11 +22,9 @@ use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 #[serde(deny_unknown_fields)]
 pub struct Link {
     pub index: u32,
-    pub name: String,
-    // A `Cow`: the common kinds and every state name are static strings, not one
-    // allocation per link.
+    pub name: LinkName,
     /// `veth`, `bridge`, `ethernet`, `loopback`, `ipip`, ...
-    pub kind: Cow<'static, str>,
+    pub kind: Word,
     pub mtu: u32,
     /// Smallest MTU the driver accepts, when the kernel reports it.
     #[serde(default)]
@@ -36,7 +33,7 @@ pub struct Link {
     #[serde(default)]
     pub max_mtu: Option<u32>,
     /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
-    pub state: Cow<'static, str>,
+    pub state: Word,
     /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
     /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,10 +52,11 @@ pub struct Link {
     /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vxlan_ipv6: bool,
-    /// The receive-drop counters of IFLA_STATS64, from the same dump (absent in
-    /// snapshots older than them).
+    /// The receive-drop counters of IFLA_STATS64, from the same dump, when a loaded
+    /// rule reads drop counters (absent otherwise, and in snapshots older than them).
+    /// Boxed: a plan that reads none keeps 8 bytes a link, not 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rx_drops: Option<RxDrops>,
+    pub rx_drops: Option<Box<RxDrops>>,
     /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons
     /// (absent in older snapshots and for links with no 6-byte address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,63 +64,6 @@ pub struct Link {
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altnames: Vec<String>,
-}
-
-/// A 6-byte link-layer address, written (and read) as six lowercase hex pairs with
-/// colons, `02:00:00:aa:bb:01`. Kept as bytes: 30k links need no 30k strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mac(pub [u8; 6]);
-
-impl std::fmt::Display for Mac {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
-    }
-}
-
-impl std::str::FromStr for Mac {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Mac, String> {
-        let bad = || format!("{text:?} is not a MAC address (six hex pairs with colons)");
-        let mut out = [0u8; 6];
-        let mut parts = text.split(':');
-        for byte in &mut out {
-            let part = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        match parts.next() {
-            None => Ok(Mac(out)),
-            Some(_) => Err(bad()),
-        }
-    }
-}
-
-impl Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Mac {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
-        let text = Cow::<str>::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl JsonSchema for Mac {
-    fn schema_name() -> Cow<'static, str> {
-        "Mac".into()
-    }
-
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        String::json_schema(generator)
-    }
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -171,30 +112,36 @@ impl Qdisc {
     }
 }
 
-/// The link as plain data.
+/// The link as plain data, with its drop counters.
 pub fn link_from_record(r: &LinkRecord) -> Link {
+    link_from(r, true)
+}
+
+/// The link as plain data; `drops`: with its drop counters.
+fn link_from(r: &LinkRecord, drops: bool) -> Link {
+    // A kind or name the kernel sends as bytes that are not UTF-8 is decoded lossily.
+    let word = |text: &str| Word::new(text).unwrap_or_default();
     let kind = match r.kind {
-        Some(k) if !k.is_empty() => known_kind(k).map_or_else(
-            || Cow::Owned(String::from_utf8_lossy(k).into_owned()),
-            Cow::Borrowed,
-        ),
+        Some(k) if !k.is_empty() => {
+            Word::known(k).unwrap_or_else(|| word(&String::from_utf8_lossy(k)))
+        }
         _ => match LinkLayerType::from(r.link_layer_type) {
-            LinkLayerType::Loopback => Cow::Borrowed("loopback"),
-            LinkLayerType::Ether => Cow::Borrowed("ethernet"),
-            other => Cow::Owned(other.to_string().to_lowercase()),
+            LinkLayerType::Loopback => word("loopback"),
+            LinkLayerType::Ether => word("ethernet"),
+            other => word(&other.to_string().to_lowercase()),
         },
     };
     Link {
         index: r.index,
         name: r
             .name
-            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .map(|n| LinkName::from(String::from_utf8_lossy(n)))
             .unwrap_or_default(),
         kind,
         mtu: r.mtu.unwrap_or(0),
         min_mtu: r.min_mtu,
         max_mtu: r.max_mtu,
-        state: r.operstate.map_or(Cow::Borrowed("unknown"), state_name),
+        state: state_name(r.operstate.unwrap_or(0)),
         link: r.link,
         link_netnsid: r.link_netnsid,
         link_remote: None,
@@ -210,10 +157,12 @@ pub fn link_from_record(r: &LinkRecord) -> Link {
             .filter(|_| r.link_layer_type == 1)
             .and_then(|a| <[u8; 6]>::try_from(a).ok())
             .map(Mac),
-        rx_drops: r.rx_drops.map(|d| RxDrops {
-            rx_dropped: d.rx_dropped,
-            rx_fifo_errors: d.rx_fifo_errors,
-            rx_missed_errors: d.rx_missed_errors,
+        rx_drops: r.rx_drops.filter(|_| drops).map(|d| {
+            Box::new(RxDrops {
+                rx_dropped: d.rx_dropped,
+                rx_fifo_errors: d.rx_fifo_errors,
+                rx_missed_errors: d.rx_missed_errors,
+            })
         }),
     }
 }
@@ -246,8 +195,8 @@ fn read_remote_links(links: &mut [Link]) {
 
 /// The lowercased name of an RFC 2863 operational state (`IF_OPER_*`), as
 /// netlink-packet-route's `State` spells it (`other(7)` for codes it does not know).
-fn state_name(code: u8) -> Cow<'static, str> {
-    let known = match State::from(code) {
+fn state_name(code: u8) -> Word {
+    let name = match State::from(code) {
         State::Unknown => "unknown",
         State::NotPresent => "notpresent",
         State::Down => "down",
@@ -255,37 +204,10 @@ fn state_name(code: u8) -> Cow<'static, str> {
         State::Testing => "testing",
         State::Dormant => "dormant",
         State::Up => "up",
-        other => return Cow::Owned(format!("{other:?}").to_lowercase()),
+        // At most 256 of these, each stored once.
+        other => return Word::new(&format!("{other:?}").to_lowercase()).unwrap_or_default(),
     };
-    Cow::Borrowed(known)
-}
-
-/// The kinds (IFLA_INFO_KIND) common enough to keep as static strings; any other is
-/// copied.
-fn known_kind(kind: &[u8]) -> Option<&'static str> {
-    const KINDS: [&str; 20] = [
-        "veth",
-        "bridge",
-        "bond",
-        "vlan",
-        "vxlan",
-        "macvlan",
-        "macvtap",
-        "ipvlan",
-        "dummy",
-        "tun",
-        "wireguard",
-        "ipip",
-        "gre",
-        "gretap",
-        "ip6tnl",
-        "sit",
-        "geneve",
-        "vrf",
-        "team",
-        "nlmon",
-    ];
-    KINDS.into_iter().find(|k| k.as_bytes() == kind)
+    Word::known(name.as_bytes()).unwrap_or_default()
 }
 
 /// Links by ifindex, to follow IFLA_LINK and IFLA_MASTER and to name a qdisc's link
@@ -355,11 +277,14 @@ pub fn root_qdisc_from_record<'a>(
 }
 
 /// Gathers links (and root qdiscs, when asked) in the calling thread's namespace,
-/// with the links in other namespaces that they are attached to (veth peers).
-pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
+/// with the links in other namespaces that they are attached to (veth peers);
+/// `drops`: with each link's drop counters.
+pub fn gather(qdiscs: bool, drops: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
     let reason = |e: crate::kernel::rtnl::NlError| format!("rtnetlink: {e}");
-    let links = match rtdump::links(link_from_record) {
+    let links = match rtdump::links(|r| link_from(r, drops)) {
         Ok(mut links) => {
+            // The dump grew the vector by doubling: up to half of it is unused.
+            links.shrink_to_fit();
             read_remote_links(&mut links);
             links
         }
@@ -390,35 +315,42 @@ pub fn gather(qdiscs: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
 mod tests {
     use super::*;
 
-    /// A namespace with 30k links holds 30k of these: the common kinds, the state and
-    /// the MAC take no allocation, and the rare remote peer is boxed. (The drop
-    /// counters stay inline: the dump carries IFLA_STATS64 for every link, so a box
-    /// would cost more than it saves.)
+    /// A namespace with 30k links holds 30k of these: the name is inline, the kind and
+    /// state are two-byte words, the MAC six bytes, and the rare remote peer and the
+    /// drop counters (kept only when a rule reads them) are boxed.
     #[test]
     fn a_link_stays_small() {
-        assert!(
-            std::mem::size_of::<Link>() <= 192,
-            "{}",
-            std::mem::size_of::<Link>()
-        );
+        let size = std::mem::size_of::<Link>();
+        assert!(size <= 128, "{size}");
         let record = LinkRecord {
+            name: Some(b"veth-0123456789"),
             address: Some(&[2, 0, 0, 0, 0, 1]),
             operstate: Some(6),
+            rx_drops: Some(rtdump::RxDrops {
+                rx_dropped: 1,
+                rx_fifo_errors: 2,
+                rx_missed_errors: 3,
+            }),
             ..LinkRecord::default()
         };
-        let link = link_from_record(&LinkRecord {
-            kind: Some(b"veth"),
-            ..record.clone()
-        });
-        assert!(
-            matches!(link.kind, Cow::Borrowed("veth")),
-            "{:?}",
-            link.kind
+        let link = link_from(
+            &LinkRecord {
+                kind: Some(b"veth"),
+                ..record.clone()
+            },
+            false,
         );
-        assert!(
-            matches!(link.state, Cow::Borrowed("up")),
-            "{:?}",
-            link.state
+        assert_eq!(
+            (link.name.as_str(), &*link.kind, &*link.state, link.rx_drops),
+            ("veth-0123456789", "veth", "up", None)
+        );
+        let with_drops = link_from_record(&record);
+        assert_eq!(
+            with_drops
+                .rx_drops
+                .as_deref()
+                .map(|d| (d.rx_dropped, d.rx_missed_errors)),
+            Some((1, 3))
         );
         let rare = link_from_record(&LinkRecord {
             kind: Some(b"batadv"),
@@ -481,7 +413,7 @@ mod tests {
     fn link_names_are_found_by_index_in_any_order() {
         let link = |index: u32, name: &str| Link {
             index,
-            name: name.to_owned(),
+            name: name.into(),
             ..Link::default()
         };
         for links in [

@@ -152,7 +152,7 @@ impl LinkId {
 
     pub fn of(link: &super::net::Link) -> LinkId {
         LinkId {
-            name: link.name.clone(),
+            name: link.name.to_string(),
             mac: link.mac.map(|m| m.to_string()),
             kind: Some(link.kind.to_string()),
             altnames: Some(link.altnames.clone()),

@@ -45,7 +45,7 @@ pub fn gather(
     links
         .iter()
         .filter(|l| wanted(l, globs))
-        .map(|l| (l.name.clone(), read(l.index)))
+        .map(|l| (l.name.to_string(), read(l.index)))
         .collect()
 }
 

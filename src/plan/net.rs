@@ -129,7 +129,7 @@ fn plan_one_mtu(link: &Link, target: u32) -> Result<Option<Mutation>, String> {
         ));
     }
     Ok(Some(Mutation::LinkMtu {
-        link: link.name.clone(),
+        link: link.name.to_string(),
         ifindex: link.index,
         before: link.mtu,
         after: target,
@@ -210,17 +210,18 @@ mod tests {
     use crate::domain::qdisc::{QdiscSpec, TC_H_ROOT};
     use crate::facts::Fact;
     use crate::facts::net::Qdisc;
+    use crate::facts::net::Word;
     use crate::playbook::Scalar;
 
     fn link(index: u32, name: &str, kind: &str, mtu: u32, max: u32) -> Link {
         Link {
             index,
             name: name.into(),
-            kind: kind.to_owned().into(),
+            kind: Word::new(kind).expect("a word"),
             mtu,
             min_mtu: Some(68),
             max_mtu: Some(max),
-            state: "up".into(),
+            state: Word::new("up").expect("a word"),
             ..Link::default()
         }
     }

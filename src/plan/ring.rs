@@ -47,7 +47,7 @@ pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &
                 continue;
             }
             if let Some(chosen) = &chosen
-                && !chosen.contains(&(link.index, link.name.clone()))
+                && !chosen.contains(&(link.index, link.name.to_string()))
             {
                 out.push(Err(format!(
                     "{} has another ifindex ({}) than when its drops were sampled: it was re-created; plan again",
@@ -55,7 +55,7 @@ pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &
                 )));
                 continue;
             }
-            out.push(match facts.rings.get(&link.name) {
+            out.push(match facts.rings.get(link.name.as_str()) {
                 None => Err(format!("rings of {}: not gathered", link.name)),
                 Some(Fact::Unknown(why)) => Err(format!("rings of {}: {why}", link.name)),
                 Some(Fact::Value(None)) => Ok(None),
@@ -67,7 +67,7 @@ pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &
                         Ok(None)
                     } else {
                         Ok(Some(Mutation::RxRing {
-                            link: link.name.clone(),
+                            link: link.name.to_string(),
                             ifindex: link.index,
                             before: r.rx,
                             after: target,
@@ -84,16 +84,16 @@ pub fn plan_set_rx_ring(detect: &Condition, a: &SetRxRing, vars: &Vars, facts: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::facts::net::Link;
+    use crate::facts::net::{Link, Word};
     use crate::facts::ring::RingSizes;
 
     fn link(index: u32, name: &str) -> Link {
         Link {
             index,
             name: name.into(),
-            kind: "ethernet".into(),
+            kind: Word::new("ethernet").expect("a word"),
             mtu: 1500,
-            state: "up".into(),
+            state: Word::new("up").expect("a word"),
             ..Link::default()
         }
     }
