@@ -88,6 +88,7 @@ fn reference_link(m: &LinkMessage) -> Link {
         state: word("unknown"),
         ..Link::default()
     };
+    let mut altnames = Vec::new();
     for attr in &m.attributes {
         match attr {
             LinkAttribute::IfName(n) => link.name = n.as_str().into(),
@@ -102,7 +103,7 @@ fn reference_link(m: &LinkMessage) -> Link {
             LinkAttribute::PropList(props) => {
                 for p in props {
                     if let rtnetlink::packet_route::link::Prop::AltIfName(n) = p {
-                        link.altnames.push(n.clone());
+                        altnames.push(n.clone());
                     }
                 }
             }
@@ -148,6 +149,7 @@ fn reference_link(m: &LinkMessage) -> Link {
             other => word(&other.to_string().to_lowercase()),
         };
     }
+    link.altnames = altnames.into();
     link
 }
 
@@ -296,7 +298,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         va.mac.map(|m| m.to_string()).as_deref(),
         Some("02:00:5e:00:00:0a")
     );
-    assert_eq!(va.altnames, ["va-alternative"]);
+    assert_eq!(*va.altnames, ["va-alternative"]);
     assert_eq!(by_name("lo").mac, None);
 
     let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)

@@ -62,8 +62,9 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub altnames: Vec<String>,
+    /// A boxed slice: 16 bytes a link where a `Vec` took 24, and most links have none.
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    pub altnames: Box<[String]>,
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -321,7 +322,7 @@ mod tests {
     #[test]
     fn a_link_stays_small() {
         let size = std::mem::size_of::<Link>();
-        assert!(size <= 128, "{size}");
+        assert!(size <= 120, "{size}");
         let record = LinkRecord {
             name: Some(b"veth-0123456789"),
             address: Some(&[2, 0, 0, 0, 0, 1]),

@@ -155,7 +155,7 @@ impl LinkId {
             name: link.name.to_string(),
             mac: link.mac.map(|m| m.to_string()),
             kind: Some(link.kind.to_string()),
-            altnames: Some(link.altnames.clone()),
+            altnames: Some(link.altnames.to_vec()),
         }
     }
 }
