@@ -89,13 +89,21 @@ pub struct PendingSamples {
     started: Instant,
 }
 
-/// Takes the first readings. `window` overrides the playbooks' windows.
+/// Takes the first readings. `window` overrides the playbooks' windows. The counters
+/// `also` (read once, not sampled) come from the same reading of the same files, and
+/// are returned beside it.
 pub fn start_sampling(
     wanted: &BTreeMap<String, Sampling>,
     window: Option<Duration>,
-) -> PendingSamples {
-    let names: BTreeSet<String> = wanted.keys().cloned().collect();
-    let first = read_counters(&names);
+    also: &BTreeSet<String>,
+) -> (PendingSamples, BTreeMap<String, Fact<u64>>) {
+    let names: BTreeSet<String> = wanted.keys().chain(also).cloned().collect();
+    let mut first = read_counters(&names);
+    let plain = also
+        .iter()
+        .filter_map(|n| Some((n.clone(), first.get(n)?.clone())))
+        .collect();
+    first.retain(|n, _| wanted.contains_key(n));
     let window = window.unwrap_or_else(|| {
         wanted
             .iter()
@@ -104,12 +112,13 @@ pub fn start_sampling(
             .max()
             .unwrap_or(Duration::ZERO)
     });
-    PendingSamples {
+    let pending = PendingSamples {
         first,
         wanted: wanted.clone(),
         window,
         started: Instant::now(),
-    }
+    };
+    (pending, plain)
 }
 
 fn needs_second(first: Option<&Fact<u64>>, s: &Sampling) -> bool {
@@ -283,12 +292,42 @@ mod tests {
             },
         )]);
         let started = Instant::now();
-        let got = finish_sampling(start_sampling(&wanted, None));
+        let (pending, plain) = start_sampling(&wanted, None, &BTreeSet::new());
+        assert!(plain.is_empty());
+        let got = finish_sampling(pending);
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(
             got["TcpExt.NoSuchCounterAnywhere"],
             Fact::Unknown(_)
         ));
+    }
+
+    /// One reading serves both: the plain counter comes back beside the samples, and
+    /// is not sampled.
+    #[test]
+    fn plain_counters_come_from_the_first_reading() {
+        let wanted = BTreeMap::from([(
+            "TcpExt.ListenOverflows".to_owned(),
+            Sampling {
+                window: Duration::from_secs(30),
+                min_growth: u64::MAX,
+            },
+        )]);
+        let also = names(&["TcpExt.ListenDrops", "TcpExt.NoSuchCounterAnywhere"]);
+        let (pending, plain) = start_sampling(&wanted, None, &also);
+        assert_eq!(
+            pending.first.keys().collect::<Vec<_>>(),
+            ["TcpExt.ListenOverflows"]
+        );
+        assert!(
+            matches!(plain["TcpExt.ListenDrops"], Fact::Value(_)),
+            "{plain:?}"
+        );
+        assert!(matches!(
+            plain["TcpExt.NoSuchCounterAnywhere"],
+            Fact::Unknown(_)
+        ));
+        assert_eq!(plain.len(), 2);
     }
 
     fn names(list: &[&str]) -> BTreeSet<String> {
