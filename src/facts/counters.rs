@@ -89,21 +89,13 @@ pub struct PendingSamples {
     started: Instant,
 }
 
-/// Takes the first readings. `window` overrides the playbooks' windows. The counters
-/// `also` (read once, not sampled) come from the same reading of the same files, and
-/// are returned beside it.
+/// Takes the first readings. `window` overrides the playbooks' windows.
 pub fn start_sampling(
     wanted: &BTreeMap<String, Sampling>,
     window: Option<Duration>,
-    also: &BTreeSet<String>,
-) -> (PendingSamples, BTreeMap<String, Fact<u64>>) {
-    let names: BTreeSet<String> = wanted.keys().chain(also).cloned().collect();
-    let mut first = read_counters(&names);
-    let plain = also
-        .iter()
-        .filter_map(|n| Some((n.clone(), first.get(n)?.clone())))
-        .collect();
-    first.retain(|n, _| wanted.contains_key(n));
+) -> PendingSamples {
+    let names: BTreeSet<String> = wanted.keys().cloned().collect();
+    let first = read_counters(&names);
     let window = window.unwrap_or_else(|| {
         wanted
             .iter()
@@ -112,13 +104,12 @@ pub fn start_sampling(
             .max()
             .unwrap_or(Duration::ZERO)
     });
-    let pending = PendingSamples {
+    PendingSamples {
         first,
         wanted: wanted.clone(),
         window,
         started: Instant::now(),
-    };
-    (pending, plain)
+    }
 }
 
 fn needs_second(first: Option<&Fact<u64>>, s: &Sampling) -> bool {
@@ -292,42 +283,12 @@ mod tests {
             },
         )]);
         let started = Instant::now();
-        let (pending, plain) = start_sampling(&wanted, None, &BTreeSet::new());
-        assert!(plain.is_empty());
-        let got = finish_sampling(pending);
+        let got = finish_sampling(start_sampling(&wanted, None));
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(
             got["TcpExt.NoSuchCounterAnywhere"],
             Fact::Unknown(_)
         ));
-    }
-
-    /// One reading serves both: the plain counter comes back beside the samples, and
-    /// is not sampled.
-    #[test]
-    fn plain_counters_come_from_the_first_reading() {
-        let wanted = BTreeMap::from([(
-            "TcpExt.ListenOverflows".to_owned(),
-            Sampling {
-                window: Duration::from_secs(30),
-                min_growth: u64::MAX,
-            },
-        )]);
-        let also = names(&["TcpExt.ListenDrops", "TcpExt.NoSuchCounterAnywhere"]);
-        let (pending, plain) = start_sampling(&wanted, None, &also);
-        assert_eq!(
-            pending.first.keys().collect::<Vec<_>>(),
-            ["TcpExt.ListenOverflows"]
-        );
-        assert!(
-            matches!(plain["TcpExt.ListenDrops"], Fact::Value(_)),
-            "{plain:?}"
-        );
-        assert!(matches!(
-            plain["TcpExt.NoSuchCounterAnywhere"],
-            Fact::Unknown(_)
-        ));
-        assert_eq!(plain.len(), 2);
     }
 
     fn names(list: &[&str]) -> BTreeSet<String> {

@@ -520,18 +520,8 @@ pub fn gather(request: &FactRequest) -> Facts {
 /// [`gather`], with a saved kernel log, a sampling window, or a namespace's scope.
 pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     // The first counter readings; the window runs while the other facts are read.
-    // The plain counters come from the same reading of the same files.
-    let (sampling, plain_counters) =
-        if !request.counter_growth.is_empty() && options.recorded_samples.is_none() {
-            let (pending, plain) = counters::start_sampling(
-                &request.counter_growth,
-                options.sample_window,
-                &request.counters,
-            );
-            (Some(pending), Some(plain))
-        } else {
-            (None, None)
-        };
+    let sampling = (!request.counter_growth.is_empty() && options.recorded_samples.is_none())
+        .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
     let tables = cpu_tables::start(request, options);
     let drop_sampling = (!request.rx_drops.is_empty() && options.recorded_rx_drops.is_none())
         .then(|| rx_drops::start(&request.rx_drops, options.sample_window));
@@ -550,8 +540,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
         facts.sysctls.insert(key.clone(), fact);
     }
     if !request.counters.is_empty() {
-        facts.counters =
-            plain_counters.unwrap_or_else(|| counters::read_counters(&request.counters));
+        facts.counters = counters::read_counters(&request.counters);
     }
     if !request.socket_states.is_empty() {
         facts.sockets = sockets::count_tcp_states(&request.socket_states);
