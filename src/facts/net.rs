@@ -54,7 +54,7 @@ pub struct Link {
     pub vxlan_ipv6: bool,
     /// The receive-drop counters of IFLA_STATS64, from the same dump, when a loaded
     /// rule reads drop counters (absent otherwise, and in snapshots older than them).
-    /// Boxed: a plan that reads none keeps 8 bytes a link, not 32.
+    // Boxed: a plan that reads none keeps 8 bytes a link, not 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_drops: Option<Box<RxDrops>>,
     /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons
@@ -62,7 +62,7 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
-    /// A boxed slice: 16 bytes a link where a `Vec` took 24, and most links have none.
+    // A boxed slice: 16 bytes a link where a `Vec` took 24, and most links have none.
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub altnames: Box<[String]>,
 }
