@@ -7,7 +7,8 @@
 #
 # Each path runs three commands in the one hyperfine run: tune as `cargo build
 # --release` makes it (dynamically linked), tune-static (the same code linked
-# statically, README "Static build"; STATIC=0 leaves it out) and the floor.
+# statically, README "Static build", built and checked by tests/static-build.sh;
+# STATIC=0 leaves it out) and the floor.
 #
 # Paths: the four sysctl playbooks; all bundled playbooks; an 8 MiB synthetic kernel
 # log given with --kernel-log (the kernel-log path, with the conntrack and jvm-heap
@@ -28,15 +29,10 @@ for tool in hyperfine /usr/bin/time cc; do
 done
 cargo build --release --quiet
 tune=$PWD/target/release/tune
-static_cmd=()
 if [ "${STATIC:-1}" != 0 ]; then
-  host=$(rustc -vV | sed -n 's/^host: //p')
-  # The explicit --target keeps +crt-static off build scripts and proc-macros.
-  RUSTFLAGS="-C target-feature=+crt-static" \
-    cargo build --release --quiet --target "$host" --target-dir target/static
-  tune_static=$PWD/target/static/$host/release/tune
-  # A dynamically linked program names its loader in a PT_INTERP header.
-  ! readelf -l "$tune_static" | grep -q INTERP || { echo "$tune_static is not static" >&2; exit 1; }
+  # Builds the static binary and checks it (static, no NSS resolver, plans); its path
+  # is the last line.
+  tune_static=$(bash tests/static-build.sh | tail -1)
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

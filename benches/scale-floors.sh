@@ -56,7 +56,7 @@ floor=$tmp/plan-floor
 declare -A tune_ms floor_ms
 static=${TUNE_STATIC:-}
 bench() {
-  local json=$tmp/$1-$2.json extra=() st=""
+  local json=$tmp/$1-$2.json extra=() st="" srss
   [ -z "$static" ] || extra=(--command-name tune-static "$static${3#"$tune"}")
   hyperfine -N --warmup 3 $runs --export-json "$json" \
     --command-name tune "$3" "${extra[@]}" --command-name floor "$4" >/dev/null 2>&1
@@ -71,7 +71,10 @@ PY
   floor_ms[$1-$2]=$f
   rss=$(/usr/bin/time -f %M "${@:5}" 2>&1 >/dev/null | tail -1)
   if [ -n "$static" ]; then
+    # RSS_CMD with the static binary in place of "$tune".
+    srss=$(/usr/bin/time -f %M "$static" "${@:6}" 2>&1 >/dev/null | tail -1)
     st=$(printf '  static %8.2f ms %5.2fx' "$s" "$(echo "$s / $f" | bc -l)")
+    rss="$rss KiB, static $srss"
   fi
   printf '%-10s %7s  tune %8.2f ms ±%5.2f  floor %8.2f ms ±%5.2f  ratio %5.2fx%s  tune RSS %s KiB\n' \
     "$1" "$2" "$t" "$ts" "$f" "$fs" "$(echo "$t / $f" | bc -l)" "$st" "$rss"

@@ -197,18 +197,10 @@ fn read_remote_links(links: &mut [Link]) {
 /// The lowercased name of an RFC 2863 operational state (`IF_OPER_*`), as
 /// netlink-packet-route's `State` spells it (`other(7)` for codes it does not know).
 fn state_name(code: u8) -> Word {
-    let name = match State::from(code) {
-        State::Unknown => "unknown",
-        State::NotPresent => "notpresent",
-        State::Down => "down",
-        State::LowerLayerDown => "lowerlayerdown",
-        State::Testing => "testing",
-        State::Dormant => "dormant",
-        State::Up => "up",
+    Word::oper_state(code).unwrap_or_else(|| {
         // At most 256 of these, each stored once.
-        other => return Word::new(&format!("{other:?}").to_lowercase()).unwrap_or_default(),
-    };
-    Word::known(name.as_bytes()).unwrap_or_default()
+        Word::new(&format!("{:?}", State::from(code)).to_lowercase()).unwrap_or_default()
+    })
 }
 
 /// Links by ifindex, to follow IFLA_LINK and IFLA_MASTER and to name a qdisc's link
