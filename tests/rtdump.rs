@@ -114,12 +114,12 @@ fn reference_link(m: &LinkMessage) -> Link {
                     rx_missed_errors: st.rx_missed_errors,
                 }))
             }
-            LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v),
-            LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v),
+            LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v).into(),
+            LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v).into(),
             LinkAttribute::OperState(s) => link.state = word(&format!("{s:?}").to_lowercase()),
-            LinkAttribute::Link(i) if *i != 0 => link.link = Some(*i),
-            LinkAttribute::Controller(i) => link.master = Some(*i),
-            LinkAttribute::LinkNetNsId(i) => link.link_netnsid = Some(*i),
+            LinkAttribute::Link(i) if *i != 0 => link.link = Some(*i).into(),
+            LinkAttribute::Controller(i) => link.master = Some(*i).into(),
+            LinkAttribute::LinkNetNsId(i) => link.link_netnsid = Some(*i).into(),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     match info {
@@ -127,7 +127,7 @@ fn reference_link(m: &LinkMessage) -> Link {
                         LinkInfo::Data(InfoData::Vxlan(vxlan)) => {
                             for v in vxlan {
                                 match v {
-                                    InfoVxlan::Link(i) if *i != 0 => link.link = Some(*i),
+                                    InfoVxlan::Link(i) if *i != 0 => link.link = Some(*i).into(),
                                     InfoVxlan::Group6(_) | InfoVxlan::Local6(_) => {
                                         link.vxlan_ipv6 = true;
                                     }
@@ -280,16 +280,19 @@ fn dumps_read_directly_match_netlink_packet_route() {
         assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
     }
     let va = links.iter().find(|l| l.name == "va").unwrap();
-    assert_eq!((va.mtu, va.min_mtu, &*va.state), (576, Some(68), "up"));
+    assert_eq!(
+        (va.mtu, va.min_mtu.get(), &*va.state),
+        (576, Some(68), "up")
+    );
     // What the MTU rule reads: a veth's peer, a bridge port's master, a VXLAN's lower
     // device and its address family.
     let index = |name: &str| links.iter().find(|l| l.name == name).map(|l| l.index);
     let by_name = |name: &str| links.iter().find(|l| l.name == name).unwrap();
-    assert_eq!((va.link, va.link_netnsid), (index("vb"), None));
-    assert_eq!(by_name("vc").master, index("br.0"));
-    assert_eq!(by_name("vx1").link, index("vb"));
+    assert_eq!((va.link.get(), va.link_netnsid.get()), (index("vb"), None));
+    assert_eq!(by_name("vc").master.get(), index("br.0"));
+    assert_eq!(by_name("vx1").link.get(), index("vb"));
     assert_eq!(
-        (by_name("vx0").link, by_name("vx0").vxlan_ipv6),
+        (by_name("vx0").link.get(), by_name("vx0").vxlan_ipv6),
         (None, false)
     );
     assert!(by_name("vx6").vxlan_ipv6);

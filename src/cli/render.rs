@@ -516,9 +516,9 @@ fn gathered<T>(f: &Fact<T>) -> bool {
 /// ` master #3`.
 fn link_relations(l: &crate::facts::net::Link) -> String {
     let mut s = String::new();
-    if let Some(index) = l.link {
+    if let Some(index) = l.link.get() {
         s.push_str(&format!(" link #{index}"));
-        if let Some(nsid) = l.link_netnsid {
+        if let Some(nsid) = l.link_netnsid.get() {
             s.push_str(&format!(" in netns id {nsid}"));
         }
         match l.link_remote.as_deref() {
@@ -527,7 +527,7 @@ fn link_relations(l: &crate::facts::net::Link) -> String {
             None => {}
         }
     }
-    if let Some(master) = l.master {
+    if let Some(master) = l.master.get() {
         s.push_str(&format!(" master #{master}"));
     }
     s
@@ -579,7 +579,7 @@ fn net_facts(out: &mut String, facts: &Facts) {
         match &facts.links {
             Fact::Value(links) => {
                 for l in links {
-                    let range = match (l.min_mtu, l.max_mtu) {
+                    let range = match (l.min_mtu.get(), l.max_mtu.get()) {
                         (Some(lo), Some(hi)) => format!(" (min {lo}, max {hi})"),
                         _ => String::new(),
                     };

@@ -91,10 +91,10 @@ fn veth_peer<'a>(
     link: &Link,
     by_index: &dyn Fn(u32) -> Option<&'a Link>,
 ) -> Result<Option<End>, String> {
-    let Some(index) = link.link.filter(|_| link.kind == "veth") else {
+    let Some(index) = link.link.get().filter(|_| link.kind == "veth") else {
         return Ok(None);
     };
-    let Some(nsid) = link.link_netnsid else {
+    let Some(nsid) = link.link_netnsid.get() else {
         return Ok(by_index(index).map(|peer| End {
             what: format!("its veth peer {}", peer.name),
             mtu: peer.mtu,
@@ -113,7 +113,7 @@ fn veth_peer<'a>(
 /// What the lower device of an upper link (VLAN, macvlan, VXLAN) carries for it.
 fn lower_capacity<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -> Option<End> {
     let extra = overhead(link)?;
-    let lower = by_index(link.link.filter(|_| link.link_netnsid.is_none())?)?;
+    let lower = by_index(link.link.get().filter(|_| link.link_netnsid.is_none())?)?;
     let what = if extra > 0 {
         let ip = if link.vxlan_ipv6 { 6 } else { 4 };
         format!(
@@ -130,7 +130,7 @@ fn lower_capacity<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -
 }
 
 fn master<'a>(link: &Link, by_index: &dyn Fn(u32) -> Option<&'a Link>) -> Option<End> {
-    let m = by_index(link.master?)?;
+    let m = by_index(link.master.get()?)?;
     Some(End {
         what: format!("its master {} ({})", m.name, m.kind),
         mtu: m.mtu,
@@ -242,7 +242,7 @@ pub fn link_matches(
     }
     if let Some(min) = &c.max_mtu_at_least {
         let want = number(min, vars)?;
-        match link.max_mtu {
+        match link.max_mtu.get() {
             // 0: the driver sets no maximum.
             Some(0) | None => tests.push("no maximum MTU reported".to_owned()),
             Some(max) if f64::from(max) >= want => tests.push(format!("max mtu {max} >= {want}")),

@@ -130,26 +130,28 @@ impl fmt::Display for Word {
 
 /// The longest name kept inline: the kernel's names have at most 15 bytes (IFNAMSIZ
 /// less its NUL), so only a lossily decoded name or a hand-edited snapshot's is longer.
-const INLINE_NAME: usize = 22;
+const INLINE_NAME: usize = 15;
 
-/// A link's name in 24 bytes with no allocation: up to 22 bytes inline, a longer one
-/// on the heap.
+/// A link's name in 16 bytes with no allocation: up to 15 bytes inline (NUL-padded),
+/// a longer one, or one holding a NUL, on the heap.
 #[derive(Clone)]
 pub struct LinkName(NameRepr);
 
 #[derive(Clone)]
 enum NameRepr {
-    /// Length, then the UTF-8 bytes (the rest zero).
-    Inline(u8, [u8; INLINE_NAME]),
-    Heap(Box<str>),
+    /// The UTF-8 bytes, then zeros.
+    Inline([u8; INLINE_NAME]),
+    // Boxed twice: a thin pointer keeps the enum at 16 bytes.
+    Heap(Box<Box<str>>),
 }
 
 impl LinkName {
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // Built from a &str, so always UTF-8; "" is unreachable.
-            NameRepr::Inline(len, bytes) => {
-                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            NameRepr::Inline(bytes) => {
+                let len = bytes.iter().position(|b| *b == 0).unwrap_or(INLINE_NAME);
+                // Built from a &str with no NUL, so always UTF-8; "" is unreachable.
+                std::str::from_utf8(&bytes[..len]).unwrap_or_default()
             }
             NameRepr::Heap(s) => s,
         }
@@ -159,12 +161,12 @@ impl LinkName {
 impl From<&str> for LinkName {
     fn from(text: &str) -> LinkName {
         let n = text.len();
-        if n <= INLINE_NAME {
+        if n <= INLINE_NAME && !text.as_bytes().contains(&0) {
             let mut bytes = [0u8; INLINE_NAME];
             bytes[..n].copy_from_slice(text.as_bytes());
-            LinkName(NameRepr::Inline(n as u8, bytes))
+            LinkName(NameRepr::Inline(bytes))
         } else {
-            LinkName(NameRepr::Heap(text.into()))
+            LinkName(NameRepr::Heap(Box::new(text.into())))
         }
     }
 }
@@ -310,6 +312,137 @@ macro_rules! as_json_string {
 }
 as_json_string!(Word, LinkName, Mac);
 
+/// An `Option` of a small `Copy` value with no padding: an `Option<u32>` takes 8
+/// bytes, this 5, and a link holds five of them. Written and read as the `Option`.
+#[derive(Clone, Copy)]
+#[repr(C, packed)]
+pub struct PackedOption<T: Copy> {
+    some: bool,
+    value: T,
+}
+
+impl<T: Copy + Default> PackedOption<T> {
+    pub const fn get(self) -> Option<T> {
+        if self.some { Some(self.value) } else { None }
+    }
+
+    pub const fn is_none(&self) -> bool {
+        !self.some
+    }
+}
+
+impl<T: Copy + Default> From<Option<T>> for PackedOption<T> {
+    fn from(value: Option<T>) -> PackedOption<T> {
+        PackedOption {
+            some: value.is_some(),
+            value: value.unwrap_or_default(),
+        }
+    }
+}
+
+impl<T: Copy + Default> Default for PackedOption<T> {
+    fn default() -> PackedOption<T> {
+        PackedOption::from(None)
+    }
+}
+
+impl<T: Copy + Default + PartialEq> PartialEq for PackedOption<T> {
+    fn eq(&self, other: &PackedOption<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Copy + Default + Eq> Eq for PackedOption<T> {}
+
+impl<T: Copy + Default + fmt::Debug> fmt::Debug for PackedOption<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl<T: Copy + Default + serde::Serialize> serde::Serialize for PackedOption<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de, T: Copy + Default + serde::Deserialize<'de>> serde::Deserialize<'de> for PackedOption<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PackedOption<T>, D::Error> {
+        Option::<T>::deserialize(d).map(PackedOption::from)
+    }
+}
+
+impl<T: Copy + Default + schemars::JsonSchema> schemars::JsonSchema for PackedOption<T> {
+    fn schema_name() -> Cow<'static, str> {
+        Option::<T>::schema_name()
+    }
+
+    fn inline_schema() -> bool {
+        Option::<T>::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Option::<T>::json_schema(generator)
+    }
+}
+
+/// A list of names that is usually empty, in one pointer: 8 bytes a link where a
+/// boxed slice takes 16. Written and read as a JSON array of strings.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Names(Option<Box<Box<[String]>>>);
+
+impl std::ops::Deref for Names {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        self.0.as_deref().map_or(&[], |names| names)
+    }
+}
+
+impl From<Vec<String>> for Names {
+    fn from(names: Vec<String>) -> Names {
+        Names((!names.is_empty()).then(|| Box::new(names.into_boxed_slice())))
+    }
+}
+
+impl FromIterator<String> for Names {
+    fn from_iter<I: IntoIterator<Item = String>>(names: I) -> Names {
+        Names::from(names.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl fmt::Debug for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl serde::Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+        Vec::<String>::deserialize(d).map(Names::from)
+    }
+}
+
+impl schemars::JsonSchema for Names {
+    fn schema_name() -> Cow<'static, str> {
+        Vec::<String>::schema_name()
+    }
+
+    fn inline_schema() -> bool {
+        Vec::<String>::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Vec::<String>::json_schema(generator)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,21 +471,23 @@ mod tests {
     }
 
     #[test]
-    fn a_link_name_is_inline_up_to_22_bytes_and_compares_as_text() {
-        assert_eq!(std::mem::size_of::<LinkName>(), 24);
+    fn a_link_name_is_inline_up_to_15_bytes_and_compares_as_text() {
+        assert_eq!(std::mem::size_of::<LinkName>(), 16);
         for text in [
             "",
             "eth0",
+            "fourteen-bytes",
             "a-fifteen-byte!",
-            "twenty-two-bytes-name!",
+            "sixteen-bytes-!!",
             "a name longer than 22 bytes",
+            "nul\0inside",
         ] {
             let name = LinkName::from(text);
             assert_eq!(name.as_str(), text);
             assert_eq!(name, text);
             assert_eq!(
                 matches!(name.0, NameRepr::Inline(..)),
-                text.len() <= INLINE_NAME,
+                text.len() <= INLINE_NAME && !text.contains('\0'),
                 "{text}"
             );
             let json = serde_json::to_string(&name).expect("serializes");
@@ -368,5 +503,48 @@ mod tests {
         assert_ne!(LinkName::from("eth0"), LinkName::from("eth1"));
         let lossy = String::from_utf8_lossy(b"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8");
         assert_eq!(LinkName::from(lossy.clone()).as_str(), lossy);
+    }
+
+    #[test]
+    fn a_packed_option_is_five_bytes_and_reads_and_writes_as_an_option() {
+        assert_eq!(std::mem::size_of::<PackedOption<u32>>(), 5);
+        assert_eq!(std::mem::align_of::<PackedOption<u32>>(), 1);
+        for value in [None, Some(0), Some(68), Some(u32::MAX)] {
+            let packed = PackedOption::from(value);
+            assert_eq!((packed.get(), packed.is_none()), (value, value.is_none()));
+            assert_eq!(format!("{packed:?}"), format!("{value:?}"));
+            let json = serde_json::to_string(&packed).expect("serializes");
+            assert_eq!(json, serde_json::to_string(&value).expect("serializes"));
+            assert_eq!(
+                serde_json::from_str::<PackedOption<u32>>(&json).expect("parses"),
+                packed
+            );
+        }
+        assert_ne!(PackedOption::from(Some(0u32)), PackedOption::default());
+        assert_eq!(PackedOption::from(Some(-1i32)).get(), Some(-1));
+        assert!(serde_json::from_str::<PackedOption<u32>>("-1").is_err());
+        assert_eq!(
+            serde_json::to_value(schemars::schema_for!(PackedOption<u32>)).expect("schema"),
+            serde_json::to_value(schemars::schema_for!(Option<u32>)).expect("schema")
+        );
+    }
+
+    #[test]
+    fn names_are_one_pointer_and_read_and_write_as_a_list() {
+        assert_eq!(std::mem::size_of::<Names>(), 8);
+        let none = Names::from(Vec::new());
+        assert!(none.is_empty() && none.0.is_none());
+        assert_eq!(none, Names::default());
+        let two: Names = ["a".to_owned(), "b".to_owned()].into_iter().collect();
+        assert_eq!(*two, ["a", "b"]);
+        assert_eq!(format!("{two:?}"), r#"["a", "b"]"#);
+        for names in [none, two] {
+            let json = serde_json::to_string(&names).expect("serializes");
+            assert_eq!(serde_json::from_str::<Names>(&json).expect("parses"), names);
+        }
+        assert_eq!(
+            serde_json::to_string(&Names::default()).expect("serializes"),
+            "[]"
+        );
     }
 }

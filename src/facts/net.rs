@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
-pub use super::compact::{LinkName, Mac, Word};
+pub use super::compact::{LinkName, Mac, Names, PackedOption, Word};
 use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
@@ -28,27 +28,27 @@ pub struct Link {
     pub mtu: u32,
     /// Smallest MTU the driver accepts, when the kernel reports it.
     #[serde(default)]
-    pub min_mtu: Option<u32>,
+    pub min_mtu: PackedOption<u32>,
     /// Largest MTU the driver accepts, when the kernel reports it (0 = no limit).
     #[serde(default)]
-    pub max_mtu: Option<u32>,
+    pub max_mtu: PackedOption<u32>,
     /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
     pub state: Word,
     /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
     /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<u32>,
+    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
+    pub link: PackedOption<u32>,
     /// IFLA_LINK_NETNSID: `link` is in another network namespace, which this id names
     /// from here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link_netnsid: Option<i32>,
+    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
+    pub link_netnsid: PackedOption<i32>,
     /// For a `link` in another namespace: that link as read there, or why it could not
     /// be read (the kernel answers only with CAP_NET_ADMIN over that namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_remote: Option<Box<Fact<RemoteLink>>>,
     /// The index of the bridge or bond this link is a port of (IFLA_MASTER).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub master: Option<u32>,
+    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
+    pub master: PackedOption<u32>,
     /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vxlan_ipv6: bool,
@@ -62,9 +62,9 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
-    // A boxed slice: 16 bytes a link where a `Vec` took 24, and most links have none.
+    // One pointer: most links have none.
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
-    pub altnames: Box<[String]>,
+    pub altnames: Names,
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -140,13 +140,13 @@ fn link_from(r: &LinkRecord, drops: bool) -> Link {
             .unwrap_or_default(),
         kind,
         mtu: r.mtu.unwrap_or(0),
-        min_mtu: r.min_mtu,
-        max_mtu: r.max_mtu,
+        min_mtu: r.min_mtu.into(),
+        max_mtu: r.max_mtu.into(),
         state: state_name(r.operstate.unwrap_or(0)),
-        link: r.link,
-        link_netnsid: r.link_netnsid,
+        link: r.link.into(),
+        link_netnsid: r.link_netnsid.into(),
         link_remote: None,
-        master: r.master,
+        master: r.master.into(),
         vxlan_ipv6: r.vxlan_ipv6,
         altnames: r
             .altnames
@@ -172,7 +172,7 @@ fn link_from(r: &LinkRecord, drops: bool) -> Link {
 /// (RTM_GETLINK with IFLA_TARGET_NETNSID: one request per remote link).
 fn read_remote_links(links: &mut [Link]) {
     for link in links {
-        let (Some(index), Some(nsid)) = (link.link, link.link_netnsid) else {
+        let (Some(index), Some(nsid)) = (link.link.get(), link.link_netnsid.get()) else {
             continue;
         };
         let remote = rtdump::link_in(nsid, index, |r| RemoteLink {
@@ -309,12 +309,13 @@ mod tests {
     use super::*;
 
     /// A namespace with 30k links holds 30k of these: the name is inline, the kind and
-    /// state are two-byte words, the MAC six bytes, and the rare remote peer and the
-    /// drop counters (kept only when a rule reads them) are boxed.
+    /// state are two-byte words, the MAC six bytes, the optional numbers five bytes
+    /// each, and the rare remote peer, alternative names and drop counters (kept only
+    /// when a rule reads them) are one pointer each.
     #[test]
     fn a_link_stays_small() {
         let size = std::mem::size_of::<Link>();
-        assert!(size <= 120, "{size}");
+        assert!(size <= 88, "{size}");
         let record = LinkRecord {
             name: Some(b"veth-0123456789"),
             address: Some(&[2, 0, 0, 0, 0, 1]),

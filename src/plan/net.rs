@@ -111,7 +111,7 @@ fn plan_one_mtu(link: &Link, target: u32) -> Result<Option<Mutation>, String> {
     if link.mtu == target {
         return Ok(None);
     }
-    if let Some(max) = link.max_mtu
+    if let Some(max) = link.max_mtu.get()
         && max > 0
         && target > max
     {
@@ -120,7 +120,7 @@ fn plan_one_mtu(link: &Link, target: u32) -> Result<Option<Mutation>, String> {
             link.name
         ));
     }
-    if let Some(min) = link.min_mtu
+    if let Some(min) = link.min_mtu.get()
         && target < min
     {
         return Err(format!(
@@ -219,8 +219,8 @@ mod tests {
             name: name.into(),
             kind: Word::new(kind).expect("a word"),
             mtu,
-            min_mtu: Some(68),
-            max_mtu: Some(max),
+            min_mtu: Some(68).into(),
+            max_mtu: Some(max).into(),
             state: Word::new("up").expect("a word"),
             ..Link::default()
         }
@@ -283,10 +283,10 @@ mod tests {
     #[test]
     fn to_path_raises_to_the_larger_end_and_never_past_another_end() {
         let mut port = link(5, "p0", "veth", 1400, 65535);
-        port.link = Some(6);
-        port.master = Some(3);
+        port.link = Some(6).into();
+        port.master = Some(3).into();
         let mut peer = link(6, "p1", "veth", 1400, 65535);
-        peer.link = Some(5);
+        peer.link = Some(5).into();
         let bridge = link(3, "br0", "bridge", 1500, 65535);
         let detect = cond("link: {path_mismatch: true}");
         let to_path = SetMtu {
