@@ -1,7 +1,8 @@
-//! Small text types for the facts a host holds by the thousand (a namespace may have
-//! 30,000 links): a link's name inline, its kind and state as two-byte words, its MAC
-//! as six bytes. Each is written and read as a plain JSON string, so a facts snapshot
-//! looks as it would with `String`s.
+//! Small types for the facts a host holds by the thousand (a namespace may have 30,000
+//! links): a link's name inline, its kind and state as two-byte words, its MAC as six
+//! bytes, each written and read as a plain JSON string; its optional numbers in five
+//! bytes and its alternative names in one pointer, written as the `Option` and the list
+//! they hold. A facts snapshot looks as it would with `String`s, `Option`s and `Vec`s.
 
 use std::borrow::Cow;
 use std::fmt;
