@@ -108,11 +108,11 @@ fn reference_link(m: &LinkMessage) -> Link {
                 }
             }
             LinkAttribute::Stats64(st) => {
-                link.rx_drops = Some(Box::new(tune::facts::net::RxDrops {
+                link.extras.get_mut().rx_drops = Some(tune::facts::net::RxDrops {
                     rx_dropped: st.rx_dropped,
                     rx_fifo_errors: st.rx_fifo_errors,
                     rx_missed_errors: st.rx_missed_errors,
-                }))
+                })
             }
             LinkAttribute::MinMtu(v) => link.min_mtu = Some(*v).into(),
             LinkAttribute::MaxMtu(v) => link.max_mtu = Some(*v).into(),
@@ -149,7 +149,9 @@ fn reference_link(m: &LinkMessage) -> Link {
             other => word(&other.to_string().to_lowercase()),
         };
     }
-    link.altnames = altnames.into();
+    if !altnames.is_empty() {
+        link.extras.get_mut().altnames = altnames;
+    }
     link
 }
 
@@ -301,7 +303,7 @@ fn dumps_read_directly_match_netlink_packet_route() {
         va.mac.map(|m| m.to_string()).as_deref(),
         Some("02:00:5e:00:00:0a")
     );
-    assert_eq!(*va.altnames, ["va-alternative"]);
+    assert_eq!(va.altnames(), ["va-alternative"]);
     assert_eq!(by_name("lo").mac, None);
 
     let reference_qdiscs: Vec<Qdisc> = decode_with_netlink_packet_route(&qdisc_dump)

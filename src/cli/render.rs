@@ -521,7 +521,7 @@ fn link_relations(l: &crate::facts::net::Link) -> String {
         if let Some(nsid) = l.link_netnsid.get() {
             s.push_str(&format!(" in netns id {nsid}"));
         }
-        match l.link_remote.as_deref() {
+        match l.link_remote() {
             Some(Fact::Value(r)) => s.push_str(&format!(" ({} mtu {})", r.name, r.mtu)),
             Some(Fact::Unknown(why)) => s.push_str(&format!(" ({})", unknown(why))),
             None => {}

@@ -100,7 +100,7 @@ fn veth_peer<'a>(
             mtu: peer.mtu,
         }));
     };
-    match link.link_remote.as_deref() {
+    match link.link_remote() {
         Some(Fact::Value(r)) => Ok(Some(End {
             what: format!("its veth peer {} in netns id {nsid}", r.name),
             mtu: r.mtu,

@@ -1,8 +1,8 @@
 //! Small types for the facts a host holds by the thousand (a namespace may have 30,000
 //! links): a link's name inline, its kind and state as two-byte words, its MAC as six
-//! bytes, each written and read as a plain JSON string; its optional numbers in five
-//! bytes and its alternative names in one pointer, written as the `Option` and the list
-//! they hold. A facts snapshot looks as it would with `String`s, `Option`s and `Vec`s.
+//! bytes, each written and read as a plain JSON string, and its optional numbers in
+//! five bytes, written as the `Option` they hold. A facts snapshot looks as it would
+//! with `String`s and `Option`s.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -387,63 +387,6 @@ impl<T: Copy + Default + schemars::JsonSchema> schemars::JsonSchema for PackedOp
     }
 }
 
-/// A list of names that is usually empty, in one pointer: 8 bytes a link where a
-/// boxed slice takes 16. Written and read as a JSON array of strings.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Names(Option<Box<Box<[String]>>>);
-
-impl std::ops::Deref for Names {
-    type Target = [String];
-
-    fn deref(&self) -> &[String] {
-        self.0.as_deref().map_or(&[], |names| names)
-    }
-}
-
-impl From<Vec<String>> for Names {
-    fn from(names: Vec<String>) -> Names {
-        Names((!names.is_empty()).then(|| Box::new(names.into_boxed_slice())))
-    }
-}
-
-impl FromIterator<String> for Names {
-    fn from_iter<I: IntoIterator<Item = String>>(names: I) -> Names {
-        Names::from(names.into_iter().collect::<Vec<_>>())
-    }
-}
-
-impl fmt::Debug for Names {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl serde::Serialize for Names {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (**self).serialize(s)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Names {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
-        Vec::<String>::deserialize(d).map(Names::from)
-    }
-}
-
-impl schemars::JsonSchema for Names {
-    fn schema_name() -> Cow<'static, str> {
-        Vec::<String>::schema_name()
-    }
-
-    fn inline_schema() -> bool {
-        Vec::<String>::inline_schema()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        Vec::<String>::json_schema(generator)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,25 +470,6 @@ mod tests {
         assert_eq!(
             serde_json::to_value(schemars::schema_for!(PackedOption<u32>)).expect("schema"),
             serde_json::to_value(schemars::schema_for!(Option<u32>)).expect("schema")
-        );
-    }
-
-    #[test]
-    fn names_are_one_pointer_and_read_and_write_as_a_list() {
-        assert_eq!(std::mem::size_of::<Names>(), 8);
-        let none = Names::from(Vec::new());
-        assert!(none.is_empty() && none.0.is_none());
-        assert_eq!(none, Names::default());
-        let two: Names = ["a".to_owned(), "b".to_owned()].into_iter().collect();
-        assert_eq!(*two, ["a", "b"]);
-        assert_eq!(format!("{two:?}"), r#"["a", "b"]"#);
-        for names in [none, two] {
-            let json = serde_json::to_string(&names).expect("serializes");
-            assert_eq!(serde_json::from_str::<Names>(&json).expect("parses"), names);
-        }
-        assert_eq!(
-            serde_json::to_string(&Names::default()).expect("serializes"),
-            "[]"
         );
     }
 }

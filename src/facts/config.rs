@@ -170,11 +170,15 @@ fn fact<T>(r: Result<T, String>) -> Fact<T> {
 /// Adds what configures each of `links` at boot (their MAC address and kind decide
 /// networkd's `[Match] MACAddress=` and `Type=`).
 pub fn add_link_owners(config: &mut ConfigFacts, links: &[super::networkd::LinkId]) {
-    let root = PathBuf::from(&config.root);
+    if links.is_empty() {
+        return;
+    }
+    // The managers' files once, not once a link.
+    let files = super::networkd::OwnerFiles::read(&PathBuf::from(&config.root));
     for l in links {
         config
             .link_owners
-            .insert(l.name.clone(), fact(super::networkd::owner(&root, l)));
+            .insert(l.name.clone(), fact(files.owner(l)));
     }
 }
 

@@ -13,13 +13,14 @@ use serde::{Deserialize, Serialize};
 use rtnetlink::packet_route::link::{LinkLayerType, State};
 
 use super::Fact;
-pub use super::compact::{LinkName, Mac, Names, PackedOption, Word};
+pub use super::compact::{LinkName, Mac, PackedOption, Word};
 use crate::domain::qdisc::{NetemOptions, QdiscSpec, TC_H_ROOT};
 use crate::kernel::rtdump::{self, LinkRecord, QdiscRecord};
 
-/// A network interface.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// A network interface. Written and read as one flat object (`LinkJson`); the rare
+/// parts (a remote peer, drop counters, alternative names) share one pointer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LinkJson", into = "LinkJson")]
 pub struct Link {
     pub index: u32,
     pub name: LinkName,
@@ -27,44 +28,190 @@ pub struct Link {
     pub kind: Word,
     pub mtu: u32,
     /// Smallest MTU the driver accepts, when the kernel reports it.
-    #[serde(default)]
     pub min_mtu: PackedOption<u32>,
     /// Largest MTU the driver accepts, when the kernel reports it (0 = no limit).
-    #[serde(default)]
     pub max_mtu: PackedOption<u32>,
     /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
     pub state: Word,
     /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
     /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
-    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
     pub link: PackedOption<u32>,
     /// IFLA_LINK_NETNSID: `link` is in another network namespace, which this id names
     /// from here.
-    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
     pub link_netnsid: PackedOption<i32>,
+    /// The index of the bridge or bond this link is a port of (IFLA_MASTER).
+    pub master: PackedOption<u32>,
+    /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
+    pub vxlan_ipv6: bool,
+    /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons.
+    pub mac: Option<Mac>,
+    /// What most links do not have, behind one pointer.
+    pub extras: Extras,
+}
+
+/// The parts of a link most links lack.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkExtras {
+    /// For a `link` in another namespace: that link as read there, or why it could not
+    /// be read.
+    pub link_remote: Option<Fact<RemoteLink>>,
+    /// The receive-drop counters, when a loaded rule reads drop counters.
+    pub rx_drops: Option<RxDrops>,
+    /// Alternative names (IFLA_ALT_IFNAME).
+    pub altnames: Vec<String>,
+}
+
+/// A link's [`LinkExtras`], boxed only when there are any: 8 bytes a link, where the
+/// three parts unboxed took 24.
+#[derive(Debug, Clone, Default)]
+pub struct Extras(Option<Box<LinkExtras>>);
+
+impl Extras {
+    fn get(&self) -> Option<&LinkExtras> {
+        self.0.as_deref()
+    }
+
+    /// The extras to fill in, made empty if there were none.
+    pub fn get_mut(&mut self) -> &mut LinkExtras {
+        self.0.get_or_insert_default()
+    }
+
+    fn from_parts(extras: LinkExtras) -> Extras {
+        let empty = extras == LinkExtras::default();
+        Extras((!empty).then(|| Box::new(extras)))
+    }
+}
+
+/// No extras and empty extras are the same link.
+impl PartialEq for Extras {
+    fn eq(&self, other: &Extras) -> bool {
+        let empty = LinkExtras::default();
+        self.get().unwrap_or(&empty) == other.get().unwrap_or(&empty)
+    }
+}
+
+impl Link {
+    /// For a `link` in another namespace: that link as read there.
+    pub fn link_remote(&self) -> Option<&Fact<RemoteLink>> {
+        self.extras.get()?.link_remote.as_ref()
+    }
+
+    /// The receive-drop counters, when a loaded rule reads drop counters.
+    pub fn rx_drops(&self) -> Option<&RxDrops> {
+        self.extras.get()?.rx_drops.as_ref()
+    }
+
+    /// Alternative names (IFLA_ALT_IFNAME).
+    pub fn altnames(&self) -> &[String] {
+        self.extras.get().map_or(&[], |e| &e.altnames)
+    }
+}
+
+impl From<LinkJson> for Link {
+    fn from(j: LinkJson) -> Link {
+        Link {
+            index: j.index,
+            name: j.name,
+            kind: j.kind,
+            mtu: j.mtu,
+            min_mtu: j.min_mtu,
+            max_mtu: j.max_mtu,
+            state: j.state,
+            link: j.link,
+            link_netnsid: j.link_netnsid,
+            master: j.master,
+            vxlan_ipv6: j.vxlan_ipv6,
+            mac: j.mac,
+            extras: Extras::from_parts(LinkExtras {
+                link_remote: j.link_remote,
+                rx_drops: j.rx_drops,
+                altnames: j.altnames,
+            }),
+        }
+    }
+}
+
+impl From<Link> for LinkJson {
+    fn from(l: Link) -> LinkJson {
+        let extras = l.extras.0.map(|e| *e).unwrap_or_default();
+        LinkJson {
+            index: l.index,
+            name: l.name,
+            kind: l.kind,
+            mtu: l.mtu,
+            min_mtu: l.min_mtu,
+            max_mtu: l.max_mtu,
+            state: l.state,
+            link: l.link,
+            link_netnsid: l.link_netnsid,
+            link_remote: extras.link_remote,
+            master: l.master,
+            vxlan_ipv6: l.vxlan_ipv6,
+            rx_drops: extras.rx_drops,
+            mac: l.mac,
+            altnames: extras.altnames,
+        }
+    }
+}
+
+impl JsonSchema for Link {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        LinkJson::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        LinkJson::json_schema(generator)
+    }
+}
+
+/// A network interface.
+// `Link` as written and read: the same fields, flat, whatever `Link` keeps boxed.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Link")]
+struct LinkJson {
+    index: u32,
+    name: LinkName,
+    /// `veth`, `bridge`, `ethernet`, `loopback`, `ipip`, ...
+    kind: Word,
+    mtu: u32,
+    /// Smallest MTU the driver accepts, when the kernel reports it.
+    #[serde(default)]
+    min_mtu: PackedOption<u32>,
+    /// Largest MTU the driver accepts, when the kernel reports it (0 = no limit).
+    #[serde(default)]
+    max_mtu: PackedOption<u32>,
+    /// Operational state: `up`, `down`, `lowerlayerdown`, `unknown`, ...
+    state: Word,
+    /// The index of the link this one is attached to (IFLA_LINK): a veth's peer, the
+    /// lower device of a VLAN or macvlan, or (IFLA_VXLAN_LINK) of a VXLAN.
+    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
+    link: PackedOption<u32>,
+    /// IFLA_LINK_NETNSID: `link` is in another network namespace, which this id names
+    /// from here.
+    #[serde(default, skip_serializing_if = "PackedOption::is_none")]
+    link_netnsid: PackedOption<i32>,
     /// For a `link` in another namespace: that link as read there, or why it could not
     /// be read (the kernel answers only with CAP_NET_ADMIN over that namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link_remote: Option<Box<Fact<RemoteLink>>>,
+    link_remote: Option<Fact<RemoteLink>>,
     /// The index of the bridge or bond this link is a port of (IFLA_MASTER).
     #[serde(default, skip_serializing_if = "PackedOption::is_none")]
-    pub master: PackedOption<u32>,
+    master: PackedOption<u32>,
     /// A VXLAN over IPv6 (70 bytes of encapsulation instead of 50).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub vxlan_ipv6: bool,
+    vxlan_ipv6: bool,
     /// The receive-drop counters of IFLA_STATS64, from the same dump, when a loaded
     /// rule reads drop counters (absent otherwise, and in snapshots older than them).
-    // Boxed: a plan that reads none keeps 8 bytes a link, not 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rx_drops: Option<Box<RxDrops>>,
+    rx_drops: Option<RxDrops>,
     /// The MAC address (IFLA_ADDRESS of an Ethernet-type link), lowercase with colons
     /// (absent in older snapshots and for links with no 6-byte address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<Mac>,
+    mac: Option<Mac>,
     /// Alternative names (IFLA_ALT_IFNAME), which networkd's `Name=` also matches.
-    // One pointer: most links have none.
-    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
-    pub altnames: Names,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    altnames: Vec<String>,
 }
 
 /// A link's receive-drop counters since the device was created (`struct
@@ -145,25 +292,25 @@ fn link_from(r: &LinkRecord, drops: bool) -> Link {
         state: state_name(r.operstate.unwrap_or(0)),
         link: r.link.into(),
         link_netnsid: r.link_netnsid.into(),
-        link_remote: None,
         master: r.master.into(),
         vxlan_ipv6: r.vxlan_ipv6,
-        altnames: r
-            .altnames
-            .iter()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .collect(),
         mac: r
             .address
             .filter(|_| r.link_layer_type == 1)
             .and_then(|a| <[u8; 6]>::try_from(a).ok())
             .map(Mac),
-        rx_drops: r.rx_drops.filter(|_| drops).map(|d| {
-            Box::new(RxDrops {
+        extras: Extras::from_parts(LinkExtras {
+            link_remote: None,
+            rx_drops: r.rx_drops.filter(|_| drops).map(|d| RxDrops {
                 rx_dropped: d.rx_dropped,
                 rx_fifo_errors: d.rx_fifo_errors,
                 rx_missed_errors: d.rx_missed_errors,
-            })
+            }),
+            altnames: r
+                .altnames
+                .iter()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect(),
         }),
     }
 }
@@ -183,14 +330,14 @@ fn read_remote_links(links: &mut [Link]) {
             mtu: r.mtu.unwrap_or(0),
             max_mtu: r.max_mtu,
         });
-        link.link_remote = Some(Box::new(match remote {
+        link.extras.get_mut().link_remote = Some(match remote {
             Ok(Some(r)) => Fact::Value(r),
             Ok(None) => Fact::Unknown(format!("no link {index} in netns id {nsid}")),
             Err(e) if e.errno == libc::EPERM || e.errno == libc::EACCES => Fact::Unknown(format!(
                 "link {index} in netns id {nsid}: permission denied (run as root)"
             )),
             Err(e) => Fact::Unknown(format!("link {index} in netns id {nsid}: {e}")),
-        }));
+        });
     }
 }
 
@@ -311,11 +458,11 @@ mod tests {
     /// A namespace with 30k links holds 30k of these: the name is inline, the kind and
     /// state are two-byte words, the MAC six bytes, the optional numbers five bytes
     /// each, and the rare remote peer, alternative names and drop counters (kept only
-    /// when a rule reads them) are one pointer each.
+    /// when a rule reads them) share one pointer.
     #[test]
     fn a_link_stays_small() {
         let size = std::mem::size_of::<Link>();
-        assert!(size <= 88, "{size}");
+        assert!(size <= 72, "{size}");
         let record = LinkRecord {
             name: Some(b"veth-0123456789"),
             address: Some(&[2, 0, 0, 0, 0, 1]),
@@ -335,14 +482,18 @@ mod tests {
             false,
         );
         assert_eq!(
-            (link.name.as_str(), &*link.kind, &*link.state, link.rx_drops),
+            (
+                link.name.as_str(),
+                &*link.kind,
+                &*link.state,
+                link.rx_drops()
+            ),
             ("veth-0123456789", "veth", "up", None)
         );
         let with_drops = link_from_record(&record);
         assert_eq!(
             with_drops
-                .rx_drops
-                .as_deref()
+                .rx_drops()
                 .map(|d| (d.rx_dropped, d.rx_missed_errors)),
             Some((1, 3))
         );
@@ -351,6 +502,42 @@ mod tests {
             ..record
         });
         assert_eq!(rare.kind, "batadv");
+    }
+
+    /// A link is written and read as one flat object, its extras among its fields,
+    /// and a snapshot with a field no link has is refused.
+    #[test]
+    fn a_link_reads_and_writes_its_extras_as_flat_fields() {
+        let plain = Link {
+            index: 3,
+            name: LinkName::from("eth0"),
+            mtu: 1500,
+            ..Link::default()
+        };
+        let json = serde_json::to_value(&plain).expect("serializes");
+        assert_eq!(json.get("altnames"), None);
+        assert_eq!(serde_json::from_value::<Link>(json).expect("parses"), plain);
+        let mut rich = plain.clone();
+        rich.extras.get_mut().altnames = vec!["lan".to_owned()];
+        rich.extras.get_mut().rx_drops = Some(RxDrops::default());
+        rich.extras.get_mut().link_remote = Some(Fact::Unknown("not read".to_owned()));
+        let json = serde_json::to_value(&rich).expect("serializes");
+        assert_eq!(json["altnames"], serde_json::json!(["lan"]));
+        assert_eq!(json["rx_drops"]["rx_missed_errors"], 0);
+        assert!(json.get("extras").is_none(), "{json}");
+        let back: Link = serde_json::from_value(json.clone()).expect("parses");
+        assert_eq!(
+            (back.altnames(), back.rx_drops()),
+            (&["lan".to_owned()][..], Some(&RxDrops::default()))
+        );
+        assert_eq!(back, rich);
+        let mut emptied = plain.clone();
+        emptied.extras.get_mut();
+        assert_eq!(emptied, plain);
+        let mut bad = json;
+        bad["extras"] = serde_json::json!({});
+        let err = serde_json::from_value::<Link>(bad).expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `extras`"), "{err}");
     }
 
     #[test]

@@ -61,72 +61,113 @@ pub const NETWORKD_DIRS: [&str; 4] = [
     "/usr/lib/systemd",
 ];
 
-/// Finds the manager of `link` under `root`.
-pub fn owner(root: &Path, id: &LinkId) -> Result<LinkOwner, String> {
-    let link = id.name.as_str();
-    let found = |manager, file: &str| LinkOwner {
-        manager: Some(manager),
-        file: Some(file.to_owned()),
-        dropins: Vec::new(),
-        cannot_tell: None,
-    };
-    for f in list_dropins(root, &["/etc", "/run", "/usr/lib"], "netplan", ".yaml")? {
-        if netplan_names(&f.content, link) {
-            return Ok(found(Manager::Netplan, &f.path));
+/// A listing, or a read, and why it failed.
+type Read<T> = Result<T, String>;
+
+/// The files that decide which manager configures a link at boot, read once for any
+/// number of links: `tune facts` asks for every link, and a namespace may hold 30k.
+/// A listing or read that failed fails only the links whose search reaches it, as a
+/// search file by file would.
+pub struct OwnerFiles {
+    netplan: Read<Vec<ConfFile>>,
+    network_manager: Read<Vec<ConfFile>>,
+    /// Each `.network` file with its drop-ins.
+    networkd: Read<Vec<(ConfFile, Read<Vec<ConfFile>>)>>,
+    /// `/etc/network/interfaces`, then `interfaces.d/*`, each with its text.
+    ifupdown: Read<Vec<(String, Read<Option<String>>)>>,
+}
+
+impl OwnerFiles {
+    pub fn read(root: &Path) -> OwnerFiles {
+        let networkd = list_dropins(root, &NETWORKD_DIRS, "network", ".network").map(|files| {
+            files
+                .into_iter()
+                .map(|f| {
+                    let name = f.path.rsplit('/').next().unwrap_or_default().to_owned();
+                    let dropins =
+                        list_dropins(root, &NETWORKD_DIRS, &format!("network/{name}.d"), ".conf");
+                    (f, dropins)
+                })
+                .collect()
+        });
+        let ifupdown = list_dropins(root, &["/etc/network"], "interfaces.d", "").map(|files| {
+            std::iter::once("/etc/network/interfaces".to_owned())
+                .chain(files.into_iter().map(|f| f.path))
+                .map(|path| {
+                    let text = read_file(root, &path);
+                    (path, text)
+                })
+                .collect()
+        });
+        OwnerFiles {
+            netplan: list_dropins(root, &["/etc", "/run", "/usr/lib"], "netplan", ".yaml"),
+            network_manager: list_dropins(
+                root,
+                &["/etc/NetworkManager", "/run/NetworkManager"],
+                "system-connections",
+                ".nmconnection",
+            ),
+            networkd,
+            ifupdown,
         }
     }
-    for f in list_dropins(
-        root,
-        &["/etc/NetworkManager", "/run/NetworkManager"],
-        "system-connections",
-        ".nmconnection",
-    )? {
-        if f.content
-            .lines()
-            .any(|l| l.trim().strip_prefix("interface-name=").map(str::trim) == Some(link))
-        {
-            return Ok(found(Manager::NetworkManager, &f.path));
+
+    /// What configures `id` at boot, searched as the managers would: netplan, then
+    /// NetworkManager, then networkd (the first `.network` file that matches), then
+    /// ifupdown.
+    pub fn owner(&self, id: &LinkId) -> Result<LinkOwner, String> {
+        let link = id.name.as_str();
+        let found = |manager, file: &str| LinkOwner {
+            manager: Some(manager),
+            file: Some(file.to_owned()),
+            dropins: Vec::new(),
+            cannot_tell: None,
+        };
+        for f in self.netplan.as_ref().map_err(Clone::clone)? {
+            if netplan_names(&f.content, link) {
+                return Ok(found(Manager::Netplan, &f.path));
+            }
         }
+        for f in self.network_manager.as_ref().map_err(Clone::clone)? {
+            if f.content
+                .lines()
+                .any(|l| l.trim().strip_prefix("interface-name=").map(str::trim) == Some(link))
+            {
+                return Ok(found(Manager::NetworkManager, &f.path));
+            }
+        }
+        for (f, dropins) in self.networkd.as_ref().map_err(Clone::clone)? {
+            let applies = networkd_matches(&f.content, id);
+            if let Applies::CannotTell(why) = applies {
+                // networkd takes the first file that matches: if this one might, no
+                // later file (nor ifupdown) can be said to own the link.
+                let mut owner = found(Manager::Networkd, &f.path);
+                owner.cannot_tell = Some(why);
+                return Ok(owner);
+            }
+            if applies == Applies::Yes {
+                let mut owner = found(Manager::Networkd, &f.path);
+                owner.dropins = dropins.clone()?;
+                return Ok(owner);
+            }
+        }
+        for (path, text) in self.ifupdown.as_ref().map_err(Clone::clone)? {
+            if let Some(text) = text.as_ref().map_err(Clone::clone)?
+                && text.lines().any(|l| {
+                    let mut w = l.split_whitespace();
+                    w.next() == Some("iface") && w.next() == Some(link)
+                })
+            {
+                return Ok(found(Manager::Ifupdown, path));
+            }
+        }
+        Ok(LinkOwner {
+            manager: None,
+            file: None,
+            dropins: Vec::new(),
+            cannot_tell: None,
+        })
     }
-    for f in list_dropins(root, &NETWORKD_DIRS, "network", ".network")? {
-        let applies = networkd_matches(&f.content, id);
-        if let Applies::CannotTell(why) = applies {
-            // networkd takes the first file that matches: if this one might, no
-            // later file (nor ifupdown) can be said to own the link.
-            let mut owner = found(Manager::Networkd, &f.path);
-            owner.cannot_tell = Some(why);
-            return Ok(owner);
-        }
-        if applies == Applies::Yes {
-            let name = f.path.rsplit('/').next().unwrap_or_default().to_owned();
-            let mut owner = found(Manager::Networkd, &f.path);
-            owner.dropins =
-                list_dropins(root, &NETWORKD_DIRS, &format!("network/{name}.d"), ".conf")?;
-            return Ok(owner);
-        }
-    }
-    let mut ifupdown = vec!["/etc/network/interfaces".to_owned()];
-    ifupdown.extend(
-        list_dropins(root, &["/etc/network"], "interfaces.d", "")?
-            .into_iter()
-            .map(|f| f.path),
-    );
-    for path in ifupdown {
-        if let Some(text) = read_file(root, &path)?
-            && text.lines().any(|l| {
-                let mut w = l.split_whitespace();
-                w.next() == Some("iface") && w.next() == Some(link)
-            })
-        {
-            return Ok(found(Manager::Ifupdown, &path));
-        }
-    }
-    Ok(LinkOwner {
-        manager: None,
-        file: None,
-        dropins: Vec::new(),
-        cannot_tell: None,
-    })
 }
 
 /// What tune knows about a link that networkd's `[Match]` keys test.
@@ -155,7 +196,7 @@ impl LinkId {
             name: link.name.to_string(),
             mac: link.mac.map(|m| m.to_string()),
             kind: Some(link.kind.to_string()),
-            altnames: Some(link.altnames.to_vec()),
+            altnames: Some(link.altnames().to_vec()),
         }
     }
 }
