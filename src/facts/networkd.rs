@@ -619,4 +619,69 @@ mod tests {
         assert!(!netplan_names(y, "veth0"));
         assert!(!netplan_names(": bad", "eth0"));
     }
+
+    /// The managers' files are read once for many links, and a directory that cannot
+    /// be listed fails only the links whose search reaches it: a link netplan names
+    /// is still found, one it does not name is refused with the reason.
+    #[test]
+    fn owner_files_are_read_once_and_a_failed_listing_fails_only_the_links_that_reach_it() {
+        // No alternative names: a networkd `Name=` cannot match one.
+        let known = |name: &str| LinkId {
+            altnames: Some(Vec::new()),
+            ..LinkId::named(name)
+        };
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(etc.join("netplan")).unwrap();
+        std::fs::write(
+            etc.join("netplan/50-cloud.yaml"),
+            "network:\n  ethernets:\n    eth0: {mtu: 9001}\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(etc.join("systemd/network")).unwrap();
+        std::fs::write(
+            etc.join("systemd/network/10-lan.network"),
+            "[Match]\nName=lan*\n[Network]\nDHCP=yes\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(etc.join("systemd/network/10-lan.network.d")).unwrap();
+        std::fs::write(
+            etc.join("systemd/network/10-lan.network.d/mtu.conf"),
+            "[Link]\nMTUBytes=1400\n",
+        )
+        .unwrap();
+        let files = OwnerFiles::read(root.path());
+        let eth0 = files.owner(&LinkId::named("eth0")).expect("found");
+        assert_eq!(
+            (eth0.manager, eth0.file.as_deref()),
+            (Some(Manager::Netplan), Some("/etc/netplan/50-cloud.yaml"))
+        );
+        for name in ["lan0", "lan1"] {
+            let lan = files.owner(&LinkId::named(name)).expect("found");
+            assert_eq!(lan.manager, Some(Manager::Networkd));
+            assert_eq!(
+                lan.dropins
+                    .iter()
+                    .map(|d| d.path.as_str())
+                    .collect::<Vec<_>>(),
+                ["/etc/systemd/network/10-lan.network.d/mtu.conf"]
+            );
+        }
+        assert_eq!(files.owner(&known("veth0")).expect("read").manager, None);
+        // /etc/network/interfaces.d is a file, not a directory: ifupdown cannot be listed.
+        std::fs::create_dir_all(etc.join("network")).unwrap();
+        std::fs::write(etc.join("network/interfaces.d"), "").unwrap();
+        let files = OwnerFiles::read(root.path());
+        assert_eq!(
+            files
+                .owner(&LinkId::named("eth0"))
+                .expect("netplan first")
+                .manager,
+            Some(Manager::Netplan)
+        );
+        let err = files
+            .owner(&known("veth0"))
+            .expect_err("ifupdown unreadable");
+        assert!(err.starts_with("/etc/network/interfaces.d: "), "{err}");
+    }
 }
