@@ -82,14 +82,8 @@ results=$tmp/results
   bench kernel-log-8M "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big" "$floor kmsg $big"
 } >"$results"
 cat "$results"
-# Peak RSS counts the binary's pages mapped from the page cache, and how many a fault
-# maps depends on how the file came into the cache (a file just copied can sit in
-# larger folios than one read from disk: 5.4 against 4.7 MiB for the same static
-# binary). Each binary's own cached pages are dropped first (posix_fadvise DONTNEED
-# on that file only), so every figure is of a binary read back from disk.
-for t in "$tune" ${tune_static:-}; do
-  python3 -c 'import os, sys; os.posix_fadvise(os.open(sys.argv[1], os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)' "$t"
-done
+# Peak RSS of binaries read back from disk, however they came into the page cache.
+python3 benches/drop-cached-pages.py "$tune" ${tune_static:-}
 for args in "$sysctl_books --kernel-log $empty" "--kernel-log $empty --sample-window 1ms" "-p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $big"; do
   for t in "$tune" ${tune_static:-}; do
     /usr/bin/time -f "peak RSS %M KiB: ${t#"$PWD"/} plan ${args//$tmp/TMP}" "$t" plan $args >/dev/null

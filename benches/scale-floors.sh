@@ -25,11 +25,8 @@ PROC_SIZES=${PROC_SIZES:-"500 5000"}
 tune=${TUNE:-$PWD/target/release/tune}
 [ -z "${TUNE_STATIC:-}" ] || [ -x "$TUNE_STATIC" ] || { echo "TUNE_STATIC=$TUNE_STATIC is not a program" >&2; exit 1; }
 [ -x "$tune" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-# The binaries' own cached pages dropped, as benches/floors.sh does: peak RSS is then
-# that of a binary read back from disk, whatever way it came into the page cache.
-for t in "$tune" ${TUNE_STATIC:-}; do
-  python3 -c 'import os, sys; os.posix_fadvise(os.open(sys.argv[1], os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)' "$t"
-done
+# Peak RSS of binaries read back from disk, however they came into the page cache.
+python3 benches/drop-cached-pages.py "$tune" ${TUNE_STATIC:-}
 tmp=$(mktemp -d)
 # A cgroup v2 mount, else the v1 `pids` hierarchy: a directory whose cgroup.procs the
 # kernel keeps (never a directory on a tmpfs that only looks like one).

@@ -174,7 +174,8 @@ pub fn add_link_owners(config: &mut ConfigFacts, links: &[super::networkd::LinkI
         return;
     }
     // The managers' files once, not once a link.
-    let files = super::networkd::OwnerFiles::read(&PathBuf::from(&config.root));
+    let root = PathBuf::from(&config.root);
+    let files = super::networkd::OwnerFiles::new(&root);
     for l in links {
         config
             .link_owners

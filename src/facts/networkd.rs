@@ -8,6 +8,7 @@
 //! netplan comes first because it generates networkd or NetworkManager files under
 //! /run: the YAML is the file to change, not what it generated.
 
+use std::cell::OnceCell;
 use std::path::Path;
 
 use schemars::JsonSchema;
@@ -64,51 +65,37 @@ pub const NETWORKD_DIRS: [&str; 4] = [
 /// A listing, or a read, and why it failed.
 type Read<T> = Result<T, String>;
 
-/// The files that decide which manager configures a link at boot, read once for any
-/// number of links: `tune facts` asks for every link, and a namespace may hold 30k.
-/// A listing or read that failed fails only the links whose search reaches it, as a
-/// search file by file would.
-pub struct OwnerFiles {
-    netplan: Read<Vec<ConfFile>>,
-    network_manager: Read<Vec<ConfFile>>,
-    /// Each `.network` file with its drop-ins.
-    networkd: Read<Vec<(ConfFile, Read<Vec<ConfFile>>)>>,
+/// A listing or read made at most once.
+type Kept<T> = OnceCell<Read<T>>;
+
+/// The files that decide which manager configures a link at boot, each source read
+/// the first time a link's search reaches it and then kept: `tune facts` asks for
+/// every link (a namespace may hold 30k), a plan only for the links it changes, which
+/// netplan may already name. A listing or read that failed fails only the links whose
+/// search reaches it, as a search file by file would.
+pub struct OwnerFiles<'a> {
+    root: &'a Path,
+    netplan: Kept<Vec<ConfFile>>,
+    network_manager: Kept<Vec<ConfFile>>,
+    /// Each `.network` file, with its drop-ins once a link matches it.
+    networkd: Kept<Vec<(ConfFile, Kept<Vec<ConfFile>>)>>,
     /// `/etc/network/interfaces`, then `interfaces.d/*`, each with its text.
-    ifupdown: Read<Vec<(String, Read<Option<String>>)>>,
+    ifupdown: Kept<Vec<(String, Read<Option<String>>)>>,
 }
 
-impl OwnerFiles {
-    pub fn read(root: &Path) -> OwnerFiles {
-        let networkd = list_dropins(root, &NETWORKD_DIRS, "network", ".network").map(|files| {
-            files
-                .into_iter()
-                .map(|f| {
-                    let name = f.path.rsplit('/').next().unwrap_or_default().to_owned();
-                    let dropins =
-                        list_dropins(root, &NETWORKD_DIRS, &format!("network/{name}.d"), ".conf");
-                    (f, dropins)
-                })
-                .collect()
-        });
-        let ifupdown = list_dropins(root, &["/etc/network"], "interfaces.d", "").map(|files| {
-            std::iter::once("/etc/network/interfaces".to_owned())
-                .chain(files.into_iter().map(|f| f.path))
-                .map(|path| {
-                    let text = read_file(root, &path);
-                    (path, text)
-                })
-                .collect()
-        });
+/// A kept listing, or its error again for the next link that reaches it.
+fn kept<T>(cell: &Kept<T>, read: impl FnOnce() -> Read<T>) -> Read<&T> {
+    cell.get_or_init(read).as_ref().map_err(Clone::clone)
+}
+
+impl<'a> OwnerFiles<'a> {
+    pub fn new(root: &'a Path) -> OwnerFiles<'a> {
         OwnerFiles {
-            netplan: list_dropins(root, &["/etc", "/run", "/usr/lib"], "netplan", ".yaml"),
-            network_manager: list_dropins(
-                root,
-                &["/etc/NetworkManager", "/run/NetworkManager"],
-                "system-connections",
-                ".nmconnection",
-            ),
-            networkd,
-            ifupdown,
+            root,
+            netplan: OnceCell::new(),
+            network_manager: OnceCell::new(),
+            networkd: OnceCell::new(),
+            ifupdown: OnceCell::new(),
         }
     }
 
@@ -123,12 +110,24 @@ impl OwnerFiles {
             dropins: Vec::new(),
             cannot_tell: None,
         };
-        for f in self.netplan.as_ref().map_err(Clone::clone)? {
+        let root = self.root;
+        let netplan = kept(&self.netplan, || {
+            list_dropins(root, &["/etc", "/run", "/usr/lib"], "netplan", ".yaml")
+        })?;
+        for f in netplan {
             if netplan_names(&f.content, link) {
                 return Ok(found(Manager::Netplan, &f.path));
             }
         }
-        for f in self.network_manager.as_ref().map_err(Clone::clone)? {
+        let network_manager = kept(&self.network_manager, || {
+            list_dropins(
+                root,
+                &["/etc/NetworkManager", "/run/NetworkManager"],
+                "system-connections",
+                ".nmconnection",
+            )
+        })?;
+        for f in network_manager {
             if f.content
                 .lines()
                 .any(|l| l.trim().strip_prefix("interface-name=").map(str::trim) == Some(link))
@@ -136,7 +135,11 @@ impl OwnerFiles {
                 return Ok(found(Manager::NetworkManager, &f.path));
             }
         }
-        for (f, dropins) in self.networkd.as_ref().map_err(Clone::clone)? {
+        let networkd = kept(&self.networkd, || {
+            list_dropins(root, &NETWORKD_DIRS, "network", ".network")
+                .map(|files| files.into_iter().map(|f| (f, OnceCell::new())).collect())
+        })?;
+        for (f, dropins) in networkd {
             let applies = networkd_matches(&f.content, id);
             if let Applies::CannotTell(why) = applies {
                 // networkd takes the first file that matches: if this one might, no
@@ -147,11 +150,26 @@ impl OwnerFiles {
             }
             if applies == Applies::Yes {
                 let mut owner = found(Manager::Networkd, &f.path);
-                owner.dropins = dropins.clone()?;
+                let name = f.path.rsplit('/').next().unwrap_or_default();
+                owner.dropins = kept(dropins, || {
+                    list_dropins(root, &NETWORKD_DIRS, &format!("network/{name}.d"), ".conf")
+                })?
+                .clone();
                 return Ok(owner);
             }
         }
-        for (path, text) in self.ifupdown.as_ref().map_err(Clone::clone)? {
+        let ifupdown = kept(&self.ifupdown, || {
+            list_dropins(root, &["/etc/network"], "interfaces.d", "").map(|files| {
+                std::iter::once("/etc/network/interfaces".to_owned())
+                    .chain(files.into_iter().map(|f| f.path))
+                    .map(|path| {
+                        let text = read_file(root, &path);
+                        (path, text)
+                    })
+                    .collect()
+            })
+        })?;
+        for (path, text) in ifupdown {
             if let Some(text) = text.as_ref().map_err(Clone::clone)?
                 && text.lines().any(|l| {
                     let mut w = l.split_whitespace();
@@ -620,9 +638,10 @@ mod tests {
         assert!(!netplan_names(": bad", "eth0"));
     }
 
-    /// The managers' files are read once for many links, and a directory that cannot
-    /// be listed fails only the links whose search reaches it: a link netplan names
-    /// is still found, one it does not name is refused with the reason.
+    /// The managers' files are read once for many links and only as far as a search
+    /// goes, and a directory that cannot be listed fails only the links whose search
+    /// reaches it: a link netplan names is still found, one it does not name is
+    /// refused with the reason.
     #[test]
     fn owner_files_are_read_once_and_a_failed_listing_fails_only_the_links_that_reach_it() {
         // No alternative names: a networkd `Name=` cannot match one.
@@ -650,12 +669,14 @@ mod tests {
             "[Link]\nMTUBytes=1400\n",
         )
         .unwrap();
-        let files = OwnerFiles::read(root.path());
+        let files = OwnerFiles::new(root.path());
         let eth0 = files.owner(&LinkId::named("eth0")).expect("found");
         assert_eq!(
             (eth0.manager, eth0.file.as_deref()),
             (Some(Manager::Netplan), Some("/etc/netplan/50-cloud.yaml"))
         );
+        // Found in netplan: nothing after it was read.
+        assert!(files.network_manager.get().is_none() && files.networkd.get().is_none());
         for name in ["lan0", "lan1"] {
             let lan = files.owner(&LinkId::named(name)).expect("found");
             assert_eq!(lan.manager, Some(Manager::Networkd));
@@ -667,11 +688,13 @@ mod tests {
                 ["/etc/systemd/network/10-lan.network.d/mtu.conf"]
             );
         }
+        // Found by networkd: ifupdown was not read.
+        assert!(files.ifupdown.get().is_none());
         assert_eq!(files.owner(&known("veth0")).expect("read").manager, None);
         // /etc/network/interfaces.d is a file, not a directory: ifupdown cannot be listed.
         std::fs::create_dir_all(etc.join("network")).unwrap();
         std::fs::write(etc.join("network/interfaces.d"), "").unwrap();
-        let files = OwnerFiles::read(root.path());
+        let files = OwnerFiles::new(root.path());
         assert_eq!(
             files
                 .owner(&LinkId::named("eth0"))
