@@ -17,7 +17,7 @@ mod transactions;
 mod validate;
 mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -541,7 +541,11 @@ fn make_plan_sampled(
 fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOptions) -> Facts {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
     let (costly, last) = costly.split_listeners();
-    let mut facts = facts::gather_with(&cheap, options);
+    // The growth counters' first readings come along with the cheap counters when
+    // they sit in the same files, so a costly round that samples them reads no file
+    // again (its window starts at that reading).
+    let growth: BTreeSet<String> = costly.counter_growth.keys().cloned().collect();
+    let (mut facts, prefetched) = facts::gather_first(&cheap, options, &growth);
     for later in [costly, last] {
         if later.is_empty() {
             continue;
@@ -556,7 +560,7 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOpti
         })
         .intersect(&later);
         if !needed.is_empty() {
-            facts.merge(facts::gather_with(&needed, options));
+            facts.merge(facts::gather_more(&needed, options, Some(&prefetched)));
         }
     }
     facts

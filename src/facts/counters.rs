@@ -89,13 +89,69 @@ pub struct PendingSamples {
     started: Instant,
 }
 
-/// Takes the first readings. `window` overrides the playbooks' windows.
+/// Counter readings from one read of the counter files, and when it was made.
+#[derive(Debug, Clone)]
+pub struct Readings {
+    pub values: BTreeMap<String, Fact<u64>>,
+    pub taken: Instant,
+}
+
+impl Readings {
+    /// Reads `names` (nothing when there are none).
+    pub fn read(names: &BTreeSet<String>) -> Readings {
+        let taken = Instant::now();
+        let values = if names.is_empty() {
+            BTreeMap::new()
+        } else {
+            read_counters(names)
+        };
+        Readings { values, taken }
+    }
+
+    /// Whether these readings hold all of `names`.
+    pub fn has_all<'a>(&self, mut names: impl Iterator<Item = &'a String>) -> bool {
+        names.all(|n| self.values.contains_key(n))
+    }
+
+    /// Only the readings of `names`.
+    pub fn only(&self, names: &BTreeSet<String>) -> Readings {
+        Readings {
+            values: self
+                .values
+                .iter()
+                .filter(|(n, _)| names.contains(*n))
+                .map(|(n, f)| (n.clone(), f.clone()))
+                .collect(),
+            taken: self.taken,
+        }
+    }
+}
+
+/// The names of `extra` held by the files that `names` already needs: reading them
+/// along costs no read of a file.
+pub fn in_same_files(names: &BTreeSet<String>, extra: &BTreeSet<String>) -> BTreeSet<String> {
+    let files = files_for(names);
+    extra
+        .iter()
+        .filter(|n| files.contains(&file_of(n)))
+        .cloned()
+        .collect()
+}
+
+/// Takes the first readings from `first` (a [`Readings`] that may also have served
+/// the plain counters, so the files are read once); the window starts when they were
+/// taken. Names of `wanted` missing from `first` count as not read. `window` overrides
+/// the playbooks' windows.
 pub fn start_sampling(
     wanted: &BTreeMap<String, Sampling>,
+    first: &Readings,
     window: Option<Duration>,
 ) -> PendingSamples {
-    let names: BTreeSet<String> = wanted.keys().cloned().collect();
-    let first = read_counters(&names);
+    let started = first.taken;
+    let first: BTreeMap<String, Fact<u64>> = wanted
+        .keys()
+        .filter_map(|name| Some((name.clone(), first.values.get(name)?.clone())))
+        .collect();
     let window = window.unwrap_or_else(|| {
         wanted
             .iter()
@@ -108,7 +164,7 @@ pub fn start_sampling(
         first,
         wanted: wanted.clone(),
         window,
-        started: Instant::now(),
+        started,
     }
 }
 
@@ -168,29 +224,25 @@ const SNMP: &str = "/proc/thread-self/net/snmp";
 /// /proc/net/netstat.
 const SNMP_SECTIONS: [&str; 6] = ["Ip", "Icmp", "IcmpMsg", "Tcp", "Udp", "UdpLite"];
 
-/// The counter files that hold the sections of `names`: only the ones needed.
-fn files_for(names: &BTreeSet<String>) -> Vec<&'static str> {
-    let in_snmp = |name: &String| {
-        let section = name.split_once('.').map_or(name.as_str(), |(s, _)| s);
-        SNMP_SECTIONS.contains(&section)
-    };
-    let mut files = Vec::new();
-    if names.iter().any(|n| !in_snmp(n)) {
-        files.push(NETSTAT);
+/// The counter file that holds `name`'s section.
+fn file_of(name: &str) -> &'static str {
+    let section = name.split_once('.').map_or(name, |(s, _)| s);
+    if SNMP_SECTIONS.contains(&section) {
+        SNMP
+    } else {
+        NETSTAT
     }
-    if names.iter().any(in_snmp) {
-        files.push(SNMP);
-    }
-    files
 }
 
-/// Reads a counter file in one or two read(2) calls (both are a few KB; the kernel
-/// reports their size as 0, so `read_to_string` would grow its buffer from 32 bytes).
-fn read_counter_file(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(16 << 10);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+/// The counter files that hold the sections of `names`: only the ones needed.
+fn files_for(names: &BTreeSet<String>) -> Vec<&'static str> {
+    let mut files = Vec::new();
+    for file in [NETSTAT, SNMP] {
+        if names.iter().any(|n| file_of(n) == file) {
+            files.push(file);
+        }
+    }
+    files
 }
 
 /// Reads the requested `Section.Name` counters, from the files that hold them.
@@ -198,7 +250,7 @@ pub fn read_counters(names: &BTreeSet<String>) -> BTreeMap<String, Fact<u64>> {
     let mut all = BTreeMap::new();
     let mut errors = Vec::new();
     for file in files_for(names) {
-        match read_counter_file(file) {
+        match super::read_proc_text(file) {
             Ok(text) => all.extend(pick_counters(&text, names)),
             Err(e) => errors.push(format!("{file}: {}", describe_io_error(&e))),
         }
@@ -283,7 +335,8 @@ mod tests {
             },
         )]);
         let started = Instant::now();
-        let got = finish_sampling(start_sampling(&wanted, None));
+        let read = Readings::read(&wanted.keys().cloned().collect());
+        let got = finish_sampling(start_sampling(&wanted, &read, None));
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(
             got["TcpExt.NoSuchCounterAnywhere"],
@@ -334,5 +387,50 @@ mod tests {
         assert_eq!(only("Tcp.RetransSegs"), [SNMP]);
         assert_eq!(only("NoSection"), [NETSTAT]);
         assert!(files_for(&BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn reads_along_only_what_sits_in_files_already_read() {
+        let extra = names(&["TcpExt.ListenDrops", "Tcp.RetransSegs", "IpExt.InNoRoutes"]);
+        assert_eq!(
+            in_same_files(&names(&["TcpExt.ListenOverflows"]), &extra),
+            names(&["TcpExt.ListenDrops", "IpExt.InNoRoutes"])
+        );
+        assert_eq!(
+            in_same_files(&names(&["Tcp.ActiveOpens"]), &extra),
+            names(&["Tcp.RetransSegs"])
+        );
+        // No plain counters: no file is read, so nothing is read along.
+        assert!(in_same_files(&BTreeSet::new(), &extra).is_empty());
+    }
+
+    #[test]
+    fn sampling_takes_its_first_readings_and_start_from_the_readings_given() {
+        // A counter every kernel has; its value does not matter, only that the second
+        // reading is real.
+        let name = "TcpExt.ListenOverflows".to_owned();
+        let wanted = BTreeMap::from([(
+            name.clone(),
+            Sampling {
+                window: Duration::from_secs(30),
+                min_growth: 1,
+            },
+        )]);
+        let taken = Instant::now() - Duration::from_secs(5);
+        let first = Readings {
+            values: BTreeMap::from([(name.clone(), Fact::Value(7))]),
+            taken,
+        };
+        let started = Instant::now();
+        let pending = start_sampling(&wanted, &first, Some(Duration::from_secs(3)));
+        let got = finish_sampling(pending);
+        // The 3 s window started at the readings, 5 s ago: nothing is left to wait.
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let Fact::Value(sample) = &got[&name] else {
+            panic!("expected a sample, got {:?}", got[&name]);
+        };
+        assert_eq!(sample.first, 7);
+        assert!(sample.second.is_some());
+        assert!(sample.window >= 5.0, "{}", sample.window);
     }
 }

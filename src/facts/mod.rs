@@ -519,9 +519,60 @@ pub fn gather(request: &FactRequest) -> Facts {
 
 /// [`gather`], with a saved kernel log, a sampling window, or a namespace's scope.
 pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
-    // The first counter readings; the window runs while the other facts are read.
-    let sampling = (!request.counter_growth.is_empty() && options.recorded_samples.is_none())
-        .then(|| counters::start_sampling(&request.counter_growth, options.sample_window));
+    gather_first(request, options, &BTreeSet::new()).0
+}
+
+/// [`gather_with`], also reading the counters of `also` that sit in the counter files
+/// the request reads anyway (no extra read), for a later [`gather_more`] to take as
+/// its first counter readings.
+pub fn gather_first(
+    request: &FactRequest,
+    options: &GatherOptions,
+    also: &BTreeSet<String>,
+) -> (Facts, counters::Readings) {
+    let (facts, readings) = gather_parts(request, options, also, None);
+    let facts = Facts {
+        hostname: hostname(),
+        ..facts
+    };
+    (facts, readings)
+}
+
+/// Facts to [`Facts::merge`] into a snapshot: the host's name is not read again (it is
+/// the snapshot's). The first readings of sampled counters come from `prefetched`
+/// when it holds them all (the window then starts when it was read).
+pub fn gather_more(
+    request: &FactRequest,
+    options: &GatherOptions,
+    prefetched: Option<&counters::Readings>,
+) -> Facts {
+    gather_parts(request, options, &BTreeSet::new(), prefetched).0
+}
+
+fn gather_parts(
+    request: &FactRequest,
+    options: &GatherOptions,
+    also: &BTreeSet<String>,
+    prefetched: Option<&counters::Readings>,
+) -> (Facts, counters::Readings) {
+    // One read of the counter files: the plain counters, the first readings of the
+    // sampled ones (unless prefetched) and `also`; the window runs while the other
+    // facts are read.
+    let sampled = !request.counter_growth.is_empty() && options.recorded_samples.is_none();
+    let prefetched = prefetched.filter(|p| sampled && p.has_all(request.counter_growth.keys()));
+    let also = counters::in_same_files(&request.counters, also);
+    let mut counter_names: BTreeSet<String> = request.counters.union(&also).cloned().collect();
+    if sampled && prefetched.is_none() {
+        counter_names.extend(request.counter_growth.keys().cloned());
+    }
+    let readings = counters::Readings::read(&counter_names);
+    let sampling = sampled.then(|| {
+        counters::start_sampling(
+            &request.counter_growth,
+            prefetched.unwrap_or(&readings),
+            options.sample_window,
+        )
+    });
     let tables = cpu_tables::start(request, options);
     let drop_sampling = (!request.rx_drops.is_empty() && options.recorded_rx_drops.is_none())
         .then(|| rx_drops::start(&request.rx_drops, options.sample_window));
@@ -529,7 +580,6 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     let mut facts = Facts {
         format: FACTS_FORMAT,
         collected_at,
-        hostname: hostname(),
         ..Facts::default()
     };
     for key in &request.sysctls {
@@ -539,9 +589,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
         };
         facts.sysctls.insert(key.clone(), fact);
     }
-    if !request.counters.is_empty() {
-        facts.counters = counters::read_counters(&request.counters);
-    }
+    facts.counters = readings.only(&request.counters).values;
     if !request.socket_states.is_empty() {
         facts.sockets = sockets::count_tcp_states(&request.socket_states);
     }
@@ -580,7 +628,7 @@ pub fn gather_with(request: &FactRequest, options: &GatherOptions) -> Facts {
     if !request.rx_drops.is_empty() {
         rx_drops::finish_into(&mut facts, drop_sampling, &request.rx_drops, options);
     }
-    facts
+    (facts, readings.only(&also))
 }
 
 impl Facts {
@@ -693,8 +741,60 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Reads a /proc text file in one or two read(2) calls. The kernel reports these
+/// files' size as 0, so `read_to_string` alone would grow its buffer from 32 bytes, a
+/// read(2) per doubling; most are a few KB, and a larger one still grows.
+pub(crate) fn read_proc_text(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4 << 10);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_round_samples_from_the_counters_read_before() {
+        let name = "TcpExt.ListenOverflows".to_owned();
+        let request = FactRequest {
+            counter_growth: BTreeMap::from([(
+                name.clone(),
+                counters::Sampling {
+                    window: std::time::Duration::from_millis(1),
+                    min_growth: 1,
+                },
+            )]),
+            ..FactRequest::default()
+        };
+        // A value no live counter holds: a first reading of it can only be the
+        // prefetched one.
+        let prefetched = counters::Readings {
+            values: BTreeMap::from([(name.clone(), Fact::Value(u64::MAX - 1))]),
+            taken: std::time::Instant::now(),
+        };
+        let options = GatherOptions::default();
+        let sample = |facts: &Facts| match &facts.counter_samples[&name] {
+            Fact::Value(s) => s.first,
+            other => panic!("expected a sample, got {other:?}"),
+        };
+        assert_eq!(
+            sample(&gather_more(&request, &options, Some(&prefetched))),
+            u64::MAX - 1
+        );
+        assert_ne!(sample(&gather_more(&request, &options, None)), u64::MAX - 1);
+        // Prefetched readings that lack a sampled counter are not used.
+        let other = counters::Readings {
+            values: BTreeMap::new(),
+            ..prefetched
+        };
+        assert_ne!(sample(&gather_more(&request, &options, Some(&other))), u64::MAX - 1);
+    }
 }

@@ -404,9 +404,13 @@ fn runtime_only_mtu(link: &str, owner: &crate::facts::networkd::LinkOwner) -> St
 /// Without `--persist`: which changes last only until the next reboot.
 fn runtime_only_notes(changes: &[Change], config: &ConfigFacts) -> Vec<String> {
     let mut notes = Vec::new();
+    // What boot sets, parsed only when a sysctl changes.
+    let sysctl_changes = changes
+        .iter()
+        .any(|c| matches!(c.mutation, Mutation::Sysctl { .. }));
     let boot_values = match &config.sysctl {
-        Fact::Value(b) => effective(&b.systemd()),
-        Fact::Unknown(_) => BTreeMap::new(),
+        Fact::Value(b) if sysctl_changes => effective(&b.systemd()),
+        _ => BTreeMap::new(),
     };
     for c in changes {
         match &c.mutation {

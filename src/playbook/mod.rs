@@ -314,14 +314,27 @@ fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
         column: 0,
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
-    if meta.len() > MAX_PLAYBOOK_BYTES {
-        return Err(err(format!(
-            "playbook is {} bytes; the limit is {MAX_PLAYBOOK_BYTES}",
-            meta.len()
-        )));
+    // One open: the size is checked on the file that is read, and the read stops one
+    // byte past the limit, so a file that grows after the check cannot get in whole.
+    let file = std::fs::File::open(path).map_err(|e| err(io_message(&e)))?;
+    let len = file.metadata().map_err(|e| err(io_message(&e)))?.len();
+    let too_big = |len: u64| {
+        err(format!(
+            "playbook is {len} bytes; the limit is {MAX_PLAYBOOK_BYTES}"
+        ))
+    };
+    if len > MAX_PLAYBOOK_BYTES {
+        return Err(too_big(len));
     }
-    let bytes = std::fs::read(path).map_err(|e| err(io_message(&e)))?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_PLAYBOOK_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| err(io_message(&e)))?;
+    if bytes.len() as u64 > MAX_PLAYBOOK_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         err(format!(
             "not UTF-8 text (invalid byte at offset {})",
