@@ -795,6 +795,9 @@ mod tests {
             values: BTreeMap::new(),
             ..prefetched
         };
-        assert_ne!(sample(&gather_more(&request, &options, Some(&other))), u64::MAX - 1);
+        assert_ne!(
+            sample(&gather_more(&request, &options, Some(&other))),
+            u64::MAX - 1
+        );
     }
 }
