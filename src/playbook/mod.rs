@@ -318,13 +318,10 @@ fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
     // byte past the limit, so a file that grows after the check cannot get in whole.
     let file = std::fs::File::open(path).map_err(|e| err(io_message(&e)))?;
     let len = file.metadata().map_err(|e| err(io_message(&e)))?.len();
-    let too_big = |len: u64| {
-        err(format!(
-            "playbook is {len} bytes; the limit is {MAX_PLAYBOOK_BYTES}"
-        ))
-    };
     if len > MAX_PLAYBOOK_BYTES {
-        return Err(too_big(len));
+        return Err(err(format!(
+            "playbook is {len} bytes; the limit is {MAX_PLAYBOOK_BYTES}"
+        )));
     }
     let mut bytes = Vec::with_capacity(len as usize);
     std::io::Read::read_to_end(
@@ -333,7 +330,9 @@ fn read_one(path: &Path) -> Result<LoadedPlaybook, Diagnostic> {
     )
     .map_err(|e| err(io_message(&e)))?;
     if bytes.len() as u64 > MAX_PLAYBOOK_BYTES {
-        return Err(too_big(bytes.len() as u64));
+        return Err(err(format!(
+            "playbook grew past the limit of {MAX_PLAYBOOK_BYTES} bytes while it was read"
+        )));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         err(format!(
@@ -1023,6 +1022,45 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_whose_size_says_nothing_is_read_only_up_to_the_limit() {
+        // A FIFO reports size 0, as a file that grows after the size check would:
+        // the read stops one byte past the limit, however much the writer has.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("endless.yml");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            let chunk = vec![b'#'; 64 << 10];
+            let mut written = 0u64;
+            // Stops when the reader closes its end (EPIPE) or after 4 MiB.
+            while written < 4 << 20 && w.write_all(&chunk).is_ok() {
+                written += chunk.len() as u64;
+            }
+            written
+        });
+        let err = match read_one(&fifo) {
+            Ok(_) => panic!("an over-limit FIFO loaded"),
+            Err(d) => d,
+        };
+        assert!(
+            err.message.contains("grew past the limit of 1048576 bytes"),
+            "{}",
+            err.message
+        );
+        assert!(
+            writer.join().unwrap() < 4 << 20,
+            "the reader read everything"
+        );
+    }
 
     #[test]
     fn bundled_playbooks_parse_and_check_cleanly() {
