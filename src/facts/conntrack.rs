@@ -35,7 +35,7 @@ pub fn total(rows: &[CpuCounters], column: &str) -> Option<u64> {
 
 /// Reads and parses the file; absent when the nf_conntrack module is not loaded.
 pub fn read() -> Fact<Vec<CpuCounters>> {
-    match super::read_proc_text(CONNTRACK_STAT) {
+    match super::procfs::read_text(CONNTRACK_STAT) {
         Ok(text) => match parse(&text) {
             Ok(rows) => Fact::Value(rows),
             Err(e) => Fact::Unknown(format!("/proc/net/stat/nf_conntrack: {e}")),

@@ -250,7 +250,7 @@ pub fn read_counters(names: &BTreeSet<String>) -> BTreeMap<String, Fact<u64>> {
     let mut all = BTreeMap::new();
     let mut errors = Vec::new();
     for file in files_for(names) {
-        match super::read_proc_text(file) {
+        match super::procfs::read_text(file) {
             Ok(text) => all.extend(pick_counters(&text, names)),
             Err(e) => errors.push(format!("{file}: {}", describe_io_error(&e))),
         }

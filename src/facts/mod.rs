@@ -741,16 +741,6 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Reads a /proc text file in one or two read(2) calls. The kernel reports these
-/// files' size as 0, so `read_to_string` alone would grow its buffer from 32 bytes, a
-/// read(2) per doubling; most are a few KB, and a larger one still grows.
-pub(crate) fn read_proc_text(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::with_capacity(4 << 10);
-    std::fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
-}
-
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())

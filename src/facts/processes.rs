@@ -333,7 +333,7 @@ pub fn gather_in(proc_root: &Path, comms: &BTreeSet<String>) -> Fact<Vec<Process
 
 /// `MemTotal` of /proc/meminfo, in bytes.
 pub fn mem_total() -> Fact<u64> {
-    match super::read_proc_text("/proc/meminfo") {
+    match super::procfs::read_text("/proc/meminfo") {
         Ok(text) => parse_mem_total(&text)
             .map(Fact::Value)
             .unwrap_or_else(|| Fact::Unknown("no MemTotal in /proc/meminfo".into())),

@@ -12,6 +12,18 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// Reads a /proc text file of any size (/proc/stat, netstat) in one or two read(2)
+/// calls. The kernel reports these files' size as 0, so `read_to_string` alone would
+/// grow its buffer from 32 bytes, a read(2) per doubling; most are a few KB (a 16 KiB
+/// first buffer cost more page faults than it saved reads), and a larger one still
+/// grows.
+pub fn read_text(path: &str) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4 << 10);
+    std::fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// An open directory (O_DIRECTORY), closed on drop.
 #[derive(Debug)]
 pub struct Dir {

@@ -96,7 +96,7 @@ pub fn read_first() -> Fact<Vec<SoftirqCpu>> {
 }
 
 fn read_with(with_pids: bool) -> Fact<Vec<SoftirqCpu>> {
-    let stat = match super::read_proc_text("/proc/stat") {
+    let stat = match super::procfs::read_text("/proc/stat") {
         Ok(text) => text,
         Err(e) => return Fact::Unknown(format!("/proc/stat: {}", describe_io_error(&e))),
     };
@@ -105,7 +105,7 @@ fn read_with(with_pids: bool) -> Fact<Vec<SoftirqCpu>> {
         Err(e) => return Fact::Unknown(format!("/proc/stat: {e}")),
     };
     // NET_RX and the thread pids only add evidence: an unreadable file leaves them out.
-    let net_rx = super::read_proc_text("/proc/softirqs")
+    let net_rx = super::procfs::read_text("/proc/softirqs")
         .map(|t| parse_net_rx(&t))
         .unwrap_or_default();
     let pids = if with_pids {

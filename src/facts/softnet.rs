@@ -46,7 +46,7 @@ pub fn total(rows: &[SoftnetCpu], column: &str) -> Option<u64> {
 
 /// Reads and parses the file.
 pub fn read() -> Fact<Vec<SoftnetCpu>> {
-    match super::read_proc_text(SOFTNET_STAT) {
+    match super::procfs::read_text(SOFTNET_STAT) {
         Ok(text) => match parse(&text) {
             Ok(rows) => Fact::Value(rows),
             Err(e) => Fact::Unknown(format!("{SOFTNET_STAT}: {e}")),
