@@ -159,13 +159,12 @@ impl<'a> OwnerFiles<'a> {
             }
         }
         let ifupdown = kept(&self.ifupdown, || {
+            // The listing has read each `interfaces.d` file already.
             list_dropins(root, &["/etc/network"], "interfaces.d", "").map(|files| {
-                std::iter::once("/etc/network/interfaces".to_owned())
-                    .chain(files.into_iter().map(|f| f.path))
-                    .map(|path| {
-                        let text = read_file(root, &path);
-                        (path, text)
-                    })
+                let main = "/etc/network/interfaces".to_owned();
+                let text = read_file(root, &main);
+                std::iter::once((main, text))
+                    .chain(files.into_iter().map(|f| (f.path, Ok(Some(f.content)))))
                     .collect()
             })
         })?;
@@ -706,5 +705,34 @@ mod tests {
             .owner(&known("veth0"))
             .expect_err("ifupdown unreadable");
         assert!(err.starts_with("/etc/network/interfaces.d: "), "{err}");
+    }
+
+    #[test]
+    fn ifupdown_owners_come_from_interfaces_and_its_drop_ins() {
+        let root = tempfile::tempdir().unwrap();
+        let net = root.path().join("etc/network");
+        std::fs::create_dir_all(net.join("interfaces.d")).unwrap();
+        std::fs::write(net.join("interfaces"), "auto lo\niface lo inet loopback\n").unwrap();
+        std::fs::write(net.join("interfaces.d/eth9"), "iface eth9 inet dhcp\n").unwrap();
+        let files = OwnerFiles::new(root.path());
+        let owner = |name: &str| {
+            let o = files.owner(&LinkId::named(name)).expect("read");
+            (o.manager, o.file)
+        };
+        assert_eq!(
+            owner("lo"),
+            (
+                Some(Manager::Ifupdown),
+                Some("/etc/network/interfaces".into())
+            )
+        );
+        assert_eq!(
+            owner("eth9"),
+            (
+                Some(Manager::Ifupdown),
+                Some("/etc/network/interfaces.d/eth9".into())
+            )
+        );
+        assert_eq!(owner("eth8"), (None, None));
     }
 }
