@@ -321,3 +321,64 @@ fn apply_all_netns_asks_then_changes_only_where_a_rule_fired() {
     assert_eq!(back.status.code(), Some(0), "{}", text(&back));
     assert_eq!(odd.sysctl("net.core.somaxconn"), "3141");
 }
+
+/// `--all-netns` plans every namespace on one thread that enters each in turn: each
+/// work runs in its own target (the caller's for `None`, also after the thread was
+/// elsewhere), and a target that cannot be entered, or is no longer the one recorded,
+/// gets an error and no work, never a run in the namespace the thread was in before.
+#[test]
+fn one_namespace_thread_enters_each_namespace_in_turn() {
+    use tune::kernel::netns::{NetnsRecord, NetnsTarget, run_each};
+    if !require_netns() {
+        return;
+    }
+    let (a, b) = (Netns::new("each-a"), Netns::new("each-b"));
+    let record = |ns: &Netns| NetnsTarget::Name(ns.name.clone()).resolve().unwrap();
+    let (ra, rb) = (record(&a), record(&b));
+    let (ia, ib) = (
+        inode(&format!("/run/netns/{}", a.name)),
+        inode(&format!("/run/netns/{}", b.name)),
+    );
+    let own = inode("/proc/thread-self/ns/net");
+    let missing = NetnsRecord {
+        name: Some(format!("{}-missing", a.name)),
+        pid: None,
+        inode: ia,
+    };
+    // B's name with another inode: B deleted and re-created since it was recorded.
+    let replaced = NetnsRecord {
+        inode: ib + 1,
+        ..rb.clone()
+    };
+    let targets = [
+        Some(&ra),
+        None,
+        Some(&rb),
+        Some(&missing),
+        Some(&replaced),
+        Some(&ra),
+        None,
+    ];
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    let results = run_each(&targets, || {
+        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(inode("/proc/thread-self/ns/net"))
+    })
+    .expect("the namespace thread starts");
+    let got: Vec<Result<u64, String>> = results
+        .into_iter()
+        .map(|r| r.map_err(|e| format!("{e:#}")))
+        .collect();
+    assert_eq!(got[..3], [Ok(ia), Ok(own), Ok(ib)], "{got:?}");
+    let missing_error = got[3].as_ref().unwrap_err();
+    assert!(missing_error.contains("does not exist"), "{missing_error}");
+    let replaced_error = got[4].as_ref().unwrap_err();
+    assert!(
+        replaced_error.contains("no longer the namespace"),
+        "{replaced_error}"
+    );
+    assert_eq!(got[5..], [Ok(ia), Ok(own)], "{got:?}");
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 5);
+    // The calling thread never moved.
+    assert_eq!(inode("/proc/thread-self/ns/net"), own);
+}

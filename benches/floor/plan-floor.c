@@ -22,6 +22,11 @@
  *                              statistics, RTEXT_FILTER_SKIP_STATS) and the qdisc dump
  *   plan-floor procs           the jvm-heap playbook's process walk: /proc/PID/comm of
  *                              every process, meminfo
+ *   plan-floor allns           `--all-netns` with the mtu and netem playbooks: every
+ *                              distinct network namespace on the host (its own, each
+ *                              /run/netns entry, each /proc/PID/ns/net by inode, with
+ *                              that process's cgroup and comm, which name it), then
+ *                              in each one setns, the link dump and the qdisc dump
  *
  * Build: cc -O2 -static -o plan-floor plan-floor.c (benches/floors.sh does it).
  */
@@ -39,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char buf[1 << 16];
@@ -196,6 +202,64 @@ static int links_path(const char *ns) {
     return 0;
 }
 
+/* Every distinct network namespace, found as tune finds them, then the links path in
+ * each; back to its own namespace after each. */
+#define MAX_NS 4096
+static int allns_path(void) {
+    static char paths[MAX_NS][300];
+    static unsigned long inodes[MAX_NS];
+    int count = 0;
+    struct stat st;
+    int own = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own < 0 || fstat(own, &st) < 0) return 2;
+    dev_t nsfs = st.st_dev;
+    inodes[count] = st.st_ino;
+    paths[count++][0] = 0; /* its own: no setns */
+    stat("/proc/1/ns/net", &st);
+    char path[300];
+    const char *dirs[] = {"/run/netns", "/proc"};
+    for (int k = 0; k < 2; k++) {
+        DIR *d = opendir(dirs[k]);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d)) && count < MAX_NS) {
+            if (e->d_name[0] == '.' || (k == 1 && (e->d_name[0] < '0' || e->d_name[0] > '9')))
+                continue;
+            snprintf(path, sizeof path, k ? "/proc/%s/ns/net" : "/run/netns/%s", e->d_name);
+            if (stat(path, &st) < 0 || st.st_dev != nsfs) continue;
+            int seen = 0;
+            for (int i = 0; i < count && !seen; i++) seen = inodes[i] == st.st_ino;
+            if (seen) continue;
+            if (k) { /* a process's namespace is named by its cgroup, or its comm */
+                char name[300];
+                snprintf(name, sizeof name, "/proc/%s/cgroup", e->d_name);
+                read_file(name, buf, sizeof buf);
+                snprintf(name, sizeof name, "/proc/%s/comm", e->d_name);
+                read_file(name, buf, sizeof buf);
+            }
+            inodes[count] = st.st_ino;
+            snprintf(paths[count++], sizeof paths[0], "%s", path);
+        }
+        closedir(d);
+    }
+    for (int i = 0; i < count; i++) {
+        if (paths[i][0]) {
+            int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) continue; /* it vanished */
+            close(fd);
+        }
+        int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (nl >= 0) {
+            dump_links(nl);
+            dump(nl, RTM_GETQDISC, AF_UNSPEC);
+            close(nl);
+        }
+        if (paths[i][0] && setns(own, CLONE_NEWNET) < 0) return 2;
+    }
+    close(own);
+    return 0;
+}
+
 static int procs_path(void) {
     static char big[1 << 16];
     int change = 0;
@@ -285,8 +349,10 @@ int main(int argc, char **argv) {
         change = links_path(argv[2]);
     else if (argc >= 2 && !strcmp(argv[1], "procs"))
         change = procs_path();
+    else if (argc >= 2 && !strcmp(argv[1], "allns"))
+        change = allns_path();
     else {
-        fprintf(stderr, "usage: plan-floor sysctl|all|procs|kmsg FILE|tw NETNS|links NETNS\n");
+        fprintf(stderr, "usage: plan-floor sysctl|all|procs|allns|kmsg FILE|tw NETNS|links NETNS\n");
         return 2;
     }
     puts(change ? "changes" : "no change");

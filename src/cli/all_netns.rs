@@ -3,9 +3,11 @@
 //!
 //! The namespaces come from [`netns::enumerate`] (tune's own, /run/netns, and each
 //! unique /proc/*/ns/net inode, named by their container cgroup when they have one).
-//! Each is planned on its own namespace thread, one after another, so the cost is
-//! linear in the number of namespaces. A namespace that vanishes between the scan and
-//! its turn (its process exited, it was deleted) is reported in its section and in the
+//! They are planned one after another on one namespace thread that enters each in
+//! turn ([`netns::run_each`]), and the configuration files are read once for all
+//! (`persist::ConfigOnce`), so the cost is linear in the number of namespaces. A
+//! namespace that vanishes between the scan and its turn (its process exited, it was
+//! deleted) is reported in its section and in the
 //! exit code's place of an error it does not take: it is not fatal.
 
 use std::path::Path;
@@ -32,11 +34,18 @@ pub struct Section {
     pub error: Option<String>,
 }
 
-/// Plans each namespace in turn; a failure to enter one is recorded in its section.
-pub fn plan_each(found: Vec<FoundNetns>, plan: impl Fn() -> Result<Plan> + Sync) -> Vec<Section> {
-    found
+/// Plans each namespace in turn, all on one namespace thread; a failure to enter one
+/// is recorded in its section.
+pub fn plan_each(
+    found: Vec<FoundNetns>,
+    plan: impl Fn() -> Result<Plan> + Sync,
+) -> Result<Vec<Section>> {
+    let targets: Vec<_> = found.iter().map(|ns| ns.record.as_ref()).collect();
+    let plans = netns::run_each(&targets, plan)?;
+    Ok(found
         .into_iter()
-        .map(|ns| match netns::run_in(ns.record.as_ref(), &plan) {
+        .zip(plans)
+        .map(|(ns, planned)| match planned {
             Ok(mut p) => {
                 p.netns = ns.record.clone();
                 Section {
@@ -53,7 +62,7 @@ pub fn plan_each(found: Vec<FoundNetns>, plan: impl Fn() -> Result<Plan> + Sync)
                 )),
             },
         })
-        .collect()
+        .collect())
 }
 
 /// The text output: one section per namespace, under its identity.
@@ -85,14 +94,17 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
         );
     }
     let set = load(&args.sources)?;
+    // The configuration files are read once, for every namespace.
+    let configs = super::persist::ConfigOnce::default();
     let sections = plan_each(netns::enumerate()?, || {
         make_plan(
             &set,
             None,
             &Default::default(),
             &super::persist::ConfigArgs::default(),
+            &configs,
         )
-    });
+    })?;
     let text = match args.format {
         PlanFormat::Json => serde_json::to_string_pretty(&sections)? + "\n",
         PlanFormat::Text => text_sections(&sections, set.playbooks.len()),
@@ -136,14 +148,17 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
 pub fn cmd_apply(state_dir: &Path, args: &ApplyArgs) -> Result<i32> {
     require_root("apply")?;
     let set = load(&args.sources)?;
+    // The configuration files are read once, for every namespace.
+    let configs = super::persist::ConfigOnce::default();
     let sections = plan_each(netns::enumerate()?, || {
         make_plan(
             &set,
             None,
             &Default::default(),
             &super::persist::ConfigArgs::default(),
+            &configs,
         )
-    });
+    })?;
     print_out(&text_sections(&sections, set.playbooks.len()))?;
     let broken: Vec<&str> = sections
         .iter()
@@ -235,7 +250,7 @@ mod tests {
                 serde_json::from_str(include_str!("../../tests/golden/healthy/facts.json"))?;
             Ok(crate::plan::plan_from_facts(&[], &facts))
         };
-        let sections = plan_each(vec![gone, here], empty);
+        let sections = plan_each(vec![gone, here], empty).expect("the namespace thread starts");
         assert_eq!(sections.len(), 2);
         assert!(sections[0].plan.is_none());
         let error = sections[0].error.as_deref().unwrap_or("");

@@ -267,7 +267,13 @@ fn warnings(plan: &Plan) -> Vec<String> {
 fn plan_here(set: &PlaybookSet, sources: &Sources) -> Result<Plan> {
     let ns = sources.netns.resolve()?;
     let mut plan = netns::run_in(ns.as_ref(), || {
-        make_plan(set, None, &Default::default(), &sources.config)
+        make_plan(
+            set,
+            None,
+            &Default::default(),
+            &sources.config,
+            &Default::default(),
+        )
     })?;
     plan.netns = ns;
     Ok(plan)

@@ -479,8 +479,9 @@ fn make_plan(
     snapshot: Option<&Facts>,
     options: &facts::GatherOptions,
     config: &persist::ConfigArgs,
+    configs: &persist::ConfigOnce,
 ) -> Result<Plan> {
-    Ok(make_plan_sampled(set, snapshot, options, config)?.0)
+    Ok(make_plan_sampled(set, snapshot, options, config, configs)?.0)
 }
 
 /// What [`make_plan_sampled`] observed over the sampling window of the live system:
@@ -498,6 +499,7 @@ fn make_plan_sampled(
     snapshot: Option<&Facts>,
     options: &facts::GatherOptions,
     config: &persist::ConfigArgs,
+    configs: &persist::ConfigOnce,
 ) -> Result<(Plan, Observed)> {
     let pairs = set.pairs();
     let root = config.root()?;
@@ -505,7 +507,7 @@ fn make_plan_sampled(
         Some(facts) => facts.clone(),
         None => {
             let mut facts = gather_lazily(&pairs, options);
-            persist::gather(&mut facts, &root);
+            persist::gather(&mut facts, &root, configs);
             facts
         }
     };
@@ -591,7 +593,13 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
         facts::replay_kernel_log(facts, &FactRequest::for_playbooks(&set.pairs()), &options);
     }
     let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
-        make_plan_sampled(&set, snapshot.as_ref(), &options, &args.sources.config)
+        make_plan_sampled(
+            &set,
+            snapshot.as_ref(),
+            &options,
+            &args.sources.config,
+            &Default::default(),
+        )
     })?;
     plan.made_from = Some(set.made_from(ns.as_ref(), snapshot, samples, &args.sources.config)?);
     plan.netns = ns;
@@ -691,7 +699,13 @@ fn cmd_apply(state_dir: &Path, args: ApplyArgs) -> Result<i32> {
             let mut options = args.observe.options(ns.as_ref())?;
             options.root = Some(args.sources.config.root()?);
             let (mut plan, samples) = netns::run_in(ns.as_ref(), || {
-                make_plan_sampled(&set, None, &options, &args.sources.config)
+                make_plan_sampled(
+                    &set,
+                    None,
+                    &options,
+                    &args.sources.config,
+                    &Default::default(),
+                )
             })?;
             plan.made_from =
                 Some(set.made_from(ns.as_ref(), None, samples, &args.sources.config)?);

@@ -2,11 +2,13 @@
 //! whether a plan also writes the files that make its changes survive a reboot.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::facts::Facts;
+use crate::facts::config::ConfigFacts;
 use crate::facts::networkd::LinkId;
 use crate::plan::{Mutation, Plan};
 use crate::playbook::{LoadedPlaybook, Vars};
@@ -46,19 +48,37 @@ impl ConfigArgs {
 }
 
 /// Reads the configuration under the root that planning needs: sysctl.d,
-/// modules-load.d, and the units of the java processes in the facts.
-pub fn gather(facts: &mut Facts, root: &Path) {
+/// modules-load.d, and the units of the java processes in the facts; from `once` when
+/// an earlier plan of this run read it already.
+pub fn gather(facts: &mut Facts, root: &Path, once: &ConfigOnce) {
     let services = match &facts.processes {
         Some(crate::facts::Fact::Value(p)) => crate::facts::units::services_of(p),
         _ => Vec::new(),
     };
-    facts.config = Some(crate::facts::config::gather(root, &services));
+    let mut kept = once.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((r, s, config)) = kept.as_ref()
+        && r == root
+        && *s == services
+    {
+        facts.config = Some(config.clone());
+        return;
+    }
+    let config = crate::facts::config::gather(root, &services);
+    *kept = Some((root.to_owned(), services, config.clone()));
+    facts.config = Some(config);
 }
+
+/// The configuration read once for the many plans of one run (`--all-netns`). It is
+/// the mount namespace's files, the same from every network namespace (setns moves
+/// only the network one), so it is read again only under another root or for
+/// another set of java services, whose units it holds.
+#[derive(Default)]
+pub struct ConfigOnce(Mutex<Option<(PathBuf, Vec<String>, ConfigFacts)>>);
 
 /// For `tune facts`: the configuration, with the managers of every link, so that
 /// `plan --facts` can replay persistence too.
 pub fn gather_for_snapshot(facts: &mut Facts, root: &Path) {
-    gather(facts, root);
+    gather(facts, root, &ConfigOnce::default());
     let links: Vec<LinkId> = match &facts.links {
         crate::facts::Fact::Value(links) => links.iter().map(LinkId::of).collect(),
         crate::facts::Fact::Unknown(_) => Vec::new(),
@@ -100,4 +120,44 @@ pub fn finish(
         }
     }
     crate::plan::persist::finish(plan, playbooks, facts, persist);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::Fact;
+
+    fn sysctl_conf(facts: &Facts) -> Option<String> {
+        match &facts.config.as_ref()?.sysctl {
+            Fact::Value(boot) => boot.sysctl_conf.clone(),
+            Fact::Unknown(_) => None,
+        }
+    }
+
+    /// The configuration is read once for the plans of one run, and again under
+    /// another root.
+    #[test]
+    fn config_once_reads_a_root_once() {
+        let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        for (i, root) in roots.iter().enumerate() {
+            std::fs::create_dir_all(root.path().join("etc")).unwrap();
+            std::fs::write(root.path().join("etc/sysctl.conf"), format!("# root {i}\n")).unwrap();
+        }
+        let once = ConfigOnce::default();
+        let mut facts = Facts::default();
+        gather(&mut facts, roots[0].path(), &once);
+        assert_eq!(sysctl_conf(&facts).as_deref(), Some("# root 0\n"));
+        // Changed on disk: a second plan of the same run sees what the first one read.
+        std::fs::write(roots[0].path().join("etc/sysctl.conf"), "# edited\n").unwrap();
+        let mut again = Facts::default();
+        gather(&mut again, roots[0].path(), &once);
+        assert_eq!(sysctl_conf(&again).as_deref(), Some("# root 0\n"));
+        let mut other = Facts::default();
+        gather(&mut other, roots[1].path(), &once);
+        assert_eq!(sysctl_conf(&other).as_deref(), Some("# root 1\n"));
+        // A new run reads the files again.
+        let mut fresh = Facts::default();
+        gather(&mut fresh, roots[0].path(), &ConfigOnce::default());
+        assert_eq!(sysctl_conf(&fresh).as_deref(), Some("# edited\n"));
+    }
 }

@@ -330,7 +330,13 @@ pub fn rederive(
         let snapshot = saved.made_from.as_ref().and_then(|m| m.facts.as_ref());
         Ok((
             drift,
-            super::make_plan(&recorded.set, snapshot, options, &recorded.config)?,
+            super::make_plan(
+                &recorded.set,
+                snapshot,
+                options,
+                &recorded.config,
+                &Default::default(),
+            )?,
         ))
     })
     .with_context(|| format!("{}: cannot check the plan", path.display()))?;

@@ -167,37 +167,14 @@ where
     let Some(ns) = ns else {
         return work();
     };
-    let target = ns.target()?;
-    let (file, inode) = target.open()?;
-    if target == NetnsTarget::Current {
-        // Nothing to enter: check that this is still the namespace recorded.
-        if inode != ns.inode {
-            bail!(
-                "this was recorded in the network namespace with inode {}, but tune runs in the one with inode {inode} now (made under `ip netns exec`, or in a container?); run it in that namespace, or name it with --netns / --netns-pid; nothing was changed",
-                ns.inode
-            );
-        }
-        drop(file);
+    let Some(file) = checked(ns, None)? else {
         return work();
-    }
-    if inode != ns.inode {
-        bail!(
-            "{ns} is no longer the namespace that was recorded (inode {} then, {inode} now): it was deleted and re-created, or the process was replaced; nothing was changed",
-            ns.inode
-        );
-    }
+    };
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("tune-netns".into())
             .spawn_scoped(scope, move || {
-                // SAFETY: setns only reads the fd, which `file` keeps open; it changes
-                // the namespace of this thread alone (CLONE_NEWNET), which this thread
-                // was created for.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if rc != 0 {
-                    let e = std::io::Error::last_os_error();
-                    bail!("cannot enter {ns}: setns: {e} (entering a namespace needs root / CAP_SYS_ADMIN)");
-                }
+                enter(&file, ns)?;
                 drop(file);
                 work()
             })
@@ -206,6 +183,94 @@ where
             .join()
             .map_err(|_| anyhow!("the namespace thread panicked"))?
     })
+}
+
+/// Runs `work` in each namespace of `targets` in turn (`None`: the caller's own), all
+/// on one dedicated thread that enters each with setns(2): `--all-netns` starts one
+/// thread, not one a namespace. Each result is that namespace's. One that cannot be
+/// entered, or is no longer the one recorded, gets its error and no work: the thread
+/// enters a target before any work for it, so it never works in the previous one.
+pub fn run_each<T, F>(targets: &[Option<&NetnsRecord>], work: F) -> Result<Vec<Result<T>>>
+where
+    T: Send,
+    F: Fn() -> Result<T> + Sync,
+{
+    // The caller's own namespace, opened on the calling thread: where `None` runs.
+    let (home, home_inode) = NetnsTarget::Current.open()?;
+    let home_record = NetnsTarget::Current.record(home_inode);
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("tune-netns".into())
+            .spawn_scoped(scope, || {
+                let mut away = false;
+                let mut step = |ns: Option<&NetnsRecord>| -> Result<T> {
+                    let to_enter = match ns {
+                        Some(ns) => checked(ns, Some(home_inode))?.map(|file| (file, ns)),
+                        None => None,
+                    };
+                    match to_enter {
+                        Some((file, ns)) => {
+                            enter(&file, ns)?;
+                            away = true;
+                        }
+                        None if away => {
+                            enter(&home, &home_record)?;
+                            away = false;
+                        }
+                        None => {}
+                    }
+                    work()
+                };
+                targets.iter().map(|ns| step(*ns)).collect()
+            })
+            .context("cannot start the namespace thread")?;
+        thread
+            .join()
+            .map_err(|_| anyhow!("the namespace thread panicked"))
+    })
+}
+
+/// Opens the namespace recorded in `ns` and checks that it still has the recorded
+/// identity; `None` when it is the namespace work already runs in (a record of the
+/// current one): nothing to enter. `here` is that namespace's inode when the caller
+/// knows it (a namespace thread may be elsewhere already), else the calling thread's.
+fn checked(ns: &NetnsRecord, here: Option<u64>) -> Result<Option<File>> {
+    let target = ns.target()?;
+    if target == NetnsTarget::Current {
+        let inode = match here {
+            Some(inode) => inode,
+            None => target.open()?.1,
+        };
+        // Nothing to enter: check that this is still the namespace recorded.
+        if inode != ns.inode {
+            bail!(
+                "this was recorded in the network namespace with inode {}, but tune runs in the one with inode {inode} now (made under `ip netns exec`, or in a container?); run it in that namespace, or name it with --netns / --netns-pid; nothing was changed",
+                ns.inode
+            );
+        }
+        return Ok(None);
+    }
+    let (file, inode) = target.open()?;
+    if inode != ns.inode {
+        bail!(
+            "{ns} is no longer the namespace that was recorded (inode {} then, {inode} now): it was deleted and re-created, or the process was replaced; nothing was changed",
+            ns.inode
+        );
+    }
+    Ok(Some(file))
+}
+
+/// Moves the calling thread, which must be a namespace thread, into the namespace
+/// `file` is open on (`ns` names it in the error).
+fn enter(file: &File, ns: &NetnsRecord) -> Result<()> {
+    // SAFETY: setns only reads the fd, which `file` keeps open; it changes the
+    // namespace of this thread alone (CLONE_NEWNET), which was created for that.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        bail!("cannot enter {ns}: setns: {e} (entering a namespace needs root / CAP_SYS_ADMIN)");
+    }
+    Ok(())
 }
 
 /// A network namespace found on this host by [`enumerate`] (`plan --all-netns`).
