@@ -382,3 +382,44 @@ fn one_namespace_thread_enters_each_namespace_in_turn() {
     // The calling thread never moved.
     assert_eq!(inode("/proc/thread-self/ns/net"), own);
 }
+
+/// `--root` is honoured with `--all-netns`: the boot files are read under it, so a
+/// namespace whose live value differs from what they set gets the drift note naming
+/// the file under the root (the host's own sysctl.d is never read).
+#[test]
+fn all_netns_reads_the_configuration_under_root() {
+    if !require_netns() {
+        return;
+    }
+    let narrow = Netns::new("alln-root");
+    narrow.set_sysctl(KEY, "20000 20050");
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("etc/sysctl.d")).expect("mkdir");
+    std::fs::write(
+        root.path().join("etc/sysctl.d/50-tune-test-ports.conf"),
+        format!("{KEY} = 30000 60999\n"),
+    )
+    .expect("write");
+    let ports = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ephemeral-ports.yml");
+    let out = tune(root.path())
+        .args([
+            "plan",
+            "--all-netns",
+            "--format",
+            "json",
+            "-p",
+            ports,
+            "--root",
+        ])
+        .arg(root.path())
+        .output()
+        .expect("run tune");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = sections(&out);
+    let s = section(&all, inode(&format!("/run/netns/{}", narrow.name)));
+    let notes = s["plan"]["notes"].to_string();
+    assert!(
+        notes.contains("persistence drift") && notes.contains("50-tune-test-ports.conf"),
+        "{notes}"
+    );
+}

@@ -205,3 +205,33 @@ fn colour_on_a_terminal_unless_no_color() {
         .expect("run");
     assert!(!String::from_utf8_lossy(&piped.stdout).contains("\x1b["));
 }
+
+/// `--all-netns` refuses the flags it would otherwise ignore, before anything is read
+/// or changed: a commit-confirmed apply must not run without its watchdog.
+#[test]
+fn all_netns_refuses_the_flags_it_cannot_honour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["plan", "--all-netns", "--persist"][..],
+        &["plan", "--all-netns", "--kernel-log", "/dev/null"],
+        &["plan", "--all-netns", "--sample-window", "1s"],
+        &["apply", "--all-netns", "--persist"],
+        &["apply", "--all-netns", "--confirm-within", "60s"],
+        &["apply", "--all-netns", "--probe", "tcp:127.0.0.1:1"],
+        &["apply", "--all-netns", "--probe-cmd", "true"],
+        &["apply", "--all-netns", "--probe-netns", "x"],
+    ] {
+        let out = tune(&dir.path().join("state"))
+            .args(args)
+            .args(["-p", "playbooks/netem.yml"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("'--all-netns' cannot be used with"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(!dir.path().join("state").exists(), "{args:?} made state");
+    }
+}

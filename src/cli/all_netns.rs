@@ -101,7 +101,7 @@ pub fn cmd_plan(args: &PlanArgs) -> Result<i32> {
             &set,
             None,
             &Default::default(),
-            &super::persist::ConfigArgs::default(),
+            &args.sources.config,
             &configs,
         )
     })?;
@@ -155,7 +155,7 @@ pub fn cmd_apply(state_dir: &Path, args: &ApplyArgs) -> Result<i32> {
             &set,
             None,
             &Default::default(),
-            &super::persist::ConfigArgs::default(),
+            &args.sources.config,
             &configs,
         )
     })?;

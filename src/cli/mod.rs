@@ -239,7 +239,9 @@ struct PlanArgs {
     observe: ObserveArgs,
     /// Plan every network namespace on the host (/run/netns and each one a process
     /// holds), one section each. Needs root to enter them.
-    #[arg(long, conflicts_with_all = ["facts", "netns", "netns_pid"])]
+    // Refused with the flags it would otherwise ignore: --persist (one host's boot
+    // files cannot hold every namespace's values), --kernel-log, --sample-window.
+    #[arg(long, conflicts_with_all = ["facts", "netns", "netns_pid", "persist", "kernel_log", "sample_window"])]
     all_netns: bool,
 }
 
@@ -257,7 +259,9 @@ struct ApplyArgs {
     #[command(flatten)]
     observe: ObserveArgs,
     /// Plan and apply every network namespace on the host, one transaction each.
-    #[arg(long, conflicts_with_all = ["plan_file", "netns", "netns_pid"])]
+    // Refused with the flags it would otherwise ignore, commit-confirmed's above all:
+    // a user who asks for an automatic rollback must not get an apply without one.
+    #[arg(long, conflicts_with_all = ["plan_file", "netns", "netns_pid", "persist", "kernel_log", "sample_window", "confirm_within", "probes", "probe_cmds", "probe_netns"])]
     all_netns: bool,
 }
 
