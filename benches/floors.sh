@@ -15,7 +15,8 @@
 # playbooks that read it).
 #
 # As root it then runs benches/scale-floors.sh (100k TIME_WAIT, 30k links, 5k
-# processes, each with its floor; SCALE=0 skips it).
+# processes, each with its floor) and benches/all-netns.sh (`--all-netns` over 10 and
+# 100 namespaces, with its floor); SCALE=0 skips both.
 #
 # Usage: bash benches/floors.sh [--runs N]
 # Needs: hyperfine, GNU time and a C compiler (apt-get install hyperfine time gcc).
@@ -91,4 +92,5 @@ for args in "$sysctl_books --kernel-log $empty" "--kernel-log $empty --sample-wi
 done
 if [ "$(id -u)" = 0 ] && [ "${SCALE:-1}" != 0 ]; then
   TUNE_STATIC=${tune_static:-} bash benches/scale-floors.sh
+  TUNE_STATIC=${tune_static:-} bash benches/all-netns.sh
 fi
