@@ -235,3 +235,83 @@ fn all_netns_refuses_the_flags_it_cannot_honour() {
         assert!(!dir.path().join("state").exists(), "{args:?} made state");
     }
 }
+
+/// A `plan` of the sysctl playbooks, as the speed benchmark runs it.
+fn sysctl_plan(state: &Path) -> std::process::Command {
+    let mut cmd = tune(state);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "plan",
+        "-p",
+        "playbooks/conntrack.yml",
+        "-p",
+        "playbooks/time-wait.yml",
+        "--kernel-log",
+        QUIET_KERNEL_LOG,
+    ]);
+    cmd
+}
+
+/// tune starts from the C `main` (src/main.rs), so it reopens closed standard streams
+/// on /dev/null itself: otherwise the next file it opens (a playbook, a lock, a
+/// configuration file being written) takes the number, and what tune prints goes into
+/// it. The softirq playbook samples over a window, during which the live process's
+/// fds 0 and 1 are looked at.
+#[test]
+fn closed_standard_streams_are_reopened_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = tune(dir.path());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "plan",
+            "-p",
+            "playbooks/softirq.yml",
+            "--sample-window",
+            "2s",
+        ])
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: close(2) is async-signal-safe, and fds 0 and 1 belong to no one here.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(0);
+            libc::close(1);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn");
+    let fd = |n: u32| std::fs::read_link(format!("/proc/{}/fd/{n}", child.id())).ok();
+    // Until the sanitising has run (a few ms in), the fds are closed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut seen = (None, None);
+    while std::time::Instant::now() < deadline {
+        seen = (fd(0), fd(1));
+        if seen.0.is_some() && seen.1.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("wait");
+    let null = Some(std::path::PathBuf::from("/dev/null"));
+    assert_eq!(seen, (null.clone(), null), "fds 0 and 1 while tune ran");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(out.stderr.is_empty(), "{}", text(&out));
+}
+
+/// `SIGPIPE` stays ignored (src/main.rs does what the Rust runtime did): a reader that
+/// has gone away is an EPIPE that tune ends on quietly with exit 0, not a signal that
+/// kills it between two writes.
+#[test]
+fn a_reader_that_went_away_does_not_kill_tune() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = sysctl_plan(dir.path())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.signal(), None, "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(out.stderr.is_empty(), "{}", text(&out));
+}
