@@ -251,16 +251,15 @@ fn sysctl_plan(state: &Path) -> std::process::Command {
     cmd
 }
 
-/// tune starts from the C `main` (src/main.rs), so it reopens closed standard streams
-/// on /dev/null itself: otherwise the next file it opens (a playbook, a lock, a
-/// configuration file being written) takes the number, and what tune prints goes into
-/// it. The softirq playbook samples over a window, during which the live process's
-/// fds 0 and 1 are looked at.
-#[test]
-fn closed_standard_streams_are_reopened_on_dev_null() {
-    use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = tune(dir.path());
+/// Runs `tune plan` with the softirq playbook, which samples over a 2 s window, and
+/// polls `look` with the live process's pid until it returns `Some` (or 1.5 s pass);
+/// returns what it last saw and the output.
+fn while_sampling<T>(
+    state: &Path,
+    setup: impl FnOnce(&mut std::process::Command),
+    mut look: impl FnMut(u32) -> Option<T>,
+) -> (Option<T>, std::process::Output) {
+    let mut cmd = tune(state);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "plan",
@@ -269,32 +268,72 @@ fn closed_standard_streams_are_reopened_on_dev_null() {
             "--sample-window",
             "2s",
         ])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    // SAFETY: close(2) is async-signal-safe, and fds 0 and 1 belong to no one here.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::close(0);
-            libc::close(1);
-            Ok(())
-        });
-    }
+    setup(&mut cmd);
     let child = cmd.spawn().expect("spawn");
-    let fd = |n: u32| std::fs::read_link(format!("/proc/{}/fd/{n}", child.id())).ok();
-    // Until the sanitising has run (a few ms in), the fds are closed.
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
-    let mut seen = (None, None);
-    while std::time::Instant::now() < deadline {
-        seen = (fd(0), fd(1));
-        if seen.0.is_some() && seen.1.is_some() {
-            break;
-        }
+    let mut seen = None;
+    while seen.is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
+        seen = look(child.id());
     }
-    let out = child.wait_with_output().expect("wait");
-    let null = Some(std::path::PathBuf::from("/dev/null"));
-    assert_eq!(seen, (null.clone(), null), "fds 0 and 1 while tune ran");
+    (seen, child.wait_with_output().expect("wait"))
+}
+
+/// tune starts from the C `main` (src/main.rs), so it reopens closed standard streams
+/// on /dev/null itself: otherwise the next file it opens (a playbook, a lock, a
+/// configuration file being written) takes the number, and what tune prints goes into
+/// it. fds 0 and 1 of the live process are looked at while it samples.
+#[test]
+fn closed_standard_streams_are_reopened_on_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fd = |pid: u32, n: u32| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).ok();
+    let (seen, out) = while_sampling(
+        dir.path(),
+        |cmd| {
+            // SAFETY: close(2) is async-signal-safe, and fds 0 and 1 belong to no one here.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::close(0);
+                    libc::close(1);
+                    Ok(())
+                });
+            }
+        },
+        // Until the sanitising has run (a few ms in), the fds are closed.
+        |pid| fd(pid, 0).zip(fd(pid, 1)),
+    );
+    let null = std::path::PathBuf::from("/dev/null");
+    assert_eq!(
+        seen,
+        Some((null.clone(), null)),
+        "fds 0 and 1 while tune ran"
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(out.stderr.is_empty(), "{}", text(&out));
+}
+
+/// build.rs links the binary's unwinder statically: a run maps libc and not
+/// libgcc_s.so.1, whose load and constructor (CPUID instructions, each an exit to the
+/// hypervisor on a VM) were a sixth of a plan on the development VM.
+#[test]
+fn a_run_does_not_load_libgcc_s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (maps, out) = while_sampling(
+        dir.path(),
+        |_| {},
+        // Once the process runs tune's code, libc is mapped.
+        |pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .ok()
+                .filter(|maps| maps.contains("libc.so"))
+        },
+    );
+    let maps = maps.expect("libc.so mapped while tune ran");
+    assert!(!maps.contains("libgcc_s"), "{maps}");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 /// `SIGPIPE` stays ignored (src/main.rs does what the Rust runtime did): a reader that
