@@ -158,6 +158,23 @@ fn plan_output_file_is_the_json_plan() {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("plan file")).expect("json");
     assert!(plan["changes"].is_array() && plan["findings"].is_array());
+    // What it was made from is recorded in the file and in JSON output (the text
+    // report, which does not show it, does not compute it).
+    assert!(
+        plan["made_from"]["playbooks"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    let out = tune(dir.path())
+        .args(["plan", "--kernel-log", QUIET_KERNEL_LOG, "--format", "json"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        json["made_from"]["playbooks"],
+        plan["made_from"]["playbooks"]
+    );
 }
 
 #[test]

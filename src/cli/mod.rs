@@ -605,7 +605,13 @@ fn cmd_plan(args: PlanArgs) -> Result<i32> {
             &Default::default(),
         )
     })?;
-    plan.made_from = Some(set.made_from(ns.as_ref(), snapshot, samples, &args.sources.config)?);
+    // What the plan was made from (each playbook's text and SHA-256, the samples) is
+    // for a plan that is kept or read by a program; the text and OpenMetrics reports
+    // do not show it, so they do not compute it.
+    if args.out.is_some() || matches!(args.format, PlanFormat::Json) {
+        plan.made_from =
+            Some(set.made_from(ns.as_ref(), snapshot, samples, &args.sources.config)?);
+    }
     plan.netns = ns;
     if let Some(path) = &args.out {
         write_plan_file(path, &plan)?;
