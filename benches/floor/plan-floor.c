@@ -139,15 +139,6 @@ static long recv_dump(int fd) {
     }
 }
 
-static void dump(int fd, int type, int family) {
-    struct {
-        struct nlmsghdr h;
-        struct rtgenmsg g;
-    } req = {{sizeof req, type, NLM_F_REQUEST | NLM_F_DUMP, 1, 0}, {family}};
-    send(fd, &req, sizeof req, 0);
-    recv_dump(fd);
-}
-
 /* The link dump as tune asks for it: an ifinfomsg and IFLA_EXT_MASK skipping stats. */
 static void dump_links(int fd) {
     struct {
@@ -159,6 +150,17 @@ static void dump_links(int fd) {
              {AF_UNSPEC},
              {RTA_LENGTH(sizeof(unsigned)), IFLA_EXT_MASK},
              RTEXT_FILTER_SKIP_STATS};
+    send(fd, &req, sizeof req, 0);
+    recv_dump(fd);
+}
+
+/* The qdisc dump as tune asks for it: a tcmsg (the kernel refuses a shorter request
+ * with EINVAL, which is what this floor sent until 2026-12-04: it dumped no qdisc). */
+static void dump_qdiscs(int fd) {
+    struct {
+        struct nlmsghdr h;
+        struct tcmsg t;
+    } req = {{sizeof req, RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP, 1, 0}, {AF_UNSPEC}};
     send(fd, &req, sizeof req, 0);
     recv_dump(fd);
 }
@@ -197,7 +199,7 @@ static int links_path(const char *ns) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) return 2;
     dump_links(fd);
-    dump(fd, RTM_GETQDISC, AF_UNSPEC);
+    dump_qdiscs(fd);
     close(fd);
     return 0;
 }
@@ -251,7 +253,7 @@ static int allns_path(void) {
         int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (nl >= 0) {
             dump_links(nl);
-            dump(nl, RTM_GETQDISC, AF_UNSPEC);
+            dump_qdiscs(nl);
             close(nl);
         }
         if (paths[i][0] && setns(own, CLONE_NEWNET) < 0) return 2;
@@ -300,8 +302,8 @@ static int all_path(long window_ms) {
     read_file("/proc/softirqs", big, sizeof big);
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd >= 0) {
-        dump(fd, RTM_GETLINK, AF_UNSPEC);
-        dump(fd, RTM_GETQDISC, AF_UNSPEC);
+        dump_links(fd);
+        dump_qdiscs(fd);
         close(fd);
     }
     DIR *d = opendir("/proc");

@@ -317,12 +317,12 @@ fn link_from(r: &LinkRecord, drops: bool) -> Link {
 
 /// Reads, for every link attached to a link in another namespace, that remote link
 /// (RTM_GETLINK with IFLA_TARGET_NETNSID: one request per remote link).
-fn read_remote_links(links: &mut [Link]) {
+fn read_remote_links(route: &mut rtdump::Route, links: &mut [Link]) {
     for link in links {
         let (Some(index), Some(nsid)) = (link.link.get(), link.link_netnsid.get()) else {
             continue;
         };
-        let remote = rtdump::link_in(nsid, index, |r| RemoteLink {
+        let remote = route.link_in(nsid, index, |r| RemoteLink {
             name: r
                 .name
                 .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -420,30 +420,33 @@ pub fn root_qdisc_from_record<'a>(
 /// with the links in other namespaces that they are attached to (veth peers);
 /// `drops`: with each link's drop counters.
 pub fn gather(qdiscs: bool, drops: bool) -> (Fact<Vec<Link>>, Fact<Vec<Qdisc>>) {
-    let reason = |e: crate::kernel::rtnl::NlError| format!("rtnetlink: {e}");
-    let links = match rtdump::links(|r| link_from(r, drops)) {
-        Ok(mut links) => {
-            // The dump grew the vector by doubling: up to half of it is unused.
-            links.shrink_to_fit();
-            read_remote_links(&mut links);
-            links
-        }
-        Err(e) => {
-            let why = reason(e);
-            let roots = if qdiscs {
-                Fact::Unknown(why.clone())
-            } else {
-                Fact::default()
-            };
-            return (Fact::Unknown(why), roots);
-        }
+    let failed = |e: crate::kernel::rtnl::NlError| {
+        let why = format!("rtnetlink: {e}");
+        let roots = if qdiscs {
+            Fact::Unknown(why.clone())
+        } else {
+            Fact::default()
+        };
+        (Fact::Unknown(why), roots)
     };
+    // One socket for the link dump, the peers and the qdisc dump.
+    let mut route = match rtdump::Route::open() {
+        Ok(route) => route,
+        Err(e) => return failed(e),
+    };
+    let mut links = match route.links(|r| link_from(r, drops)) {
+        Ok(links) => links,
+        Err(e) => return failed(e),
+    };
+    // The dump grew the vector by doubling: up to half of it is unused.
+    links.shrink_to_fit();
+    read_remote_links(&mut route, &mut links);
     let roots = if qdiscs {
         let index = LinkIndex::new(&links);
         let name = |i| index.get(i).map(|l| l.name.as_str());
-        match rtdump::qdiscs(|r| root_qdisc_from_record(r, name)) {
+        match route.qdiscs(|r| root_qdisc_from_record(r, name)) {
             Ok(roots) => Fact::Value(roots),
-            Err(e) => Fact::Unknown(reason(e)),
+            Err(e) => Fact::Unknown(format!("rtnetlink: {e}")),
         }
     } else {
         Fact::default()

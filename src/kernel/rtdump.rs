@@ -542,140 +542,192 @@ impl Socket {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(1);
 
-/// Sends a request on a fresh socket and hands each data message's payload to `each`
-/// until the reply is complete. Returns whether the kernel flagged the dump as
-/// inconsistent.
-fn exchange(
-    kind: u16,
-    flags: u16,
-    body: &[u8],
-    attrs: &[(u16, &[u8])],
-    each: impl FnMut(u16, &[u8]) -> NlResult<()>,
-) -> NlResult<bool> {
-    exchange_on(libc::NETLINK_ROUTE, kind, flags, body, attrs, each)
-}
-
-/// `exchange` on a socket of another netlink protocol (NETLINK_GENERIC for
-/// [`crate::kernel::ethtool`]).
+/// Sends a request on a fresh socket of netlink `protocol` (NETLINK_GENERIC for
+/// [`crate::kernel::ethtool`], NETLINK_SOCK_DIAG for the socket dumps) and hands each
+/// data message's payload to `each` until the reply is complete. Returns whether the
+/// kernel flagged the dump as inconsistent.
 pub fn exchange_on(
     protocol: libc::c_int,
     kind: u16,
     flags: u16,
     body: &[u8],
     attrs: &[(u16, &[u8])],
-    mut each: impl FnMut(u16, &[u8]) -> NlResult<()>,
+    each: impl FnMut(u16, &[u8]) -> NlResult<()>,
 ) -> NlResult<bool> {
-    let socket = Socket::open(protocol)?;
-    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    socket.send(&request(kind, flags, seq, body, attrs))?;
-    let mut buf = Vec::with_capacity(RECV_BUFFER);
-    let mut interrupted = false;
-    loop {
-        socket.recv(&mut buf)?;
-        let datagram = read_datagram(&buf, seq, &mut each)?;
-        interrupted |= datagram.interrupted;
-        if datagram.done {
-            return Ok(interrupted);
-        }
-    }
+    Session::open(protocol)?.exchange(kind, flags, body, attrs, each)
 }
 
-/// Dumps with `kind`, converting each message of `reply_kind` with `convert`;
-/// retried when the kernel flags the dump as inconsistent.
-fn dump<T>(
-    kind: u16,
-    reply_kind: u16,
-    body: &[u8],
-    attrs: &[(u16, &[u8])],
-    mut convert: impl FnMut(&[u8]) -> NlResult<Option<T>>,
-) -> NlResult<Vec<T>> {
-    let mut out = Vec::new();
-    for _ in 0..DUMP_ATTEMPTS {
-        out.clear();
-        let interrupted = exchange(kind, NLM_F_DUMP, body, attrs, |k, payload| {
-            if k == reply_kind
-                && let Some(t) = convert(payload)?
-            {
-                out.push(t);
+/// A socket with its receive buffer, for several requests in a row.
+struct Session {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    fn open(protocol: libc::c_int) -> NlResult<Session> {
+        Ok(Session {
+            socket: Socket::open(protocol)?,
+            buf: Vec::with_capacity(RECV_BUFFER),
+        })
+    }
+
+    /// Sends one request and hands each data message's payload of its reply to `each`
+    /// until the reply is complete (datagrams of earlier requests are skipped by their
+    /// sequence numbers). Returns whether the kernel flagged a dump as inconsistent.
+    fn exchange(
+        &mut self,
+        kind: u16,
+        flags: u16,
+        body: &[u8],
+        attrs: &[(u16, &[u8])],
+        mut each: impl FnMut(u16, &[u8]) -> NlResult<()>,
+    ) -> NlResult<bool> {
+        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        self.socket.send(&request(kind, flags, seq, body, attrs))?;
+        let mut interrupted = false;
+        loop {
+            self.socket.recv(&mut self.buf)?;
+            let datagram = read_datagram(&self.buf, seq, &mut each)?;
+            interrupted |= datagram.interrupted;
+            if datagram.done {
+                return Ok(interrupted);
             }
-            Ok(())
-        })?;
-        if !interrupted {
-            break;
         }
     }
-    Ok(out)
+
+    /// Dumps with `kind`, converting each message of `reply_kind` with `convert`;
+    /// retried when the kernel flags the dump as inconsistent.
+    fn dump<T>(
+        &mut self,
+        kind: u16,
+        reply_kind: u16,
+        body: &[u8],
+        attrs: &[(u16, &[u8])],
+        mut convert: impl FnMut(&[u8]) -> NlResult<Option<T>>,
+    ) -> NlResult<Vec<T>> {
+        let mut out = Vec::new();
+        for _ in 0..DUMP_ATTEMPTS {
+            out.clear();
+            let interrupted = self.exchange(kind, NLM_F_DUMP, body, attrs, |k, payload| {
+                if k == reply_kind
+                    && let Some(t) = convert(payload)?
+                {
+                    out.push(t);
+                }
+                Ok(())
+            })?;
+            if !interrupted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn get_link<T>(
+        &mut self,
+        index: u32,
+        attrs: &[(u16, &[u8])],
+        convert: impl FnOnce(&LinkRecord) -> T,
+    ) -> NlResult<Option<T>> {
+        let mut body = [0u8; IFINFOMSG_LEN];
+        body[4..8].copy_from_slice(&index.to_ne_bytes());
+        let mut convert = Some(convert);
+        let mut found = None;
+        let result = self.exchange(RTM_GETLINK, 0, &body, attrs, |kind, payload| {
+            if kind == RTM_NEWLINK
+                && let Some(convert) = convert.take()
+            {
+                found = Some(convert(&parse_link(payload)?));
+            }
+            Ok(())
+        });
+        match result {
+            Ok(_) => Ok(found),
+            Err(e) if e.errno == libc::ENODEV => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 const SKIP_STATS: [u8; 4] = RTEXT_FILTER_SKIP_STATS.to_ne_bytes();
 
-/// Every link of the namespace, one dump without statistics, each converted by
-/// `convert` straight from the reply buffer.
-pub fn links<T>(mut convert: impl FnMut(&LinkRecord) -> T) -> NlResult<Vec<T>> {
-    dump(
-        RTM_GETLINK,
-        RTM_NEWLINK,
-        &[0; IFINFOMSG_LEN],
-        &[(IFLA_EXT_MASK, &SKIP_STATS)],
-        |payload| Ok(Some(convert(&parse_link(payload)?))),
-    )
+/// One NETLINK_ROUTE socket for the several requests of one gathering (the link dump,
+/// the peers, the qdisc dump), where each request opened its own: five system calls
+/// and a socket's set-up and tear-down each, once per namespace with `--all-netns`.
+/// A netlink socket answers for the namespace of the thread that opened it, so a
+/// `Route` is used only where it was opened (it is not `Send`).
+pub struct Route {
+    session: Session,
+    _here: std::marker::PhantomData<*const ()>,
+}
+
+impl Route {
+    /// A socket in the calling thread's network namespace.
+    pub fn open() -> NlResult<Route> {
+        Ok(Route {
+            session: Session::open(libc::NETLINK_ROUTE)?,
+            _here: std::marker::PhantomData,
+        })
+    }
+
+    /// Every link of the namespace, one dump without statistics, each converted by
+    /// `convert` straight from the reply buffer.
+    pub fn links<T>(&mut self, mut convert: impl FnMut(&LinkRecord) -> T) -> NlResult<Vec<T>> {
+        self.session.dump(
+            RTM_GETLINK,
+            RTM_NEWLINK,
+            &[0; IFINFOMSG_LEN],
+            &[(IFLA_EXT_MASK, &SKIP_STATS)],
+            |payload| Ok(Some(convert(&parse_link(payload)?))),
+        )
+    }
+
+    /// One link by index in the namespace that `netnsid` names from this socket's
+    /// namespace (IFLA_LINK_NETNSID of a veth whose peer is elsewhere), through
+    /// RTM_GETLINK with IFLA_TARGET_NETNSID (Linux 4.20 and later). The kernel answers
+    /// only with CAP_NET_ADMIN over that namespace; `None` when no such link exists.
+    pub fn link_in<T>(
+        &mut self,
+        netnsid: i32,
+        index: u32,
+        convert: impl FnOnce(&LinkRecord) -> T,
+    ) -> NlResult<Option<T>> {
+        let target = netnsid.to_ne_bytes();
+        self.session.get_link(
+            index,
+            &[(IFLA_EXT_MASK, &SKIP_STATS), (IFLA_TARGET_NETNSID, &target)],
+            convert,
+        )
+    }
+
+    /// Every qdisc of the namespace, one dump, each converted (or skipped) by `convert`.
+    pub fn qdiscs<T>(
+        &mut self,
+        mut convert: impl FnMut(&QdiscRecord) -> Option<T>,
+    ) -> NlResult<Vec<T>> {
+        self.session.dump(
+            RTM_GETQDISC,
+            RTM_NEWQDISC,
+            &[0; TCMSG_LEN],
+            &[],
+            |payload| Ok(convert(&parse_qdisc(payload)?)),
+        )
+    }
+}
+
+/// Every link of the namespace ([`Route::links`] on a socket of its own).
+pub fn links<T>(convert: impl FnMut(&LinkRecord) -> T) -> NlResult<Vec<T>> {
+    Route::open()?.links(convert)
 }
 
 /// One link by index; `None` when no such link exists.
 pub fn link<T>(index: u32, convert: impl FnOnce(&LinkRecord) -> T) -> NlResult<Option<T>> {
-    get_link(index, &[(IFLA_EXT_MASK, &SKIP_STATS)], convert)
+    Session::open(libc::NETLINK_ROUTE)?.get_link(index, &[(IFLA_EXT_MASK, &SKIP_STATS)], convert)
 }
 
-/// One link by index in the namespace that `netnsid` names from the calling thread's
-/// namespace (IFLA_LINK_NETNSID of a veth whose peer is elsewhere), through
-/// RTM_GETLINK with IFLA_TARGET_NETNSID (Linux 4.20 and later). The kernel answers
-/// only with CAP_NET_ADMIN over that namespace; `None` when no such link exists.
-pub fn link_in<T>(
-    netnsid: i32,
-    index: u32,
-    convert: impl FnOnce(&LinkRecord) -> T,
-) -> NlResult<Option<T>> {
-    let target = netnsid.to_ne_bytes();
-    get_link(
-        index,
-        &[(IFLA_EXT_MASK, &SKIP_STATS), (IFLA_TARGET_NETNSID, &target)],
-        convert,
-    )
-}
-
-fn get_link<T>(
-    index: u32,
-    attrs: &[(u16, &[u8])],
-    convert: impl FnOnce(&LinkRecord) -> T,
-) -> NlResult<Option<T>> {
-    let mut body = [0u8; IFINFOMSG_LEN];
-    body[4..8].copy_from_slice(&index.to_ne_bytes());
-    let mut convert = Some(convert);
-    let mut found = None;
-    let result = exchange(RTM_GETLINK, 0, &body, attrs, |kind, payload| {
-        if kind == RTM_NEWLINK
-            && let Some(convert) = convert.take()
-        {
-            found = Some(convert(&parse_link(payload)?));
-        }
-        Ok(())
-    });
-    match result {
-        Ok(_) => Ok(found),
-        Err(e) if e.errno == libc::ENODEV => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Every qdisc of the namespace, one dump, each converted (or skipped) by `convert`.
-pub fn qdiscs<T>(mut convert: impl FnMut(&QdiscRecord) -> Option<T>) -> NlResult<Vec<T>> {
-    dump(
-        RTM_GETQDISC,
-        RTM_NEWQDISC,
-        &[0; TCMSG_LEN],
-        &[],
-        |payload| Ok(convert(&parse_qdisc(payload)?)),
-    )
+/// Every qdisc of the namespace ([`Route::qdiscs`] on a socket of its own).
+pub fn qdiscs<T>(convert: impl FnMut(&QdiscRecord) -> Option<T>) -> NlResult<Vec<T>> {
+    Route::open()?.qdiscs(convert)
 }
 
 #[cfg(test)]
