@@ -450,8 +450,16 @@ pub fn drift_notes(facts: &Facts, config: &ConfigFacts) -> Vec<String> {
     let Fact::Value(boot) = &config.sysctl else {
         return Vec::new();
     };
+    // Nothing to compare (playbooks that read no sysctl: each namespace of an
+    // `--all-netns` plan of the link playbooks), so nothing to parse.
+    if facts.sysctls.is_empty() {
+        return Vec::new();
+    }
     let systemd = effective(&boot.systemd());
-    let procps = effective(&boot.procps());
+    // `sysctl --system` reads the same files, then /etc/sysctl.conf: systemd's
+    // settings with that file's on top, each file parsed once.
+    let mut procps = systemd.clone();
+    procps.extend(effective(&boot.procps()[boot.files.len()..]));
     let mut notes = Vec::new();
     for (key, live) in &facts.sysctls {
         let Fact::Value(live) = live else { continue };
@@ -494,6 +502,31 @@ mod tests {
             link_owners: BTreeMap::new(),
             units: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn drift_notes_read_boot_as_both_readers_do_and_only_for_live_sysctls() {
+        let mut config = config(Vec::new());
+        config.sysctl = Fact::Value(SysctlBoot {
+            files: vec![ConfFile {
+                path: "/etc/sysctl.d/50-site.conf".into(),
+                content: "net.core.somaxconn = 1024\nnet.ipv4.tcp_tw_reuse = 2\n".into(),
+            }],
+            sysctl_conf: Some("# site\nnet.core.somaxconn=4096\n".into()),
+        });
+        let mut facts = Facts::default();
+        assert_eq!(drift_notes(&facts, &config), Vec::<String>::new());
+        facts.sysctls = BTreeMap::from([
+            ("net.core.somaxconn".into(), Fact::Value("4096".into())),
+            ("net.ipv4.tcp_tw_reuse".into(), Fact::Value("2".into())),
+        ]);
+        assert_eq!(
+            drift_notes(&facts, &config),
+            [
+                "persistence drift: sysctl:net.core.somaxconn is \"4096\" now, but boot sets \"1024\" (/etc/sysctl.d/50-site.conf:1); the live value is lost at reboot",
+                "sysctl:net.core.somaxconn: systemd-sysctl sets \"1024\" (/etc/sysctl.d/50-site.conf:1) but `sysctl --system` sets \"4096\" (/etc/sysctl.conf:2); the value after boot depends on which one runs",
+            ]
+        );
     }
 
     fn change(key: &str, after: &str) -> Change {
