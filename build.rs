@@ -9,8 +9,9 @@
 //! For binaries only (`rustc-link-arg-bins`: not the library, not the test binaries,
 //! not proc-macros, which unwind through rustc's own libgcc_s) a directory is put first
 //! on the linker's search path holding a `libgcc_s.so` that is a linker script naming
-//! gcc's static `libgcc_eh.a`. Where the C compiler does not know `libgcc_eh.a`, or the
-//! build is static already (`+crt-static` links it anyway), nothing changes.
+//! gcc's static `libgcc_eh.a`. Where the C compiler does not know `libgcc_eh.a`, the
+//! build is static already (`+crt-static` links it anyway) or it is a cross build,
+//! nothing changes.
 
 use std::env;
 use std::path::PathBuf;
@@ -23,7 +24,13 @@ fn main() {
     let static_crt = var("CARGO_CFG_TARGET_FEATURE")
         .split(',')
         .any(|f| f == "crt-static");
-    if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || static_crt {
+    // A cross build's linker would need its own libgcc_eh.a; leave it as it is.
+    let native = var("TARGET") == var("HOST");
+    if var("CARGO_CFG_TARGET_OS") != "linux"
+        || var("CARGO_CFG_TARGET_ENV") != "gnu"
+        || static_crt
+        || !native
+    {
         return;
     }
     let linker = env::var("RUSTC_LINKER").unwrap_or_else(|_| "cc".into());

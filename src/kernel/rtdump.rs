@@ -655,7 +655,9 @@ const SKIP_STATS: [u8; 4] = RTEXT_FILTER_SKIP_STATS.to_ne_bytes();
 /// the peers, the qdisc dump), where each request opened its own: five system calls
 /// and a socket's set-up and tear-down each, once per namespace with `--all-netns`.
 /// A netlink socket answers for the namespace of the thread that opened it, so a
-/// `Route` is used only where it was opened (it is not `Send`).
+/// `Route` is used only where it was opened (it is not `Send`). After a request that
+/// failed part-way through a dump, the kernel may still hold that dump (a new one
+/// would be refused with EBUSY): callers stop there, as `facts::net::gather` does.
 pub struct Route {
     session: Session,
     _here: std::marker::PhantomData<*const ()>,
