@@ -78,6 +78,13 @@ fn cases() -> Vec<(&'static str, String, &'static str)> {
             "invalid pattern",
         ),
         (
+            // Patterns match bytes with ASCII classes (/dev/kmsg is ASCII): a Unicode
+            // class is refused at check time, not silently never matched.
+            "unicode-class.yml",
+            ok_rule("      kernel_log: {pattern: '\\p{Greek}+ full', within: 1h}", plain_fix),
+            "invalid pattern",
+        ),
+        (
             "bad-window.yml",
             ok_rule("      kernel_log: {pattern: full, within: forever}", plain_fix),
             "is not a duration",

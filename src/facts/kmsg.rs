@@ -24,10 +24,9 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, Span, packed};
-use regex::Regex;
 
 use super::{Fact, FactRequest, LogLine, describe_io_error};
-use crate::domain::log_pattern::is_plain_text;
+use crate::domain::log_pattern::{compile, is_plain_text};
 
 /// Which lines of the kernel log the facts need: those whose raw bytes hold one of the
 /// needles, the `kernel_log` patterns (when all are plain text) and the OOM markers of
@@ -366,7 +365,7 @@ pub fn select(
         let matcher = if is_plain_text(pattern) {
             Ok(None)
         } else {
-            Regex::new(pattern).map(Some)
+            compile(pattern).map(Some)
         };
         let fact = match matcher {
             Ok(re) => {
@@ -382,7 +381,7 @@ pub fn select(
                         l.time >= since
                             && re.as_ref().map_or_else(
                                 || l.message.contains(pattern.as_str()),
-                                |re| re.is_match(&l.message),
+                                |re| re.is_match(l.message.as_bytes()),
                             )
                     })
                     .cloned()
@@ -542,8 +541,11 @@ mod tests {
             let Fact::Value(got) = &select(&log, &patterns, 2.0)[pattern] else {
                 panic!("unknown")
             };
-            let re = Regex::new(pattern).unwrap();
-            let want: Vec<&LogLine> = log.iter().filter(|l| re.is_match(&l.message)).collect();
+            let re = compile(pattern).unwrap();
+            let want: Vec<&LogLine> = log
+                .iter()
+                .filter(|l| re.is_match(l.message.as_bytes()))
+                .collect();
             assert_eq!(got.iter().collect::<Vec<_>>(), want, "{pattern}");
         }
         // A real regex still compiles and matches as one.

@@ -415,14 +415,16 @@ mod tests {
     /// fixtures and on crafted ones.
     #[test]
     fn the_prefix_parsers_agree_with_the_old_regexes() {
-        use regex::Regex;
-        let memory = Regex::new(r"^memory: usage (\d+)kB, limit (\d+)kB").unwrap();
-        let task = Regex::new(r"^Task in (\S+) killed as a result of limit of").unwrap();
-        let old = Regex::new(
-            r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.*)\) score",
-        )
-        .unwrap();
-        let kill = Regex::new(r"^(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+),? (?:UID \d+, )?\((.*?)\)(?:,? (.*))?$").unwrap();
+        // tune's regex has no Unicode tables: byte regexes, ASCII classes, as
+        // `kernel_log` patterns are compiled (the lines here are ASCII).
+        let re = |p: &str| crate::domain::log_pattern::compile(p).unwrap();
+        let memory = re(r"^memory: usage (\d+)kB, limit (\d+)kB");
+        let task = re(r"^Task in (\S+) killed as a result of limit of");
+        let old =
+            re(r"^(Memory cgroup out of memory|Out of memory): Kill process (\d+) \((.*)\) score");
+        let kill = re(
+            r"^(Memory cgroup out of memory: |Out of memory: )?Killed process (\d+),? (?:UID \d+, )?\((.*?)\)(?:,? (.*))?$",
+        );
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oom");
         let mut lines: Vec<String> = [
             "Killed process 1 (a) b) c",
@@ -445,23 +447,27 @@ mod tests {
                 lines.push(msg.trim_end().to_owned());
             }
         }
+        fn text(m: regex::bytes::Match<'_>) -> &str {
+            std::str::from_utf8(m.as_bytes()).unwrap()
+        }
         let mut parsed = 0;
         for msg in &lines {
             let msg = msg.as_str();
-            let m = memory.captures(msg).map(|c| c.get(2).unwrap().as_str());
+            let bytes = msg.as_bytes();
+            let m = memory.captures(bytes).map(|c| text(c.get(2).unwrap()));
             assert_eq!(memory_line(msg), m, "{msg:?}");
-            let t = task.captures(msg).map(|c| c.get(1).unwrap().as_str());
+            let t = task.captures(bytes).map(|c| text(c.get(1).unwrap()));
             assert_eq!(task_in(msg), t, "{msg:?}");
-            let o = old.captures(msg).map(|c| {
+            let o = old.captures(bytes).map(|c| {
                 (
-                    c[1].starts_with("Memory cgroup"),
-                    c.get(2).unwrap().as_str(),
-                    c.get(3).unwrap().as_str(),
+                    c[1].starts_with(b"Memory cgroup"),
+                    text(c.get(2).unwrap()),
+                    text(c.get(3).unwrap()),
                 )
             });
             assert_eq!(old_kill(msg), o, "{msg:?}");
-            let k = kill.captures(msg).map(|c| {
-                let s = |i| c.get(i).map(|m| m.as_str());
+            let k = kill.captures(bytes).map(|c| {
+                let s = |i| c.get(i).map(text);
                 (s(1), s(2).unwrap(), s(3).unwrap(), s(4))
             });
             let mine = killed(msg).map(|k| (k.reason, k.pid, k.comm, k.fields));

@@ -576,7 +576,8 @@ pub enum RingTarget {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KernelLogCondition {
-    /// A regular expression (Rust `regex` syntax) matched against each message.
+    /// A regular expression (Rust `regex` syntax) matched against each message's bytes:
+    /// `.`, `\w`, `\d`, `\s` and `(?i)` are ASCII, `\p{..}` is refused.
     pub pattern: String,
     /// How far back to look, e.g. `1h`, `30m`, `2h 30m`.
     #[schemars(with = "super::schema_hints::Duration")]
