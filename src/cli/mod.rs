@@ -507,15 +507,19 @@ fn make_plan_sampled(
 ) -> Result<(Plan, Observed)> {
     let pairs = set.pairs();
     let root = config.root()?;
-    let mut facts = match snapshot {
-        Some(facts) => facts.clone(),
+    let (mut facts, findings) = match snapshot {
+        Some(facts) => (facts.clone(), None),
         None => {
-            let mut facts = gather_lazily(&pairs, options);
+            let (mut facts, findings) = gather_lazily(&pairs, options);
+            // The configuration files are for persistence: no condition reads them.
             persist::gather(&mut facts, &root, configs);
-            facts
+            (facts, findings)
         }
     };
-    let mut plan = plan::plan_from_facts(&pairs, &facts);
+    let mut plan = match findings {
+        Some(findings) => plan::plan(&pairs, &facts, findings),
+        None => plan::plan_from_facts(&pairs, &facts),
+    };
     persist::finish(
         &mut plan,
         &pairs,
@@ -543,8 +547,12 @@ fn make_plan_sampled(
 /// this exact: a rule decided while a fact is unknown is decided whatever that fact's
 /// value. On a healthy host the costly probes of rules that cannot fire are skipped.
 /// The TCP listeners come last: `listen_queue` sits beside overflow signals that the
-/// costly facts decide.
-fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOptions) -> Facts {
+/// costly facts decide. Returns the findings too when the last round's detection saw
+/// the final facts (it gathered nothing after), so the plan does not detect again.
+fn gather_lazily(
+    pairs: &[(&LoadedPlaybook, &Vars)],
+    options: &facts::GatherOptions,
+) -> (Facts, Option<Vec<crate::finding::Finding>>) {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
     let (costly, last) = costly.split_listeners();
     // The growth counters' first readings come along with the cheap counters when
@@ -552,24 +560,25 @@ fn gather_lazily(pairs: &[(&LoadedPlaybook, &Vars)], options: &facts::GatherOpti
     // again (its window starts at that reading).
     let growth: BTreeSet<String> = costly.counter_growth.keys().cloned().collect();
     let (mut facts, prefetched) = facts::gather_first(&cheap, options, &growth);
+    let mut findings = None;
     for later in [costly, last] {
         if later.is_empty() {
             continue;
         }
         // `detect` returns only the rules that fired or are undecided.
-        let open: Vec<(String, String)> = crate::detect::detect(pairs, &facts)
-            .into_iter()
-            .map(|f| (f.playbook, f.rule))
-            .collect();
+        let open = crate::detect::detect(pairs, &facts);
         let needed = FactRequest::for_rules(pairs, |pb, rule| {
-            open.iter().any(|(p, r)| p == pb && r == rule)
+            open.iter().any(|f| f.playbook == pb && f.rule == rule)
         })
         .intersect(&later);
-        if !needed.is_empty() {
+        if needed.is_empty() {
+            findings = Some(open);
+        } else {
             facts.merge(facts::gather_more(&needed, options, Some(&prefetched)));
+            findings = None;
         }
     }
-    facts
+    (facts, findings)
 }
 
 fn cmd_plan(args: PlanArgs) -> Result<i32> {
