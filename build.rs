@@ -14,8 +14,9 @@
 //! `libgcc_eh.a`, the build is static already (`+crt-static` links it anyway) or it is
 //! a cross build, nothing changes.
 //!
-//! **The functions a plan runs come first in `.text`**: `link/hot-functions.txt` (made
-//! by `link/regenerate.sh`) is lld's `--symbol-ordering-file`, so the code a plan
+//! **The functions a plan runs come first in `.text`**: `link/hot-functions.txt`
+//! (`hot-functions-static.txt` for the static build; both made by
+//! `link/regenerate.sh`) is lld's `--symbol-ordering-file`, so the code a plan
 //! executes sits in about 1 MiB at the start of the text instead of across its 6 MiB,
 //! and each page fault on it (the kernel maps 64 KiB around the faulting address) maps
 //! code the run needs. Only where the linker is the toolchain's own lld (rustc 1.90 and
@@ -31,6 +32,13 @@ fn var(name: &str) -> String {
     env::var(name).unwrap_or_default()
 }
 
+/// Whether the C runtime is linked statically (the static build).
+fn static_crt() -> bool {
+    var("CARGO_CFG_TARGET_FEATURE")
+        .split(',')
+        .any(|f| f == "crt-static")
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
@@ -40,14 +48,11 @@ fn main() {
 
 /// `-L` a directory whose `libgcc_s.so` names `libgcc_eh.a`, where that applies.
 fn static_libgcc() {
-    let static_crt = var("CARGO_CFG_TARGET_FEATURE")
-        .split(',')
-        .any(|f| f == "crt-static");
     // A cross build's linker would need its own libgcc_eh.a; leave it as it is.
     let native = var("TARGET") == var("HOST");
     if var("CARGO_CFG_TARGET_OS") != "linux"
         || var("CARGO_CFG_TARGET_ENV") != "gnu"
-        || static_crt
+        || static_crt()
         || !native
     {
         return;
@@ -76,9 +81,15 @@ fn static_libgcc() {
     println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
 }
 
-/// `--symbol-ordering-file link/hot-functions.txt`, where the linker is rustc's lld.
+/// `--symbol-ordering-file link/hot-functions.txt` (`-static.txt` for the static
+/// build, whose names differ), where the linker is rustc's lld.
 fn hot_functions_first() {
-    let list = PathBuf::from(var("CARGO_MANIFEST_DIR")).join("link/hot-functions.txt");
+    let name = if static_crt() {
+        "link/hot-functions-static.txt"
+    } else {
+        "link/hot-functions.txt"
+    };
+    let list = PathBuf::from(var("CARGO_MANIFEST_DIR")).join(name);
     println!("cargo:rerun-if-changed={}", list.display());
     // rustc links x86_64-unknown-linux-gnu with its own lld since 1.90, through the C
     // compiler with `-fuse-ld=lld`; any linker chosen by hand may be another.

@@ -19,14 +19,15 @@
 # 100 namespaces, with its floor); SCALE=0 skips both.
 #
 # Usage: bash benches/floors.sh [--runs N]
-# Needs: hyperfine, GNU time and a C compiler (apt-get install hyperfine time gcc).
+# Needs: hyperfine, GNU time, a C compiler and nm (apt-get install hyperfine time gcc
+# binutils).
 # Read-only: it changes nothing on the host (state in a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="--min-runs 50"
 [ "${1:-}" = "--runs" ] && runs="--runs $2"
-for tool in hyperfine /usr/bin/time cc; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install hyperfine time gcc" >&2; exit 1; }
+for tool in hyperfine /usr/bin/time cc nm; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install hyperfine time gcc binutils" >&2; exit 1; }
 done
 cargo build --release --quiet
 tune=$PWD/target/release/tune
@@ -37,6 +38,12 @@ if [ "${STATIC:-1}" != 0 ]; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# The hot-function lists only order what they name (README, How the binary starts).
+for pair in "$tune link/hot-functions.txt" ${tune_static:+"$tune_static link/hot-functions-static.txt"}; do
+  read -r bin list <<<"$pair"
+  have=$(comm -12 <(LC_ALL=C sort -u "$list") <(nm --defined-only "$bin" | awk '{ print $3 }' | LC_ALL=C sort -u) | wc -l)
+  echo "$list: $have of $(grep -c . "$list") names in ${bin#"$PWD"/} (fewer: run bash link/regenerate.sh)"
+done
 export NO_COLOR=1 TUNE_STATE_DIR=$tmp/state
 cc -O2 -static -o "$tmp/plan-floor" benches/floor/plan-floor.c
 floor=$tmp/plan-floor

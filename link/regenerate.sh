@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# Writes link/hot-functions.txt: the binary's functions that the benchmarked plans
-# execute, as mangled symbol names, which build.rs hands to lld as its
+# Writes link/hot-functions.txt and link/hot-functions-static.txt: the functions that
+# the benchmarked plans execute, as mangled symbol names, of the default build and of
+# the static one (README, Static build), which build.rs hands to lld as its
 # --symbol-ordering-file so that they come first in .text (README, Benchmark).
 #
-# Builds tune as `cargo build --release` does (the release profile keeps symbols, and
-# another profile's names would differ: cargo hashes the profile into them), runs each
-# command below under callgrind, and keeps the names callgrind saw that are functions
-# of the binary.
+# Builds each as its users build it (`cargo build --release`, and the static build as
+# tests/static-build.sh does), since the names differ between them: cargo hashes the
+# profile and an explicit --target into them (the release profile keeps symbols for
+# this). Runs each command below under callgrind and keeps the names callgrind saw
+# that are functions of that binary.
 # Run it after a toolchain or dependency update (the names carry crate hashes that
 # change then) or a large change to what a plan runs; a stale list only costs speed.
-# Prints how many of the old list's names the build still has.
+# Prints how many of each old list's names the build still has.
 # Usage: bash link/regenerate.sh    Needs: valgrind, binutils (nm).
-# Writes only target/release and link/hot-functions.txt: state and logs in a temp dir.
+# Writes only target/ and link/: state and logs in a temp dir.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
 for tool in valgrind nm; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install valgrind binutils" >&2; exit 1; }
 done
-cargo build --release --quiet
-bin=$PWD/target/release/tune
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export NO_COLOR=1 TUNE_STATE_DIR=$tmp/state
@@ -41,22 +41,31 @@ runs=(
   "plan --kernel-log $tmp/kern.log --sample-window 1ms --format json"
   "plan -p playbooks/conntrack.yml -p playbooks/jvm-heap.yml --kernel-log $tmp/kern.log"
 )
-i=0
-for args in "${runs[@]}"; do
-  i=$((i + 1))
-  # Exit 2 (changes pending) is a plan too; anything else is a failure.
-  rc=0
-  # shellcheck disable=SC2086 # the arguments are words
-  valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/run$i.out" \
-    "$bin" $args >/dev/null 2>"$tmp/run$i.err" || rc=$?
-  [ "$rc" = 0 ] || [ "$rc" = 2 ] || { cat "$tmp/run$i.err" >&2; echo "tune $args exited $rc" >&2; exit 1; }
-done
-nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | sort -u >"$tmp/functions"
-old=link/hot-functions.txt
-if [ -f "$old" ]; then
-  echo "the previous list: $(comm -12 <(sort -u "$old") "$tmp/functions" | wc -l) of $(grep -c . "$old") names still in the build"
-fi
-# callgrind names each function once as `fn=(id) name` (or cfn=, for a callee).
-sed -n 's/^c\{0,1\}fn=([0-9]*) \(.*\)$/\1/p' "$tmp"/run*.out | sort -u >"$tmp/executed"
-comm -12 "$tmp/executed" "$tmp/functions" >"$old"
-echo "link/hot-functions.txt: $(grep -c . "$old") functions"
+record() { # BINARY LIST
+  local bin=$1 list=$2 i=0 rc args
+  rm -f "$tmp"/run*.out
+  for args in "${runs[@]}"; do
+    i=$((i + 1))
+    # Exit 2 (changes pending) is a plan too; anything else is a failure.
+    rc=0
+    # shellcheck disable=SC2086 # the arguments are words
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/run$i.out" \
+      "$bin" $args >/dev/null 2>"$tmp/run$i.err" || rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 2 ] || { cat "$tmp/run$i.err" >&2; echo "tune $args exited $rc" >&2; exit 1; }
+  done
+  nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | sort -u >"$tmp/functions"
+  if [ -f "$list" ]; then
+    echo "the previous $list: $(comm -12 <(sort -u "$list") "$tmp/functions" | wc -l) of $(grep -c . "$list") names still in the build"
+  fi
+  # callgrind names each function once as `fn=(id) name` (or cfn=, for a callee).
+  sed -n 's/^c\{0,1\}fn=([0-9]*) \(.*\)$/\1/p' "$tmp"/run*.out | sort -u >"$tmp/executed"
+  comm -12 "$tmp/executed" "$tmp/functions" >"$list"
+  echo "$list: $(grep -c . "$list") functions"
+}
+
+cargo build --release --quiet
+record "$PWD/target/release/tune" link/hot-functions.txt
+host=$(rustc -vV | sed -n 's/^host: //p')
+RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --quiet --target "$host" --target-dir target/static
+record "$PWD/target/static/$host/release/tune" link/hot-functions-static.txt
