@@ -322,13 +322,14 @@ fn apply_all_netns_asks_then_changes_only_where_a_rule_fired() {
     assert_eq!(odd.sysctl("net.core.somaxconn"), "3141");
 }
 
-/// `--all-netns` plans every namespace on one thread that enters each in turn: each
-/// work runs in its own target (the caller's for `None`, also after the thread was
-/// elsewhere), and a target that cannot be entered, or is no longer the one recorded,
-/// gets an error and no work, never a run in the namespace the thread was in before.
+/// `--all-netns` plans the namespaces on namespace threads that each enter their share
+/// in turn: each work runs in its own target (the caller's for `None`, also after the
+/// thread was elsewhere), and a target that cannot be entered, or is no longer the one
+/// recorded, gets an error and no work, never a run in the namespace the thread was in
+/// before; the results keep the targets' order, on one thread or several.
 #[test]
-fn one_namespace_thread_enters_each_namespace_in_turn() {
-    use tune::kernel::netns::{NetnsRecord, NetnsTarget, run_each};
+fn namespace_threads_enter_each_namespace_in_turn() {
+    use tune::kernel::netns::{NetnsRecord, NetnsTarget, run_each, run_each_on};
     if !require_netns() {
         return;
     }
@@ -359,26 +360,59 @@ fn one_namespace_thread_enters_each_namespace_in_turn() {
         Some(&ra),
         None,
     ];
-    let runs = std::sync::atomic::AtomicUsize::new(0);
-    let results = run_each(&targets, || {
-        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(inode("/proc/thread-self/ns/net"))
-    })
-    .expect("the namespace thread starts");
-    let got: Vec<Result<u64, String>> = results
-        .into_iter()
-        .map(|r| r.map_err(|e| format!("{e:#}")))
+    let here = || Ok(inode("/proc/thread-self/ns/net"));
+    // run_each itself (one thread for so few), then 2, 3 and 7 threads: shares of
+    // 4+3, 3+3+1 and one target each.
+    for threads in [0, 2, 3, 7] {
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            here()
+        };
+        let results = if threads == 0 {
+            run_each(&targets, work)
+        } else {
+            run_each_on(&targets, threads, work)
+        }
+        .expect("the namespace threads start");
+        let got: Vec<Result<u64, String>> = results
+            .into_iter()
+            .map(|r| r.map_err(|e| format!("{e:#}")))
+            .collect();
+        assert_eq!(got[..3], [Ok(ia), Ok(own), Ok(ib)], "{threads}: {got:?}");
+        let missing_error = got[3].as_ref().unwrap_err();
+        assert!(missing_error.contains("does not exist"), "{missing_error}");
+        let replaced_error = got[4].as_ref().unwrap_err();
+        assert!(
+            replaced_error.contains("no longer the namespace"),
+            "{replaced_error}"
+        );
+        assert_eq!(got[5..], [Ok(ia), Ok(own)], "{threads}: {got:?}");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+    // Many targets, as `--all-netns` on a host with containers: every result is its
+    // own namespace's, in order, whatever the share of each thread.
+    let many: Vec<Option<&NetnsRecord>> = (0..40)
+        .map(|i| match i % 3 {
+            0 => Some(&ra),
+            1 => Some(&rb),
+            _ => None,
+        })
         .collect();
-    assert_eq!(got[..3], [Ok(ia), Ok(own), Ok(ib)], "{got:?}");
-    let missing_error = got[3].as_ref().unwrap_err();
-    assert!(missing_error.contains("does not exist"), "{missing_error}");
-    let replaced_error = got[4].as_ref().unwrap_err();
-    assert!(
-        replaced_error.contains("no longer the namespace"),
-        "{replaced_error}"
-    );
-    assert_eq!(got[5..], [Ok(ia), Ok(own)], "{got:?}");
-    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 5);
+    let want: Vec<u64> = (0..40).map(|i| [ia, ib, own][i % 3]).collect();
+    for threads in [1, 4, 8] {
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        let got: Vec<u64> = run_each_on(&many, threads, || {
+            seen.lock().unwrap().insert(std::thread::current().id());
+            here()
+        })
+        .expect("the namespace threads start")
+        .into_iter()
+        .map(|r| r.expect("entered"))
+        .collect();
+        assert_eq!(got, want, "{threads} threads");
+        assert_eq!(seen.lock().unwrap().len(), threads, "threads that worked");
+    }
     // The calling thread never moved.
     assert_eq!(inode("/proc/thread-self/ns/net"), own);
 }

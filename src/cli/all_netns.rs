@@ -3,8 +3,9 @@
 //!
 //! The namespaces come from [`netns::enumerate`] (tune's own, /run/netns, and each
 //! unique /proc/*/ns/net inode, named by their container cgroup when they have one).
-//! They are planned one after another on one namespace thread that enters each in
-//! turn ([`netns::run_each`]), and the configuration files are read once for all
+//! They are planned on a few namespace threads (one for fewer than 16 namespaces, at
+//! most one a CPU), each entering its share in turn ([`netns::run_each`]), and the
+//! configuration files are read once for all
 //! (`persist::ConfigOnce`), so the cost is linear in the number of namespaces. A
 //! namespace that vanishes between the scan and its turn (its process exited, it was
 //! deleted) is reported in its section and in the
@@ -34,8 +35,8 @@ pub struct Section {
     pub error: Option<String>,
 }
 
-/// Plans each namespace in turn, all on one namespace thread; a failure to enter one
-/// is recorded in its section.
+/// Plans each namespace on the namespace threads of [`netns::run_each`]; a failure to
+/// enter one is recorded in its section. The sections keep the order of `found`.
 pub fn plan_each(
     found: Vec<FoundNetns>,
     plan: impl Fn() -> Result<Plan> + Sync,

@@ -185,12 +185,35 @@ where
     })
 }
 
-/// Runs `work` in each namespace of `targets` in turn (`None`: the caller's own), all
-/// on one dedicated thread that enters each with setns(2): `--all-netns` starts one
-/// thread, not one a namespace. Each result is that namespace's. One that cannot be
-/// entered, or is no longer the one recorded, gets its error and no work: the thread
-/// enters a target before any work for it, so it never works in the previous one.
+/// Runs `work` in each namespace of `targets` (`None`: the caller's own) on a few
+/// dedicated threads that each enter their share of the targets in turn with setns(2):
+/// one thread for fewer than 16 namespaces, else one per 8, at most one a CPU and 8 in
+/// all; never one a namespace. Each result is that
+/// namespace's, in the order of `targets`. One that cannot be entered, or is no longer
+/// the one recorded, gets its error and no work: a thread enters a target before any
+/// work for it, so it never works in the previous one.
 pub fn run_each<T, F>(targets: &[Option<&NetnsRecord>], work: F) -> Result<Vec<Result<T>>>
+where
+    T: Send,
+    F: Fn() -> Result<T> + Sync,
+{
+    // Asking for the CPUs (affinity, cgroup quota) costs more than a short list saves.
+    let threads = if targets.len() < 16 {
+        1
+    } else {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        cpus.min(targets.len() / 8).clamp(1, 8)
+    };
+    run_each_on(targets, threads, work)
+}
+
+/// [`run_each`] on `threads` namespace threads (at least one), each taking a
+/// contiguous share of `targets`.
+pub fn run_each_on<T, F>(
+    targets: &[Option<&NetnsRecord>],
+    threads: usize,
+    work: F,
+) -> Result<Vec<Result<T>>>
 where
     T: Send,
     F: Fn() -> Result<T> + Sync,
@@ -198,35 +221,47 @@ where
     // The caller's own namespace, opened on the calling thread: where `None` runs.
     let (home, home_inode) = NetnsTarget::Current.open()?;
     let home_record = NetnsTarget::Current.record(home_inode);
+    let share = targets.len().div_ceil(threads.max(1)).max(1);
+    let run_share = |share: &[Option<&NetnsRecord>]| -> Vec<Result<T>> {
+        let mut away = false;
+        let mut step = |ns: Option<&NetnsRecord>| -> Result<T> {
+            let to_enter = match ns {
+                Some(ns) => checked(ns, Some(home_inode))?.map(|file| (file, ns)),
+                None => None,
+            };
+            match to_enter {
+                Some((file, ns)) => {
+                    enter(&file, ns)?;
+                    away = true;
+                }
+                None if away => {
+                    enter(&home, &home_record)?;
+                    away = false;
+                }
+                None => {}
+            }
+            work()
+        };
+        share.iter().map(|ns| step(*ns)).collect()
+    };
     std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new()
-            .name("tune-netns".into())
-            .spawn_scoped(scope, || {
-                let mut away = false;
-                let mut step = |ns: Option<&NetnsRecord>| -> Result<T> {
-                    let to_enter = match ns {
-                        Some(ns) => checked(ns, Some(home_inode))?.map(|file| (file, ns)),
-                        None => None,
-                    };
-                    match to_enter {
-                        Some((file, ns)) => {
-                            enter(&file, ns)?;
-                            away = true;
-                        }
-                        None if away => {
-                            enter(&home, &home_record)?;
-                            away = false;
-                        }
-                        None => {}
-                    }
-                    work()
-                };
-                targets.iter().map(|ns| step(*ns)).collect()
-            })
-            .context("cannot start the namespace thread")?;
-        thread
-            .join()
-            .map_err(|_| anyhow!("the namespace thread panicked"))
+        let mut running = Vec::new();
+        for part in targets.chunks(share) {
+            let thread = std::thread::Builder::new()
+                .name("tune-netns".into())
+                .spawn_scoped(scope, || run_share(part))
+                .context("cannot start the namespace thread")?;
+            running.push(thread);
+        }
+        let mut results = Vec::with_capacity(targets.len());
+        for thread in running {
+            results.extend(
+                thread
+                    .join()
+                    .map_err(|_| anyhow!("the namespace thread panicked"))?,
+            );
+        }
+        Ok(results)
     })
 }
 
