@@ -371,3 +371,44 @@ fn a_reader_that_went_away_does_not_kill_tune() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(out.stderr.is_empty(), "{}", text(&out));
 }
+
+/// plan, apply and facts build their arguments only when parsed (`Lazy`, clap's
+/// `Command::defer`): their help keeps the subcommand's own first line, not the doc of
+/// a flattened group, and lists their options.
+#[test]
+fn deferred_subcommands_keep_their_help() {
+    for (sub, about, option) in [
+        (
+            "plan",
+            "Show what would change, with evidence.",
+            "--kernel-log",
+        ),
+        (
+            "apply",
+            "Apply a saved plan, or plan and apply",
+            "--confirm-within",
+        ),
+        (
+            "facts",
+            "Print the facts the loaded playbooks need",
+            "--format",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tune"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{sub}: {text}");
+        assert!(text.starts_with(about), "{sub}: {text}");
+        assert!(text.contains(option), "{sub}: {text}");
+        let listed = std::process::Command::new(env!("CARGO_BIN_EXE_tune"))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains(about),
+            "tune --help lists {sub}"
+        );
+    }
+}

@@ -63,9 +63,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show what would change, with evidence. Read-only; works as any user.
-    Plan(PlanArgs),
+    Plan(Lazy<PlanArgs>),
     /// Apply a saved plan, or plan and apply (asks first unless --yes). Needs root.
-    Apply(ApplyArgs),
+    Apply(Lazy<ApplyArgs>),
     /// Undo the last applied transaction, or the one given.
     Rollback {
         /// Transaction id (see `tune history`).
@@ -122,20 +122,69 @@ enum Command {
         kind: SchemaKind,
     },
     /// Print the facts the loaded playbooks need, as the engine sees them.
-    Facts {
-        #[command(flatten)]
-        sources: Sources,
-        #[command(flatten)]
-        observe: ObserveArgs,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    Facts(Lazy<FactsArgs>),
     /// Run as an Ansible binary module: read ARGS_FILE, print one JSON result
     /// (see contrib/ansible/).
     Ansible {
         /// The JSON file of module arguments Ansible passes.
         args_file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+struct FactsArgs {
+    #[command(flatten)]
+    sources: Sources,
+    #[command(flatten)]
+    observe: ObserveArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// A subcommand's arguments whose clap definitions are made only when that subcommand
+/// is parsed or its help shown (`Command::defer`): the big ones (plan, apply, facts),
+/// which a run of another subcommand built and dropped for nothing.
+#[derive(Debug)]
+struct Lazy<T>(T);
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Lazy<T> {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Lazy)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keep_about(cmd, T::augment_args))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(|cmd| keep_about(cmd, T::augment_args_for_update))
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+/// Runs a deferred `augment`, keeping the subcommand's own about: run eagerly, the
+/// arguments came before it, and a flattened group's doc (NetnsArgs') would replace it.
+fn keep_about(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    let about = cmd.get_about().cloned();
+    let long_about = cmd.get_long_about().cloned();
+    let cmd = augment(cmd);
+    let cmd = match about {
+        Some(about) => cmd.about(about),
+        None => cmd.about(None::<&'static str>),
+    };
+    match long_about {
+        Some(long) => cmd.long_about(long),
+        None => cmd.long_about(None::<&'static str>),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -311,8 +360,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         return Ok(code);
     }
     match cli.command {
-        Command::Plan(args) => cmd_plan(args),
-        Command::Apply(args) => cmd_apply(&cli.state_dir, args),
+        Command::Plan(Lazy(args)) => cmd_plan(args),
+        Command::Apply(Lazy(args)) => cmd_apply(&cli.state_dir, args),
         Command::Rollback { id, force, netns } => {
             transactions::rollback(&cli.state_dir, id, force, &netns)
         }
@@ -339,11 +388,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print_out(&text)?;
             Ok(exit::OK)
         }
-        Command::Facts {
+        Command::Facts(Lazy(FactsArgs {
             sources,
             observe,
             format,
-        } => {
+        })) => {
             let set = load(&sources)?;
             let ns = sources.netns.resolve()?;
             let mut options = observe.options(ns.as_ref())?;
