@@ -165,3 +165,49 @@ fn decided(out: &mut Outcome, fact: &str, result: net::Decided) -> Truth {
         Err(why) => unknown(out, fact, &why),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No condition reads the configuration files (`facts.config`), which the plan
+    /// adds after the lazy gathering's last detection: that is what lets the plan take
+    /// that detection's findings (cli::gather_lazily). Every golden case's facts, with
+    /// the bundled playbooks, give the same findings with and without a configuration
+    /// read from a root whose sysctl.d sets the keys those playbooks check.
+    #[test]
+    fn findings_do_not_depend_on_the_configuration_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("etc/sysctl.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("90-x.conf"),
+            "net.netfilter.nf_conntrack_max = 1\nnet.core.somaxconn = 1\n\
+             net.ipv4.ip_local_port_range = 1000 1001\nnet.ipv4.tcp_tw_reuse = 0\n",
+        )
+        .unwrap();
+        let config = crate::facts::config::gather(root.path(), &["a.service".to_owned()]);
+        let playbooks = crate::playbook::load_bundled().unwrap();
+        let vars: Vec<Vars> = playbooks
+            .iter()
+            .map(|pb| Vars::defaults(&pb.playbook))
+            .collect();
+        let pairs: Vec<(&LoadedPlaybook, &Vars)> = playbooks.iter().zip(&vars).collect();
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let (mut cases, mut fired) = (0, 0);
+        for case in std::fs::read_dir(golden).unwrap() {
+            let path = case.unwrap().path().join("facts.json");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut facts: Facts = serde_json::from_str(&text).unwrap();
+            facts.config = None;
+            let without = detect(&pairs, &facts);
+            facts.config = Some(config.clone());
+            assert_eq!(detect(&pairs, &facts), without, "{}", path.display());
+            cases += 1;
+            fired += without.len();
+        }
+        assert!(cases >= 20 && fired > 0, "{cases} cases, {fired} findings");
+    }
+}

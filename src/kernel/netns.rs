@@ -188,10 +188,10 @@ where
 /// Runs `work` in each namespace of `targets` (`None`: the caller's own) on a few
 /// dedicated threads that each enter their share of the targets in turn with setns(2):
 /// one thread for fewer than 16 namespaces, else one per 8, at most one a CPU and 8 in
-/// all; never one a namespace. Each result is that
-/// namespace's, in the order of `targets`. One that cannot be entered, or is no longer
-/// the one recorded, gets its error and no work: a thread enters a target before any
-/// work for it, so it never works in the previous one.
+/// all; never one a namespace. Each result is that namespace's, in the order of
+/// `targets`. One that cannot be entered, or is no longer the one recorded, gets its
+/// error and no work: a thread enters a target before any work for it, so it never
+/// works in the previous one.
 pub fn run_each<T, F>(targets: &[Option<&NetnsRecord>], work: F) -> Result<Vec<Result<T>>>
 where
     T: Send,
@@ -221,7 +221,7 @@ where
     // The caller's own namespace, opened on the calling thread: where `None` runs.
     let (home, home_inode) = NetnsTarget::Current.open()?;
     let home_record = NetnsTarget::Current.record(home_inode);
-    let share = targets.len().div_ceil(threads.max(1)).max(1);
+    let per_thread = targets.len().div_ceil(threads.max(1)).max(1);
     let run_share = |share: &[Option<&NetnsRecord>]| -> Vec<Result<T>> {
         let mut away = false;
         let mut step = |ns: Option<&NetnsRecord>| -> Result<T> {
@@ -246,7 +246,7 @@ where
     };
     std::thread::scope(|scope| {
         let mut running = Vec::new();
-        for part in targets.chunks(share) {
+        for part in targets.chunks(per_thread) {
             let thread = std::thread::Builder::new()
                 .name("tune-netns".into())
                 .spawn_scoped(scope, || run_share(part))
