@@ -562,7 +562,7 @@ fn make_plan_sampled(
             let (mut facts, findings) = gather_lazily(&pairs, options);
             // The configuration files are for persistence: no condition reads them.
             persist::gather(&mut facts, &root, configs);
-            (facts, findings)
+            (facts, Some(findings))
         }
     };
     let mut plan = match findings {
@@ -596,12 +596,13 @@ fn make_plan_sampled(
 /// this exact: a rule decided while a fact is unknown is decided whatever that fact's
 /// value. On a healthy host the costly probes of rules that cannot fire are skipped.
 /// The TCP listeners come last: `listen_queue` sits beside overflow signals that the
-/// costly facts decide. Returns the findings too when the last round's detection saw
-/// the final facts (it gathered nothing after), so the plan does not detect again.
+/// costly facts decide. Returns the findings too: each round's detection evaluates only
+/// the rules the round before left fired or undecided (a false rule stays false), and
+/// the last round's is the plan's when nothing was gathered after it.
 fn gather_lazily(
     pairs: &[(&LoadedPlaybook, &Vars)],
     options: &facts::GatherOptions,
-) -> (Facts, Option<Vec<crate::finding::Finding>>) {
+) -> (Facts, Vec<crate::finding::Finding>) {
     let (cheap, costly) = FactRequest::for_playbooks(pairs).split_costly();
     let (costly, last) = costly.split_listeners();
     // The growth counters' first readings come along with the cheap counters when
@@ -609,24 +610,29 @@ fn gather_lazily(
     // again (its window starts at that reading).
     let growth: BTreeSet<String> = costly.counter_growth.keys().cloned().collect();
     let (mut facts, prefetched) = facts::gather_first(&cheap, options, &growth);
-    let mut findings = None;
+    // The findings of the last detection, and whether facts were gathered since.
+    let mut open: Option<Vec<crate::finding::Finding>> = None;
+    let mut stale = true;
     for later in [costly, last] {
         if later.is_empty() {
             continue;
         }
         // `detect` returns only the rules that fired or are undecided.
-        let open = crate::detect::detect(pairs, &facts);
+        let now = crate::detect::detect_among(pairs, &facts, open.as_deref());
         let needed = FactRequest::for_rules(pairs, |pb, rule| {
-            open.iter().any(|f| f.playbook == pb && f.rule == rule)
+            now.iter().any(|f| f.playbook == pb && f.rule == rule)
         })
         .intersect(&later);
-        if needed.is_empty() {
-            findings = Some(open);
-        } else {
+        stale = !needed.is_empty();
+        if stale {
             facts.merge(facts::gather_more(&needed, options, Some(&prefetched)));
-            findings = None;
         }
+        open = Some(now);
     }
+    let findings = match open {
+        Some(findings) if !stale => findings,
+        open => crate::detect::detect_among(pairs, &facts, open.as_deref()),
+    };
     (facts, findings)
 }
 
