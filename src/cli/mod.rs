@@ -152,6 +152,11 @@ impl<T: clap::FromArgMatches> clap::FromArgMatches for Lazy<T> {
         T::from_arg_matches(matches).map(Lazy)
     }
 
+    // The derived `from_arg_matches` clones the matches to call this one.
+    fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Lazy)
+    }
+
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
         self.0.update_from_arg_matches(matches)
     }
@@ -323,7 +328,7 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -344,6 +349,16 @@ pub fn run() -> i32 {
             exit::ERROR
         }
     }
+}
+
+/// `Cli::try_parse`, without dropping clap's definitions and matches: they live until
+/// the process exits, which frees them for nothing faster (a fifth of clap's time).
+fn parse_args() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    use std::mem::ManuallyDrop;
+    let mut cmd = ManuallyDrop::new(Cli::command());
+    let mut matches = ManuallyDrop::new(cmd.try_get_matches_from_mut(std::env::args_os())?);
+    Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command()))
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
