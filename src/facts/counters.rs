@@ -295,7 +295,10 @@ fn pick_counters<'n>(text: &str, names: &'n BTreeSet<String>) -> BTreeMap<&'n st
         if wanted.is_empty() {
             continue;
         }
-        for (head, num) in heads.split_whitespace().zip(nums.split_whitespace()) {
+        for (head, num) in heads
+            .split_ascii_whitespace()
+            .zip(nums.split_ascii_whitespace())
+        {
             if let Some((_, full)) = wanted.iter().find(|(n, _)| *n == head)
                 && let Ok(v) = num.parse::<u64>()
             {
