@@ -72,7 +72,10 @@ pub(crate) fn check_ancestors(path: &Path) -> Result<()> {
         return Ok(());
     };
     let mut chains = vec![prefixes(parent)];
-    if let Ok(real) = std::fs::canonicalize(parent) {
+    // The same names again when no ancestor is a symlink: not examined twice.
+    if let Ok(real) = std::fs::canonicalize(parent)
+        && real != parent
+    {
         chains.push(prefixes(&real));
     }
     for dir in chains.iter().flatten() {
