@@ -349,7 +349,7 @@ pub fn cmd_confirm(state_dir: &Path, id: Option<u64>) -> Result<i32> {
 pub fn settles(command: &Command) -> bool {
     matches!(
         command,
-        Command::Plan(_) | Command::Apply(_) | Command::History { .. } | Command::Confirm { .. }
+        Command::Plan(_) | Command::Apply(_) | Command::History(_) | Command::Confirm(_)
     )
 }
 
@@ -358,7 +358,7 @@ pub fn settles(command: &Command) -> bool {
 /// command: a rollback that failed needs the operator first (`history` still runs, to
 /// show it).
 pub fn settle_overdue(state_dir: &Path, command: &Command) -> Result<Option<i32>> {
-    let stop = if matches!(command, Command::History { .. }) {
+    let stop = if matches!(command, Command::History(_)) {
         None
     } else {
         Some(exit::NEEDS_ATTENTION)

@@ -67,68 +67,94 @@ enum Command {
     /// Apply a saved plan, or plan and apply (asks first unless --yes). Needs root.
     Apply(Lazy<ApplyArgs>),
     /// Undo the last applied transaction, or the one given.
-    Rollback {
-        /// Transaction id (see `tune history`).
-        id: Option<u64>,
-        /// Restore the before-values even where they changed since the apply.
-        #[arg(long)]
-        force: bool,
-        /// Rollback always returns to the namespace recorded in the journal; these
-        /// only confirm it (a different namespace is refused).
-        #[command(flatten)]
-        netns: NetnsArgs,
-    },
+    Rollback(Lazy<RollbackArgs>),
     /// Keep a transaction applied with --confirm-within (default: the pending one).
-    Confirm {
-        /// Transaction id (see `tune history`).
-        id: Option<u64>,
-    },
+    Confirm(Lazy<ConfirmArgs>),
     /// The watchdog of a --confirm-within apply (started by apply itself).
     #[command(hide = true)]
-    Watchdog { id: u64 },
+    Watchdog(Lazy<WatchdogArgs>),
     /// List applied transactions.
-    History {
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
+    History(Lazy<HistoryArgs>),
     /// Check playbooks: schema, meaning, and sysctl keys on this host; warn about
     /// rules that never fire, conflicting fixes, descriptions without a symptom.
-    Validate {
-        /// Playbook files or directories.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// text, github (workflow commands: annotations on the PR diff) or junit (XML).
-        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
-        format: annotate::ReportFormat,
-        /// Fail (exit 1) on warnings too.
-        #[arg(long)]
-        strict: bool,
-    },
+    Validate(Lazy<ValidateArgs>),
     /// Run the playbook test cases of each directory (PATH/tests/<case>/: facts.json and
     /// expect.yml); one line per case, exit 1 with a diff when one fails.
-    Test {
-        /// Playbook directories (all their cases) or case directories. Default: `.`.
-        paths: Vec<PathBuf>,
-        /// Write each case's outcome into its expect.yml instead of comparing.
-        #[arg(long)]
-        bless: bool,
-        /// text, github (workflow commands for failing cases) or junit (XML).
-        #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
-        format: annotate::ReportFormat,
-    },
+    Test(Lazy<TestArgs>),
     /// Print a JSON Schema (draft-07).
-    Schema {
-        #[arg(value_enum, default_value_t = SchemaKind::Playbook)]
-        kind: SchemaKind,
-    },
+    Schema(Lazy<SchemaArgs>),
     /// Print the facts the loaded playbooks need, as the engine sees them.
     Facts(Lazy<FactsArgs>),
     /// Run as an Ansible binary module: read ARGS_FILE, print one JSON result
     /// (see contrib/ansible/).
-    Ansible {
-        /// The JSON file of module arguments Ansible passes.
-        args_file: Option<PathBuf>,
-    },
+    Ansible(Lazy<AnsibleArgs>),
+}
+
+#[derive(Debug, Args)]
+struct RollbackArgs {
+    /// Transaction id (see `tune history`).
+    id: Option<u64>,
+    /// Restore the before-values even where they changed since the apply.
+    #[arg(long)]
+    force: bool,
+    /// Rollback always returns to the namespace recorded in the journal; these
+    /// only confirm it (a different namespace is refused).
+    #[command(flatten)]
+    netns: NetnsArgs,
+}
+
+#[derive(Debug, Args)]
+struct ConfirmArgs {
+    /// Transaction id (see `tune history`).
+    id: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct WatchdogArgs {
+    id: u64,
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// Playbook files or directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// text, github (workflow commands: annotations on the PR diff) or junit (XML).
+    #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+    format: annotate::ReportFormat,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Playbook directories (all their cases) or case directories. Default: `.`.
+    paths: Vec<PathBuf>,
+    /// Write each case's outcome into its expect.yml instead of comparing.
+    #[arg(long)]
+    bless: bool,
+    /// text, github (workflow commands for failing cases) or junit (XML).
+    #[arg(long, value_enum, default_value_t = annotate::ReportFormat::Text)]
+    format: annotate::ReportFormat,
+}
+
+#[derive(Debug, Args)]
+struct SchemaArgs {
+    #[arg(value_enum, default_value_t = SchemaKind::Playbook)]
+    kind: SchemaKind,
+}
+
+#[derive(Debug, Args)]
+struct AnsibleArgs {
+    /// The JSON file of module arguments Ansible passes.
+    args_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -142,8 +168,9 @@ struct FactsArgs {
 }
 
 /// A subcommand's arguments whose clap definitions are made only when that subcommand
-/// is parsed or its help shown (`Command::defer`): the big ones (plan, apply, facts),
-/// which a run of another subcommand built and dropped for nothing.
+/// is parsed or its help shown (`Command::defer`): every subcommand's, which a run of
+/// another subcommand built and dropped for nothing (plan's, apply's and facts' are the
+/// big ones).
 #[derive(Debug)]
 struct Lazy<T>(T);
 
@@ -367,24 +394,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Plan(Lazy(args)) => cmd_plan(args),
         Command::Apply(Lazy(args)) => cmd_apply(&cli.state_dir, args),
-        Command::Rollback { id, force, netns } => {
+        Command::Rollback(Lazy(RollbackArgs { id, force, netns })) => {
             transactions::rollback(&cli.state_dir, id, force, &netns)
         }
-        Command::History { format } => transactions::history(&cli.state_dir, format),
-        Command::Confirm { id } => confirm::cmd_confirm(&cli.state_dir, id),
-        Command::Watchdog { id } => confirm::cmd_watchdog(&cli.state_dir, id),
-        Command::Validate {
+        Command::History(Lazy(HistoryArgs { format })) => {
+            transactions::history(&cli.state_dir, format)
+        }
+        Command::Confirm(Lazy(ConfirmArgs { id })) => confirm::cmd_confirm(&cli.state_dir, id),
+        Command::Watchdog(Lazy(WatchdogArgs { id })) => confirm::cmd_watchdog(&cli.state_dir, id),
+        Command::Validate(Lazy(ValidateArgs {
             paths,
             format,
             strict,
-        } => validate::run(&paths, format, strict),
-        Command::Test {
+        })) => validate::run(&paths, format, strict),
+        Command::Test(Lazy(TestArgs {
             paths,
             bless,
             format,
-        } => test_cmd::run(&paths, bless, format),
-        Command::Ansible { args_file } => ansible::run(&cli.state_dir, args_file.as_deref()),
-        Command::Schema { kind } => {
+        })) => test_cmd::run(&paths, bless, format),
+        Command::Ansible(Lazy(AnsibleArgs { args_file })) => {
+            ansible::run(&cli.state_dir, args_file.as_deref())
+        }
+        Command::Schema(Lazy(SchemaArgs { kind })) => {
             let text = match kind {
                 SchemaKind::Playbook => schema::playbook_schema(),
                 SchemaKind::Plan => schema::plan_schema(),
