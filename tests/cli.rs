@@ -398,6 +398,13 @@ fn deferred_subcommands_keep_their_help() {
             "Print the facts the loaded playbooks need",
             "--format",
         ),
+        ("rollback", "Undo the last applied transaction", "--netns"),
+        ("confirm", "Keep a transaction applied", "[ID]"),
+        ("history", "List applied transactions", "--format"),
+        ("validate", "Check playbooks: schema, meaning", "--strict"),
+        ("test", "Run the playbook test cases", "--bless"),
+        ("schema", "Print a JSON Schema", "[KIND]"),
+        ("ansible", "Run as an Ansible binary module", "[ARGS_FILE]"),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tune"))
             .args([sub, "--help"])
