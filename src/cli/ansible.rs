@@ -178,10 +178,10 @@ impl Options {
                 netns_pid,
             },
             // `persist` and `root` are `tune apply --persist --root`.
-            config: super::persist::ConfigArgs {
-                root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
-                persist: self.persist.unwrap_or(false),
-            },
+            config: super::persist::ConfigArgs::new(
+                self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+                self.persist.unwrap_or(false),
+            ),
         })
     }
 

@@ -2,7 +2,7 @@
 //! whether a plan also writes the files that make its changes survive a reboot.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -24,26 +24,37 @@ pub struct ConfigArgs {
     /// (sysctl.d, modules-load.d, a systemd-networkd drop-in for the MTU).
     #[arg(long)]
     pub persist: bool,
+    /// The root once checked (`--all-netns` makes a plan per namespace).
+    #[arg(skip)]
+    checked: OnceLock<PathBuf>,
 }
 
 impl Default for ConfigArgs {
     /// `--root /`, no `--persist`: what the command line gives when neither is passed.
     fn default() -> ConfigArgs {
-        ConfigArgs {
-            root: PathBuf::from("/"),
-            persist: false,
-        }
+        ConfigArgs::new(PathBuf::from("/"), false)
     }
 }
 
 impl ConfigArgs {
-    /// The root, checked: an existing directory, made absolute.
+    pub fn new(root: PathBuf, persist: bool) -> ConfigArgs {
+        ConfigArgs {
+            root,
+            persist,
+            checked: OnceLock::new(),
+        }
+    }
+
+    /// The root, checked: an existing directory, made absolute. Checked once.
     pub fn root(&self) -> Result<PathBuf> {
+        if let Some(root) = self.checked.get() {
+            return Ok(root.clone());
+        }
         let root = std::path::absolute(&self.root)?;
         if !root.is_dir() {
             bail!("--root {}: not a directory", self.root.display());
         }
-        Ok(root)
+        Ok(self.checked.get_or_init(|| root).clone())
     }
 }
 

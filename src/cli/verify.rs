@@ -235,14 +235,14 @@ pub fn recorded(path: &Path, plan: &Plan) -> Result<Recorded> {
         set,
         provenance,
         netns: ns.clone(),
-        config: super::persist::ConfigArgs {
-            root: made_from
+        config: super::persist::ConfigArgs::new(
+            made_from
                 .root
                 .clone()
                 .unwrap_or_else(|| "/".to_owned())
                 .into(),
-            persist: made_from.persist,
-        },
+            made_from.persist,
+        ),
     })
 }
 

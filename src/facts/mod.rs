@@ -741,10 +741,16 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The host's name in the calling thread's UTS namespace, what
-/// /proc/sys/kernel/hostname holds, from uname(2): one system call where reading the
-/// file took five (and `--all-netns` reads it once per network namespace).
+/// The host's name in the process's UTS namespace, what /proc/sys/kernel/hostname
+/// holds, from uname(2): one system call where reading the file took five, made once
+/// a run. Entering a network namespace leaves the UTS namespace as it is, so the
+/// plans of `--all-netns` share it.
 pub fn hostname() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(uname_nodename).clone()
+}
+
+fn uname_nodename() -> String {
     // SAFETY: utsname is plain old data; uname fills it and NUL-terminates each field.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: a valid, writable utsname.
