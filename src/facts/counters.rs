@@ -295,14 +295,21 @@ fn pick_counters<'n>(text: &str, names: &'n BTreeSet<String>) -> BTreeMap<&'n st
         if wanted.is_empty() {
             continue;
         }
+        // A section names each counter once: the scan stops at the last one wanted.
+        let mut left = wanted.len();
         for (head, num) in heads
             .split_ascii_whitespace()
             .zip(nums.split_ascii_whitespace())
         {
-            if let Some((_, full)) = wanted.iter().find(|(n, _)| *n == head)
-                && let Ok(v) = num.parse::<u64>()
-            {
+            let Some((_, full)) = wanted.iter().find(|(n, _)| *n == head) else {
+                continue;
+            };
+            if let Ok(v) = num.parse::<u64>() {
                 out.insert(*full, v);
+            }
+            left -= 1;
+            if left == 0 {
+                break;
             }
         }
     }
