@@ -372,9 +372,9 @@ fn a_reader_that_went_away_does_not_kill_tune() {
     assert!(out.stderr.is_empty(), "{}", text(&out));
 }
 
-/// plan, apply and facts build their arguments only when parsed (`Lazy`, clap's
-/// `Command::defer`): their help keeps the subcommand's own first line, not the doc of
-/// a flattened group, and lists their options.
+/// Every subcommand builds its arguments only when parsed (`Lazy`, clap's
+/// `Command::defer`): its help keeps the subcommand's own first line, not the doc of a
+/// flattened group, and lists its options.
 #[test]
 fn deferred_subcommands_keep_their_help() {
     let listed = std::process::Command::new(env!("CARGO_BIN_EXE_tune"))

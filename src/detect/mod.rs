@@ -246,7 +246,8 @@ mod tests {
     /// without the costly ones (sock_diag, kernel log, processes, samples).
     #[test]
     fn detecting_the_open_rules_finds_what_detecting_all_finds() {
-        const COSTLY: [&str; 13] = [
+        // What FactRequest::split_costly leaves to the later rounds, as facts.json keys.
+        const COSTLY: [&str; 12] = [
             "counter_samples",
             "sockets",
             "kernel_log",
@@ -259,7 +260,6 @@ mod tests {
             "softnet",
             "conntrack_stat",
             "softirq_cpus",
-            "mem_total",
         ];
         let (playbooks, vars, cases) = bundled_and_golden();
         let pairs: Vec<(&LoadedPlaybook, &Vars)> = playbooks.iter().zip(&vars).collect();
